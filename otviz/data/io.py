@@ -1,0 +1,164 @@
+"""Storage of event samples as xarray Datasets in netCDF-4 files, validated on read and write.
+
+Layout (one Dataset per sample)::
+
+    z(event, z_particle, component)     parton-level four-vectors, component = px, py, pz, E
+    x(event, x_particle, component)     detector-level four-vectors (zee, ttbar)
+    x(event, constituent, feature)      jet constituents, feature = pt, eta, phi (wjets)
+    jet(event, jet_feature)             the W jet's pt, eta, phi, m (wjets)
+
+Attributes record the process, Pythia settings, detector configuration, seed and package
+versions. :func:`save` validates before writing, writes to a temporary file in the target
+folder and renames it over the target, so a crash or a bad dataset never leaves a partial
+file under the final name nor replaces a good one. :func:`load` validates on read and raises
+:class:`DataValidationError` naming the file and the problem.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..physics.fourvec import COMPONENTS
+
+FEATURES = ("pt", "eta", "phi")
+JET_FEATURES = ("pt", "eta", "phi", "m")
+# E² − |p|² may go negative only by float32 rounding: allow −(REL·E² + ABS) GeV².
+MASS_SHELL_REL = 1e-5
+MASS_SHELL_ABS = 1e-6
+
+FOUR_VECTOR_DIMS = {"z": ("event", "z_particle", "component"), "x": ("event", "x_particle", "component")}
+CONSTITUENT_DIMS = ("event", "constituent", "feature")
+
+
+class DataValidationError(ValueError):
+    """A dataset file or object fails validation; the message names the file and the problem."""
+
+
+def make_dataset(z, x, z_particles, x_particles=None, jet=None, attrs=None) -> xr.Dataset:
+    """Build the canonical Dataset from numpy arrays (stored as float32).
+
+    ``x_particles=None`` means ``x`` holds jet constituents (event, constituent, feature).
+    """
+    z = np.asarray(z, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    coords = {"z_particle": list(z_particles), "component": list(COMPONENTS)}
+    data = {"z": (FOUR_VECTOR_DIMS["z"], z)}
+    if x_particles is None:
+        data["x"] = (CONSTITUENT_DIMS, x)
+        coords["feature"] = list(FEATURES)
+    else:
+        data["x"] = (FOUR_VECTOR_DIMS["x"], x)
+        coords["x_particle"] = list(x_particles)
+    if jet is not None:
+        data["jet"] = (("event", "jet_feature"), np.asarray(jet, dtype=np.float32))
+        coords["jet_feature"] = list(JET_FEATURES)
+    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
+    ds["z"].attrs["units"] = "GeV"
+    ds["z"].attrs["long_name"] = "parton-level four-vectors (hard process)"
+    ds["x"].attrs["units"] = "GeV"
+    ds["x"].attrs["long_name"] = "detector-level objects"
+    return ds
+
+
+def validate(ds: xr.Dataset, source: str = "<dataset>") -> xr.Dataset:
+    """Check structure and physics of a sample; raise :class:`DataValidationError` otherwise."""
+
+    def fail(msg):
+        raise DataValidationError(f"{source}: {msg}")
+
+    for name in ("z", "x"):
+        if name not in ds.variables:
+            fail(f"missing variable {name!r} (have {sorted(ds.data_vars)})")
+    if "process" not in ds.attrs:
+        fail("missing attribute 'process'")
+    expect = {"z": FOUR_VECTOR_DIMS["z"]}
+    expect["x"] = CONSTITUENT_DIMS if "constituent" in ds["x"].dims else FOUR_VECTOR_DIMS["x"]
+    if "jet" in ds.variables:
+        expect["jet"] = ("event", "jet_feature")
+    for name, dims in expect.items():
+        if ds[name].dims != dims:
+            fail(f"variable {name!r} has dims {ds[name].dims}, expected {dims}")
+    if tuple(ds["component"].values.tolist()) != COMPONENTS:
+        fail(f"coordinate 'component' is {list(ds['component'].values)}, expected {list(COMPONENTS)}")
+    if "feature" in ds.coords and tuple(ds["feature"].values.tolist()) != FEATURES:
+        fail(f"coordinate 'feature' is {list(ds['feature'].values)}, expected {list(FEATURES)}")
+    if ds.sizes["event"] == 0:
+        fail("no events")
+    for name in expect:
+        v = np.asarray(ds[name].values)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            idx = np.argwhere(bad)[0]
+            where = ", ".join(f"{d}={i}" for d, i in zip(ds[name].dims, idx))
+            fail(f"variable {name!r} has {int(bad.sum())} NaN/inf values (first at {where})")
+    for name in ("z", "x"):
+        if ds[name].dims[-1] != "component":
+            continue
+        p = ds[name].values.astype(np.float64)
+        e2 = p[..., 3] ** 2
+        m2 = e2 - (p[..., :3] ** 2).sum(-1)
+        bad = (m2 < -(MASS_SHELL_REL * e2 + MASS_SHELL_ABS)) | (p[..., 3] < 0)
+        if bad.any():
+            ev, part = np.argwhere(bad)[0]
+            dim = ds[name].dims[1]
+            label = ds[dim].values[part] if dim in ds.coords else part
+            fail(
+                f"variable {name!r}: {int(bad.sum())} four-vectors with E² < |p|² or E < 0 "
+                f"(first at event={ev}, {dim}={label}, E²−|p|²={m2[ev, part]:.4g} GeV²)"
+            )
+    if "constituent" in ds["x"].dims:
+        ptv = ds["x"].sel(feature="pt").values
+        if (ptv < 0).any():
+            ev = int(np.argwhere(ptv < 0)[0][0])
+            fail(f"variable 'x': negative constituent pt (first at event={ev})")
+    return ds
+
+
+def load(path) -> xr.Dataset:
+    """Open, fully read and validate a sample file; the file is closed on return."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as f:
+            ds = f.load()
+    except DataValidationError:
+        raise
+    except Exception as exc:  # h5py/netCDF errors for truncated or foreign files
+        raise DataValidationError(
+            f"{path}: cannot be read as a netCDF-4 sample (truncated or not an otviz file?): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return validate(ds, str(path))
+
+
+def save(ds: xr.Dataset, path, overwrite: bool = False) -> Path:
+    """Validate ``ds`` and write it atomically to ``path`` (netCDF-4, zlib + shuffle)."""
+    path = Path(path)
+    validate(ds, f"refusing to write {path}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists (pass overwrite=True / --force to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoding = {
+        name: {"zlib": True, "complevel": 4, "shuffle": True}
+        for name in ds.data_vars
+        if np.issubdtype(ds[name].dtype, np.floating)
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+        load(tmp)  # read back what was written before it may replace anything
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

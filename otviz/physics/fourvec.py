@@ -1,0 +1,142 @@
+"""Four-vectors stored as (px, py, pz, E) in GeV, natural units.
+
+Every formula is written once and works on both NumPy arrays and torch tensors: the
+array namespace is picked from the input (``_ns``). The last axis holds the four
+components; any leading axes (events, particles, ...) broadcast.
+
+Conventions
+    pT  = sqrt(px² + py²)
+    η   = asinh(pz / pT)                 (pseudorapidity)
+    φ   = atan2(py, px) ∈ (-π, π]
+    m²  = E² − |p|²                      (clipped at 0 for m)
+    px, py, pz = pT cos φ, pT sin φ, pT sinh η   (OTUS Eq. 9)
+    E   = sqrt(|p|² + m²)                (OTUS Eq. 10, the "Minkowski layer")
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+try:  # torch is a hard dependency of otviz, but keep the physics core importable without it
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+COMPONENTS = ("px", "py", "pz", "E")
+PTETAPHIM = ("pt", "eta", "phi", "m")
+
+
+def _ns(x):
+    """The array namespace of ``x``: ``torch`` for tensors, ``numpy`` otherwise."""
+    if torch is not None and isinstance(x, torch.Tensor):
+        return torch
+    return np
+
+
+def _stack(xp, parts):
+    return xp.stack(parts, -1) if xp is torch else np.stack(parts, axis=-1)
+
+
+def _asarray(x):
+    """Tensors and array-likes with NumPy ufunc support (ndarray, awkward) pass through."""
+    if (torch is not None and isinstance(x, torch.Tensor)) or hasattr(x, "__array_ufunc__"):
+        return x
+    return np.asarray(x, dtype=float)
+
+
+def pt(p4):
+    """Transverse momentum sqrt(px² + py²)."""
+    p4 = _asarray(p4)
+    xp = _ns(p4)
+    return xp.sqrt(p4[..., 0] ** 2 + p4[..., 1] ** 2)
+
+
+def phi(p4):
+    """Azimuth atan2(py, px) in (-π, π]."""
+    p4 = _asarray(p4)
+    xp = _ns(p4)
+    return xp.arctan2(p4[..., 1], p4[..., 0])
+
+
+def eta(p4):
+    """Pseudorapidity asinh(pz / pT); ±inf along the beam axis (pT = 0)."""
+    p4 = _asarray(p4)
+    xp = _ns(p4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return xp.arcsinh(p4[..., 2] / pt(p4))
+
+
+def mass2(p4):
+    """m² = E² − |p|² (can be slightly negative from rounding)."""
+    p4 = _asarray(p4)
+    return p4[..., 3] ** 2 - (p4[..., 0] ** 2 + p4[..., 1] ** 2 + p4[..., 2] ** 2)
+
+
+def mass(p4):
+    """m = sqrt(max(E² − |p|², 0))."""
+    m2 = mass2(p4)
+    xp = _ns(m2)
+    return xp.sqrt(xp.clip(m2, 0.0, None))
+
+
+def to_ptetaphim(p4):
+    """(px, py, pz, E) → (pT, η, φ, m) along the last axis."""
+    p4 = _asarray(p4)
+    return _stack(_ns(p4), [pt(p4), eta(p4), phi(p4), mass(p4)])
+
+
+def from_ptetaphim(pt_, eta_, phi_, m=0.0):
+    """(pT, η, φ, m) → (px, py, pz, E); ``m`` broadcasts (0 for massless objects)."""
+    pt_ = _asarray(pt_)
+    xp = _ns(pt_)
+    px = pt_ * xp.cos(phi_)
+    py = pt_ * xp.sin(phi_)
+    pz = pt_ * xp.sinh(eta_)
+    p3 = _stack(xp, [px, py, pz])
+    return minkowski(p3, m)
+
+
+def minkowski_energy(p3, m=0.0, eps: float = 1e-12):
+    """E = sqrt(|p|² + m²) for 3-momenta on the last axis (OTUS Eq. 10).
+
+    Differentiable everywhere: ``eps`` keeps the gradient finite at p = 0, m = 0.
+    """
+    p3 = _asarray(p3)
+    xp = _ns(p3)
+    if xp is torch:
+        m = torch.as_tensor(m, dtype=p3.dtype, device=p3.device)
+    return xp.sqrt((p3 ** 2).sum(-1) + m ** 2 + eps)
+
+
+def minkowski(p3, m=0.0):
+    """Append E = sqrt(|p|² + m²) to 3-momenta: (..., 3) → (..., 4) on the mass shell."""
+    p3 = _asarray(p3)
+    xp = _ns(p3)
+    e = minkowski_energy(p3, m)
+    return xp.cat([p3, e[..., None]], -1) if xp is torch else np.concatenate([p3, e[..., None]], -1)
+
+
+def total(p4, axis: int = -2):
+    """Sum of four-vectors over the particle axis (default the one before the components)."""
+    p4 = _asarray(p4)
+    return p4.sum(axis) if _ns(p4) is np else p4.sum(dim=axis)
+
+
+def invariant_mass(p4, axis: int = -2):
+    """Invariant mass of the system of all particles along ``axis``: m(Σ p_i)."""
+    return mass(total(p4, axis))
+
+
+def wrap_phi(dphi):
+    """Wrap an angle difference into [-π, π)."""
+    dphi = _asarray(dphi)
+    xp = _ns(dphi)
+    return xp.remainder(dphi + math.pi, 2 * math.pi) - math.pi
+
+
+def delta_r(eta1, phi1, eta2, phi2):
+    """ΔR = sqrt(Δη² + Δφ²) with Δφ wrapped into [-π, π)."""
+    deta = _asarray(eta1) - eta2
+    xp = _ns(deta)
+    return xp.sqrt(deta ** 2 + wrap_phi(_asarray(phi1) - phi2) ** 2)
