@@ -121,17 +121,18 @@ def smear_angles(eta, phi, sigma: float, rng: np.random.Generator):
     return eta2, phi2
 
 
-def massless_from_energy(energy, eta, phi):
-    """A massless (px, py, pz, E) with energy E at direction (η, φ): pT = E / cosh η."""
-    return fv.from_ptetaphim(energy / np.cosh(eta), eta, phi, 0.0)
-
-
 def calorimeter_object(p4, resolution: Resolution, angle: float, rng):
-    """Smear a (.., 4) array of true four-vectors as a massless calorimeter object."""
+    """Smear a (.., 4) array of true four-vectors as massless calorimeter objects.
+
+    The energy is smeared, E' = E(1 + σ_E/E·N(0,1)), and the whole momentum scaled by E'/E
+    (pT' = pT·E'/E); η and φ are smeared by ``angle``; the object is then stored massless,
+    E = |p| (OTUS Eq. 9–10 with m = 0). With zero resolution the 3-momentum is unchanged.
+    """
     p4 = np.asarray(p4, dtype=float)
     e = smear_energy(p4[..., 3], resolution, rng)
+    pt = fv.pt(p4) * e / np.maximum(p4[..., 3], 1e-12)
     eta, phi = smear_angles(fv.eta(p4), fv.phi(p4), angle, rng)
-    return massless_from_energy(e, eta, phi)
+    return fv.from_ptetaphim(pt, eta, phi, 0.0)
 
 
 # ----------------------------------------------------------------------------- awkward helpers

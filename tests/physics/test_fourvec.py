@@ -1,0 +1,107 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import vector
+
+from otviz.physics import fourvec as fv
+
+MZ = 91.1876
+
+
+def random_p4(n=1000, seed=0, massless=False):
+    rng = np.random.default_rng(seed)
+    pt = rng.exponential(40.0, n) + 1.0
+    eta = rng.uniform(-4, 4, n)
+    phi = rng.uniform(-math.pi, math.pi, n)
+    m = np.zeros(n) if massless else rng.uniform(0, 20, n)
+    return fv.from_ptetaphim(pt, eta, phi, m), (pt, eta, phi, m)
+
+
+def test_mass_of_known_four_vectors():
+    assert fv.mass(np.array([0.0, 0.0, 0.0, MZ])) == pytest.approx(MZ)
+    # Z at rest decaying to massless e+e- back to back along an arbitrary axis
+    n = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+    e1 = np.r_[n * MZ / 2, MZ / 2]
+    e2 = np.r_[-n * MZ / 2, MZ / 2]
+    assert fv.invariant_mass(np.stack([e1, e2])) == pytest.approx(MZ, rel=1e-12)
+    # the same pair boosted along z: the invariant mass is unchanged
+    boost = vector.obj(px=0.0, py=0.0, pz=0.0, E=1.0)
+    ve = [vector.obj(px=p[0], py=p[1], pz=p[2], E=p[3]).boostZ(beta=0.9) for p in (e1, e2)]
+    boosted = np.array([[v.px, v.py, v.pz, v.E] for v in ve])
+    assert fv.invariant_mass(boosted) == pytest.approx(MZ, rel=1e-9)
+    del boost
+    # top quark: a b quark and a W at rest-frame momentum from the Källén function
+    mt, mb, mw = 172.76, 4.7, 80.379
+    p = math.sqrt((mt**2 - (mb + mw) ** 2) * (mt**2 - (mb - mw) ** 2)) / (2 * mt)
+    b = np.array([0, 0, p, math.hypot(p, mb)])
+    w = np.array([0, 0, -p, math.hypot(p, mw)])
+    assert fv.invariant_mass(np.stack([b, w])) == pytest.approx(mt, rel=1e-12)
+    assert fv.mass(b) == pytest.approx(mb, rel=1e-9)
+
+
+def test_conversions_agree_with_vector():
+    p4, _ = random_p4()
+    v = vector.array({"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]})
+    np.testing.assert_allclose(fv.pt(p4), v.pt, rtol=1e-12)
+    np.testing.assert_allclose(fv.eta(p4), v.eta, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fv.phi(p4), v.phi, rtol=1e-12)
+    np.testing.assert_allclose(fv.mass(p4), v.mass, rtol=1e-6, atol=1e-6)
+    pair_sum = v[:-1] + v[1:]
+    mine = fv.invariant_mass(np.stack([p4[:-1], p4[1:]], 1))
+    np.testing.assert_allclose(mine, pair_sum.mass, rtol=1e-8, atol=1e-6)
+    np.testing.assert_allclose(
+        fv.delta_r(fv.eta(p4[:-1]), fv.phi(p4[:-1]), fv.eta(p4[1:]), fv.phi(p4[1:])),
+        v[:-1].deltaR(v[1:]),
+        rtol=1e-10,
+    )
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_pt_eta_phi_m_round_trip(lib):
+    p4, (pt, eta, phi, m) = random_p4(seed=1)
+    if lib == "torch":
+        p4 = torch.tensor(p4, dtype=torch.float64)
+    back = fv.to_ptetaphim(p4)
+    back = back.numpy() if lib == "torch" else back
+    np.testing.assert_allclose(back[:, 0], pt, rtol=1e-12)
+    np.testing.assert_allclose(back[:, 1], eta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(back[:, 2], phi, rtol=1e-12)
+    np.testing.assert_allclose(back[:, 3], m, atol=1e-5)
+    again = fv.from_ptetaphim(back[:, 0], back[:, 1], back[:, 2], back[:, 3])
+    np.testing.assert_allclose(again, p4 if lib == "numpy" else p4.numpy(), rtol=1e-8, atol=1e-7)
+
+
+def test_minkowski_energy_gradient():
+    p3 = torch.randn(20, 3, dtype=torch.float64, requires_grad=True) * 30
+    p3 = p3.detach().requires_grad_(True)
+    m = torch.rand(20, dtype=torch.float64) * 5
+    assert torch.autograd.gradcheck(lambda p: fv.minkowski_energy(p, m), (p3,))
+    e = fv.minkowski_energy(p3, m)
+    (g,) = torch.autograd.grad(e.sum(), p3)
+    torch.testing.assert_close(g, p3.detach() / e.detach()[:, None])  # dE/dp = p/E
+    # finite at the origin for massless particles
+    z = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    fv.minkowski_energy(z).sum().backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_minkowski_layer_puts_outputs_on_shell():
+    p3 = torch.randn(100, 6, 3, dtype=torch.float64) * 50
+    m = torch.tensor([0.0, 0.0, 4.7, 4.7, 0.0, 0.0], dtype=torch.float64)
+    p4 = fv.minkowski(p3, m)
+    assert p4.shape == (100, 6, 4)
+    torch.testing.assert_close(fv.mass(p4), m.expand(100, 6), atol=1e-4, rtol=1e-6)
+    # in float32, E² − |p|² = m² up to rounding of E² (relative 1e-6)
+    p4f = fv.minkowski(p3.float(), m.float()).double()
+    resid = fv.mass2(p4f) - m**2
+    assert (resid.abs() <= 1e-6 * p4f[..., 3] ** 2 + 1e-4).all()
+
+
+def test_delta_phi_wraps():
+    assert fv.wrap_phi(np.array(3.1 - (-3.1))) == pytest.approx(6.2 - 2 * math.pi)
+    assert fv.delta_r(0.0, 3.1, 0.0, -3.1) == pytest.approx(2 * math.pi - 6.2)
+    assert fv.delta_r(1.0, 0.0, 0.0, 0.0) == pytest.approx(1.0)
+    t = fv.delta_r(torch.tensor([0.5]), torch.tensor([-3.0]), torch.tensor([0.0]), torch.tensor([3.0]))
+    assert t.item() == pytest.approx(math.hypot(0.5, 2 * math.pi - 6.0), rel=1e-6)
