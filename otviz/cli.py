@@ -13,7 +13,7 @@ def _cmd_generate(args) -> int:
 
     cfg = DetectorConfig.from_json(open(args.detector).read()) if args.detector else DetectorConfig()
     out = args.out or f"runs/{args.process}_seed{args.seed}_n{args.events}.nc"
-    command = "otviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "otviz " + " ".join(shlex.quote(a) for a in args.argv)
     ds, stats = generate_to_file(
         out,
         overwrite=args.force,
@@ -66,6 +66,59 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from .train.config import PRESETS, TrainConfig
+    from .train.trainer import TrainingRun
+
+    out = Path(args.out)
+    if (out / "config.json").exists():
+        run = TrainingRun(out)
+        print(f"resuming the run in {out}")
+    else:
+        overrides = {k: v for k, v in {
+            "train_data": args.data, "test_data": args.test, "device": args.device, "seed": args.seed,
+            "batch_size": args.batch_size, "n_projections": args.n_projections, "max_events": args.max_events,
+            "checkpoint_every": args.checkpoint_every,
+        }.items() if v is not None}
+        cfg = PRESETS[args.model](epochs=args.epochs, finetune_epochs=args.finetune_epochs, **overrides)
+        run = TrainingRun(out, cfg)
+    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
+               disable=args.quiet, file=sys.stderr)
+
+    def progress(ev):
+        if ev["type"] == "resumed":
+            bar.update(ev["epoch"])
+        elif ev["type"] == "epoch":
+            bar.update(1)
+            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x") if k in ev}
+                            | {"ev/s": f"{ev['events_per_s']:.0f}"})
+        elif ev["type"] == "nan_rollback":
+            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}")
+
+    status = run.run_blocking(progress)
+    bar.close()
+    secs = sum(h["seconds"] for h in run.history)
+    print(f"{status}: {len(run.history)} epochs in {secs:.0f} s of training; run directory {out}")
+    return 0 if status == "done" else 1
+
+
+def _cmd_evaluate(args) -> int:
+    from .metrics.evaluate import evaluate_run
+
+    ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        from .metrics.evaluate import format_summary
+
+        print(format_summary(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="otviz", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -86,6 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="also print the timing as JSON")
     g.set_defaults(func=_cmd_generate)
 
+    t = sub.add_parser("train", help="train a model (resumes if RUNDIR holds a run)")
+    t.add_argument("model", choices=["otus-zee"])
+    t.add_argument("--data", help="training sample (default data/zee_train.nc)")
+    t.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--epochs", type=int, default=120)
+    t.add_argument("--finetune-epochs", type=int, default=0, help="decoder-only SW(x, D(z)) epochs at the end")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--n-projections", type=int)
+    t.add_argument("--max-events", type=int, help="use only the first N training events")
+    t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="fidelity metrics of a trained run on its test sample")
+    ev.add_argument("rundir")
+    ev.add_argument("--test", help="test sample (default: the run's test_data)")
+    ev.add_argument("--n-projections", type=int, default=1000)
+    ev.add_argument("--json", action="store_true", help="print all numbers as JSON")
+    ev.set_defaults(func=_cmd_evaluate)
+
     i = sub.add_parser("info", help="validate a sample file and summarise it")
     i.add_argument("path")
     i.set_defaults(func=_cmd_info)
@@ -93,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:

@@ -179,12 +179,25 @@ def extract_wjets(prt, cfg, rng, charge=None, centre=False):
     if len(idx):
         sub = det.recluster_constituents(cons[idx], cfg)
         if centre:
-            real = sub[..., 0] > 0
-            sub[..., 1] = np.where(real, sub[..., 1] - jeta[idx, None], 0.0)
-            sub[..., 2] = np.where(real, fv.wrap_phi(sub[..., 2] - jphi[idx, None]), 0.0)
+            sub = centre_constituents(sub)
         consts[idx] = sub
     jet = np.stack([jpt, jeta, jphi, jm], -1)
     return {"z": np.stack([q, qb], 1), "x": consts, "jet": jet}, ok
+
+
+def centre_constituents(c):
+    """Centre massless (pT, η, φ) constituents (…, N, 3) so that their summed momentum points
+    along (η, φ) = (0, 0): a longitudinal boost by the sum's rapidity (η_i − y) and a rotation
+    by its azimuth (φ_i − φ), both exact for massless particles. Zero padding stays zero."""
+    c = np.array(c, dtype=float)
+    real = c[..., 0] > 0
+    p4 = fv.from_ptetaphim(c[..., 0], c[..., 1], c[..., 2], 0.0) * real[..., None]
+    tot = p4.sum(-2)
+    y = 0.5 * np.log((tot[..., 3] + tot[..., 2]) / (tot[..., 3] - tot[..., 2]))
+    ph = fv.phi(tot)
+    c[..., 1] = np.where(real, c[..., 1] - y[..., None], 0.0)
+    c[..., 2] = np.where(real, fv.wrap_phi(c[..., 2] - ph[..., None]), 0.0)
+    return c
 
 
 EXTRACTORS = {"zee": extract_zee, "ttbar": extract_ttbar, "wjets": extract_wjets}

@@ -1,0 +1,68 @@
+"""Generation throughput: bare Pythia 8 (the anchor) against otviz, and Dask scaling.
+
+For each process, in one Python process:
+  * anchor   — bare ``pythia8mc`` ``nextBatch`` with the same settings, one core (generated ev/s);
+  * otviz    — ``generate_chunk`` in-process, one core: Pythia + detector + selection;
+  * dask 1/2 — ``otviz.data.generate.generate`` on a LocalCluster with 1 and 2 workers
+               (accepted ev/s, cluster start-up included), and their ratio;
+  * for zee, the fast path (no MPI, no hadronisation) against full Pythia.
+
+    .venv/bin/python benchmarks/generation.py [--scale 1.0] [--process zee ttbar wjets]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from otviz.data.generate import generate
+from otviz.data.pythia import generate_chunk, make_pythia, pythia_settings
+
+BASE = {"zee": 6000, "ttbar": 1500, "wjets": 600}
+
+
+def bare_pythia(process, n, fast=True, seed=1):
+    py = make_pythia(pythia_settings(process, seed, fast))
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        done += len(py.nextBatch(min(1000, n - done)).prt)
+    return done / (time.perf_counter() - t)
+
+
+def in_process(process, n, fast=True):
+    t = time.perf_counter()
+    out = generate_chunk(process, n, seed=1, fast=fast)
+    dt = time.perf_counter() - t
+    return n / dt, out["n_generated"] / dt
+
+
+def dask_rate(process, n, workers, fast=True):
+    _, stats = generate(process, n, seed=1, workers=workers, fast=fast, progress=False,
+                        chunk_size=max(n // 8, 50))
+    return stats["events_per_s"], stats["generated_per_s"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--process", nargs="+", default=list(BASE))
+    args = ap.parse_args()
+    for proc in args.process:
+        n = int(BASE[proc] * args.scale)
+        anchor = bare_pythia(proc, n)
+        acc1, gen1 = in_process(proc, n // 3)
+        d1, _ = dask_rate(proc, n, 1)
+        d2, _ = dask_rate(proc, n, 2)
+        print(f"{proc:6s} fast: bare Pythia {anchor:7.0f} gen ev/s | otviz 1 core {gen1:7.0f} gen ev/s "
+              f"(ratio otviz/Pythia {gen1 / anchor:.2f}), {acc1:6.0f} accepted ev/s | "
+              f"Dask 1 worker {d1:6.0f}, 2 workers {d2:6.0f} accepted ev/s (2/1 = {d2 / d1:.2f})", flush=True)
+        if proc == "zee":
+            nf = n // 5
+            full_anchor = bare_pythia(proc, nf, fast=False)
+            facc, fgen = in_process(proc, nf // 2, fast=False)
+            print(f"zee    full: bare Pythia {full_anchor:7.0f} gen ev/s | otviz 1 core {fgen:7.0f} gen ev/s, "
+                  f"{facc:6.0f} accepted ev/s | fast/full accepted-rate ratio {acc1 / facc:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+"""Generative models: OTUS."""
+from .otus import OTUS, GeneratorConfig, OTUSConfig  # noqa: F401

@@ -1,0 +1,171 @@
+"""OTUS: a sliced-Wasserstein autoencoder whose latent space is the parton-level space.
+
+Encoder E: x → z (unfolding) and decoder D: z → x (fast detector simulation) are both
+implicit conditional generators (OTUS §6.2.2). For a map u → v:
+
+1. standardise the input four-vectors: ū = (u − μ_u)/σ_u (flattened, per feature);
+2. noise: ε = μ(ū) + σ(ū)·N(0, 1) from a noise network (σ = softplus, last bias = 1 so the
+   noise starts wide), or fixed ε ~ N(0, 1) (the tt̄ variant, §6.2.3);
+3. core network on [ū, ε] → w̄, the standardised 3-momenta of the output particles
+   (an MLP, or Linear → 2×[BatchNorm, ReLU, Linear] + skip → Linear for the tt̄ variant);
+4. un-standardise w = μ_v + σ_v·w̄, or with the input-to-output residual w = p_u + σ_v·w̄;
+5. Minkowski layer: E = sqrt(|p|² + m²) with the output particles' masses (OTUS Eq. 10).
+
+``encode``/``decode`` take and return raw GeV tensors shaped (events, particles, 4).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..physics import fourvec as fv
+
+
+@dataclass
+class GeneratorConfig:
+    hidden: int = 128
+    layers: int = 1  # hidden layers of the MLP core
+    conditional_noise: bool = True  # False: ε ~ N(0, 1) (tt̄ variant)
+    noise_dim: int | None = None  # None: the output dimension (3 × particles)
+    residual_core: bool = False  # Linear → 2×[BN, ReLU, Linear] + skip → Linear
+    input_residual: bool = False  # add the input 3-momenta to the output (needs equal particle counts)
+
+
+@dataclass
+class OTUSConfig:
+    z_particles: tuple[str, ...] = ("e-", "e+")
+    x_particles: tuple[str, ...] = ("e-", "e+")
+    encoder: GeneratorConfig = field(default_factory=GeneratorConfig)
+    decoder: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        d["z_particles"] = tuple(d["z_particles"])
+        d["x_particles"] = tuple(d["x_particles"])
+        d["encoder"] = GeneratorConfig(**d["encoder"])
+        d["decoder"] = GeneratorConfig(**d["decoder"])
+        return cls(**d)
+
+
+def mlp(n_in, n_out, hidden, layers):
+    mods, n = [], n_in
+    for _ in range(layers):
+        mods += [nn.Linear(n, hidden), nn.ReLU()]
+        n = hidden
+    mods.append(nn.Linear(n, n_out))
+    return nn.Sequential(*mods)
+
+
+class ResidualCore(nn.Module):
+    """(A) Linear(n_in → K); (B) 2 × [BatchNorm, ReLU, Linear(K, K)]; (C) skip; (D) Linear(K → J)."""
+
+    def __init__(self, n_in, n_out, hidden):
+        super().__init__()
+        self.inp = nn.Linear(n_in, hidden)
+        self.block = nn.Sequential(
+            nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+            nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+        )
+        self.out = nn.Linear(hidden, n_out)
+
+    def forward(self, u):
+        r = self.inp(u)
+        return self.out(self.block(r) + r)
+
+
+class ConditionalGenerator(nn.Module):
+    """One direction of OTUS: raw four-vectors (B, P_in, 4) → raw four-vectors (B, P_out, 4)."""
+
+    def __init__(self, n_in_particles: int, n_out_particles: int, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.n_in, self.n_out = n_in_particles, n_out_particles
+        d_in, d_out = 4 * n_in_particles, 3 * n_out_particles
+        self.noise_dim = cfg.noise_dim or d_out
+        if cfg.input_residual and n_in_particles != n_out_particles:
+            raise ValueError("input_residual needs the same number of input and output particles")
+        if cfg.conditional_noise:
+            self.noise_net = mlp(d_in, 2 * self.noise_dim, cfg.hidden, 1)
+            with torch.no_grad():
+                self.noise_net[-1].bias[self.noise_dim:].fill_(1.0)  # σ = softplus(1) ≈ 1.3 at start
+        else:
+            self.noise_net = None
+        n_core_in = d_in + self.noise_dim
+        self.core = ResidualCore(n_core_in, d_out, cfg.hidden) if cfg.residual_core else mlp(n_core_in, d_out, cfg.hidden, cfg.layers)
+        self.register_buffer("in_mean", torch.zeros(d_in))
+        self.register_buffer("in_std", torch.ones(d_in))
+        self.register_buffer("out_mean", torch.zeros(d_out))
+        self.register_buffer("out_std", torch.ones(d_out))
+        self.register_buffer("out_mass", torch.zeros(n_out_particles))
+
+    @torch.no_grad()
+    def fit_standardisation(self, u: torch.Tensor, v: torch.Tensor):
+        """Set the input/output statistics and output masses from raw samples u (B, P_in, 4),
+        v (B, P_out, 4). In OTUS both come from the (unpaired) training marginals."""
+        uf = u.reshape(len(u), -1).double()
+        vf = v[..., :3].reshape(len(v), -1).double()
+        self.in_mean.copy_(uf.mean(0))
+        self.in_std.copy_(uf.std(0).clamp_min(1e-6))
+        self.out_mean.copy_(vf.mean(0))
+        self.out_std.copy_(vf.std(0).clamp_min(1e-6))
+        self.out_mass.copy_(fv.mass(v.double()).median(0).values)
+
+    def noise(self, ubar, generator=None):
+        shape = (ubar.shape[0], self.noise_dim)
+        eps = torch.randn(shape, generator=generator, device=ubar.device, dtype=ubar.dtype)
+        if self.noise_net is None:
+            return eps
+        h = self.noise_net(ubar)
+        mu, s = h[:, : self.noise_dim], h[:, self.noise_dim:]
+        return mu + F.softplus(s) * eps
+
+    def forward(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b = u.shape[0]
+        ubar = (u.reshape(b, -1) - self.in_mean) / self.in_std
+        wbar = self.core(torch.cat([ubar, self.noise(ubar, generator)], 1))
+        if self.cfg.input_residual:
+            w = u[..., :3].reshape(b, -1) + wbar * self.out_std
+        else:
+            w = self.out_mean + wbar * self.out_std
+        return fv.minkowski(w.reshape(b, self.n_out, 3), self.out_mass)
+
+
+class OTUS(nn.Module):
+    """Encoder x → z and decoder z → x with an optional restricted-decoder acceptance.
+
+    ``acceptance`` (set by the tt̄ study) maps raw x (B, P, 4) to a boolean mask of events in
+    the valid region S; the trainer then weights the data loss by 1_S(x̃)/P_D(S) (Eq. 17–19).
+    """
+
+    def __init__(self, cfg: OTUSConfig, acceptance: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        super().__init__()
+        self.cfg = cfg
+        nz, nx = len(cfg.z_particles), len(cfg.x_particles)
+        self.encoder = ConditionalGenerator(nx, nz, cfg.encoder)
+        self.decoder = ConditionalGenerator(nz, nx, cfg.decoder)
+        self.acceptance = acceptance
+
+    def fit_standardisation(self, x: torch.Tensor, z: torch.Tensor):
+        self.encoder.fit_standardisation(x, z)
+        self.decoder.fit_standardisation(z, x)
+
+    def encode(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """Unfolding: x (B, P_x, 4) GeV → a sample of z (B, P_z, 4) GeV."""
+        return self.encoder(self._as_tensor(x), generator)
+
+    def decode(self, z: torch.Tensor, generator=None) -> torch.Tensor:
+        """Fast simulation: z (B, P_z, 4) GeV → a sample of x (B, P_x, 4) GeV."""
+        return self.decoder(self._as_tensor(z), generator)
+
+    def _as_tensor(self, a):
+        p = self.encoder.in_mean
+        return torch.as_tensor(a, dtype=p.dtype, device=p.device)

@@ -1,0 +1,2 @@
+"""Optimal-transport distances."""
+from .sliced import random_directions, sliced_wasserstein  # noqa: F401

@@ -1,0 +1,71 @@
+"""The OTUS objective (OTUS §6.3, Eq. 11–19).
+
+For a batch x ~ p(x) and an *independent* batch z ~ p(z) (training never sees a pair):
+
+    z̃ = E(x),  x̃ = D(z̃),  x̃′ = D(z)
+    L = c(x, x̃) + λ·SW(z, z̃) + βE·c_A(x, z̃) + βD·c_A(z, x̃′) + τ·SW(x, x̃′)      (Eq. 12, 14)
+
+c(u, v) = ‖u − v‖² (mean over the batch), SW the sliced Wasserstein distance (Eq. 15) with L
+directions redrawn every batch, c_A(u, v) = 1 − p̂_u·p̂_v on one particle's 3-momentum (Eq. 13).
+With a restricted decoder (``model.acceptance``), the data term becomes
+mean[1_S(x̃)·c(x, x̃)] / P_D(S) with P_D(S) ≈ mean 1_S(x̃′) (Eq. 17–19), and SW(x, x̃′) compares x
+with the accepted x̃′ only.
+
+Distances are computed on the flattened four-vectors, in GeV or divided by the per-feature
+standard deviation of the training data (``scale``), which balances px, py, pz and E.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..ot.sliced import sliced_wasserstein
+
+
+def anchor_cost(u: torch.Tensor, v: torch.Tensor, iu: int, iv: int) -> torch.Tensor:
+    """mean over the batch of 1 − cos between the 3-momenta of particle ``iu`` of u and ``iv`` of v."""
+    pu, pv = u[:, iu, :3], v[:, iv, :3]
+    cos = (pu * pv).sum(-1) / (pu.norm(dim=-1) * pv.norm(dim=-1)).clamp_min(1e-12)
+    return (1.0 - cos).mean()
+
+
+def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, anchor_x: int, anchor_z: int):
+    """Return (total loss, dict of the terms as floats). ``x_scale``/``z_scale``: per-feature
+    divisors (flattened 4×P) applied before the squared distances."""
+    b = x.shape[0]
+    xs = lambda a: a.reshape(a.shape[0], -1) / x_scale  # noqa: E731
+    zs = lambda a: a.reshape(a.shape[0], -1) / z_scale  # noqa: E731
+    terms = {}
+    x_prime = model.decode(z, generator)
+    accept = getattr(model, "acceptance", None)
+    if stage.train == "decoder":
+        xp = x_prime if accept is None else x_prime[accept(x_prime)]
+        n = min(len(xp), b)
+        sw_x = sliced_wasserstein(xs(x[:n]), xs(xp[:n]), n_projections, generator)
+        terms["sw_x"] = sw_x
+        total = sw_x
+    else:
+        z_tilde = model.encode(x, generator)
+        x_tilde = model.decode(z_tilde, generator)
+        c = (xs(x) - xs(x_tilde)).pow(2).sum(1)
+        if accept is not None:
+            p_s = accept(x_prime).float().mean().clamp_min(1.0 / b)
+            terms["p_accept"] = p_s.detach()
+            mse = (accept(x_tilde).float() * c).mean() / p_s
+        else:
+            mse = c.mean()
+        terms["mse"] = mse
+        terms["sw_z"] = sliced_wasserstein(zs(z), zs(z_tilde), n_projections, generator)
+        total = mse + stage.lam * terms["sw_z"]
+        if stage.beta_e:
+            terms["anchor_e"] = anchor_cost(x, z_tilde, anchor_x, anchor_z)
+            total = total + stage.beta_e * terms["anchor_e"]
+        if stage.beta_d:
+            terms["anchor_d"] = anchor_cost(z, x_prime, anchor_z, anchor_x)
+            total = total + stage.beta_d * terms["anchor_d"]
+        if stage.tau:
+            xp = x_prime if accept is None else x_prime[accept(x_prime)]
+            n = min(len(xp), b)
+            terms["sw_x"] = sliced_wasserstein(xs(x[:n]), xs(xp[:n]), n_projections, generator)
+            total = total + stage.tau * terms["sw_x"]
+    terms["loss"] = total
+    return total, {k: float(v.detach()) for k, v in terms.items()}
