@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..data.io import load as load_sample
+from ..paths import resolve as resolve_path
 from .fidelity import evaluate_otus, metrics_to_json
 
 
@@ -19,7 +20,7 @@ def evaluate_run(rundir, test_path=None, n_projections: int = 1000, seed: int = 
     test_path = test_path or run.config.test_data
     if not test_path:
         raise ValueError(f"{rundir}: no test sample configured; pass --test")
-    ds = evaluate_otus(run.model, load_sample(test_path), n_projections=n_projections, seed=seed)
+    ds = evaluate_otus(run.model, load_sample(resolve_path(test_path)), n_projections=n_projections, seed=seed)
     ds.attrs["test_data"] = str(test_path)
     summary = metrics_to_json(ds)
     rundir = Path(rundir)

@@ -29,6 +29,7 @@ import torch
 
 from ..data.io import load as load_sample
 from ..models.otus import OTUS
+from ..paths import resolve as resolve_path
 from .config import TrainConfig
 from .otus_loss import otus_loss
 
@@ -177,7 +178,7 @@ class TrainingRun:
 
     def _load_data(self):
         cfg = self.config
-        ds = load_sample(cfg.train_data)
+        ds = load_sample(resolve_path(cfg.train_data))
         x, z = four_vectors(ds, "x"), four_vectors(ds, "z")
         if cfg.max_events:
             x, z = x[: cfg.max_events], z[: cfg.max_events]
@@ -278,7 +279,7 @@ class TrainingRun:
                 xb = x[px[step * bs:(step + 1) * bs]]
                 zb = z[pz[step * bs:(step + 1) * bs]]
                 loss, terms = self.loss_fn(model, xb, zb, stage, cfg.n_projections, dgen, x_scale, z_scale, ax, az)
-                if not math.isfinite(float(loss)):
+                if not math.isfinite(float(loss.detach())):
                     nan = True
                     break
                 opt.zero_grad(set_to_none=True)

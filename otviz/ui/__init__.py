@@ -1,0 +1,1 @@
+"""Panel components (Viewers) and per-session state of the otviz dashboards."""

@@ -1,0 +1,116 @@
+"""Per-session state of the latent explorer: which run and test sample are shown, and cached
+model outputs on the test sample. Holds no training: runs live in :mod:`otviz.train.registry`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import param
+import torch
+
+from ..data.io import load as load_sample
+from ..metrics.fidelity import derived_masses, quantities
+from ..paths import PRETRAINED, RUNS, resolve
+from ..train.run import load_run
+
+
+def available_runs() -> dict[str, str]:
+    """Label → run directory for the shipped pretrained runs and finished runs under runs/."""
+    out = {}
+    for base, tag in ((PRETRAINED, "pretrained"), (RUNS, "runs")):
+        if not base.exists():
+            continue
+        for cfg in sorted(base.rglob("config.json")):
+            d = cfg.parent
+            if (d / "model.pt").exists():
+                out[f"{tag}/{d.relative_to(base)}"] = str(d)
+    return out
+
+
+class ExplorerState(param.Parameterized):
+    run_path = param.Selector(default=None, objects=[], doc="run directory shown on the pages")
+    max_events = param.Integer(default=50_000, bounds=(1000, None), doc="test events used for plots")
+    seed = param.Integer(default=0)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._cache: dict = {}
+        self.refresh_runs()
+
+    def refresh_runs(self, select: str | None = None):
+        runs = available_runs()
+        self.param.run_path.objects = runs  # label → path
+        if select is not None:
+            self.run_path = str(select)
+        elif self.run_path not in runs.values():
+            self.run_path = next(iter(runs.values()), None)
+
+    @property
+    def run(self):
+        key = ("run", self.run_path)
+        if key not in self._cache:
+            self._cache[key] = load_run(self.run_path) if self.run_path else None
+        return self._cache[key]
+
+    def test_sample(self):
+        run = self.run
+        path = resolve(run.config.test_data) if run else None
+        key = ("test", str(path))
+        if key not in self._cache:
+            ds = load_sample(path)
+            self._cache[key] = ds.isel(event=slice(0, self.max_events))
+        return self._cache[key]
+
+    def train_sample(self):
+        path = resolve(self.run.config.train_data)
+        key = ("train", str(path))
+        if key not in self._cache:
+            self._cache[key] = load_sample(path).isel(event=slice(0, self.max_events))
+        return self._cache[key]
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """z, x of the test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z)."""
+        key = ("outputs", self.run_path, self.max_events, self.seed)
+        if key not in self._cache:
+            ds = self.test_sample()
+            model = self.run.model
+            g = torch.Generator().manual_seed(self.seed)
+            z = torch.as_tensor(ds["z"].values)
+            x = torch.as_tensor(ds["x"].values)
+            with torch.no_grad():
+                zt = model.encode(x, g)
+                self._cache[key] = {
+                    "z": z.numpy(), "x": x.numpy(), "z_tilde": zt.numpy(),
+                    "x_tilde": model.decode(zt, g).numpy(), "x_tilde_prime": model.decode(z, g).numpy(),
+                }
+        return self._cache[key]
+
+    def particles(self, space: str) -> list[str]:
+        ds = self.test_sample()
+        return [str(p) for p in ds[f"{space}_particle"].values]
+
+    def quantity_names(self, space: str) -> list[str]:
+        parts = self.particles(space)
+        return list(quantities(np.zeros((1, len(parts), 4)), parts, derived_masses(parts)))
+
+    def quantity(self, space: str, array_name: str, name: str) -> np.ndarray:
+        arr = self.outputs()[array_name]
+        parts = self.particles(space)
+        return quantities(arr, parts, derived_masses(parts))[name]
+
+    def decode_many(self, event: int, n: int = 2000) -> np.ndarray:
+        """One test z decoded ``n`` times: samples of the learned p_D(x|z)."""
+        z = torch.as_tensor(self.test_sample()["z"].values[event:event + 1]).expand(n, -1, -1)
+        with torch.no_grad():
+            return self.run.model.decode(z, torch.Generator().manual_seed(self.seed + event)).numpy()
+
+    def clear(self):
+        self._cache.clear()
+
+
+def new_run_dir(prefix: str = "ui") -> Path:
+    import datetime
+    import uuid
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return RUNS / prefix / f"{stamp}-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,61 @@
+"""Transport plots: z component against x component for true and learned pairs, coloured by
+the source bin in z (OTUS Fig. 4); and the stochasticity view (one z decoded many times)."""
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+
+from . import RASTERISE_ABOVE, ensure_extension
+
+
+def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins: int = 5,
+                   width: int = 380, height: int = 340, rasterise: bool | None = None):
+    """z component against x component for the true pairs (z, x) and the learned pairs (z, D(z)),
+    side by side; points coloured by their source bin in z (OTUS Fig. 4). Sets of
+    ``RASTERISE_ABOVE`` points or more (or ``rasterise=True``) are drawn by Datashader."""
+    ensure_extension()
+    z_comp = np.asarray(z_comp, float)
+    edges = np.quantile(z_comp, np.linspace(0, 1, nbins + 1))
+    zbin = np.clip(np.searchsorted(edges, z_comp, side="right") - 1, 0, nbins - 1).astype(str)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    panels = []
+    lims = np.quantile(np.r_[x_true, x_learned], [0.002, 0.998])
+    zl = np.quantile(z_comp, [0.002, 0.998])
+    zdim, xdim = hv.Dimension("z_value", label=z_label), hv.Dimension("x_value", label=x_label)
+    zl, lims = (float(zl[0]), float(zl[1])), (float(lims[0]), float(lims[1]))
+    for title, xv in (("true pairs (z, x)", x_true), ("learned pairs (z, D(z))", x_learned)):
+        if rasterise or (rasterise is None and len(z_comp) >= RASTERISE_ABOVE):
+            el = _shade(z_comp, np.asarray(xv, float), zbin, zl, lims, width, height, palette[:nbins], zdim, xdim)
+        else:
+            el = hv.Points((z_comp, np.asarray(xv, float), zbin), kdims=[zdim, xdim], vdims=["zbin"]).opts(
+                color="zbin", cmap=palette[:nbins], size=2, alpha=0.4, show_legend=False)
+        panels.append(el.opts(width=width, height=height, title=title, xlim=zl, ylim=lims))
+    return hv.Layout(panels).cols(2)
+
+
+def _shade(x, y, cat, xlim, ylim, width, height, colors, xlabel, ylabel):
+    """Datashader aggregation of a categorical point set into an RGB image (static, so it
+    renders the same in a served page, a notebook and a PNG export)."""
+    import datashader as ds
+    import datashader.transfer_functions as tf
+    import pandas as pd
+
+    df = pd.DataFrame({"x": x, "y": y, "c": pd.Categorical(cat)})
+    canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=xlim, y_range=ylim)
+    agg = canvas.points(df, "x", "y", agg=ds.count_cat("c"))
+    img = tf.shade(agg, color_key=dict(zip(df["c"].cat.categories, colors)), how="eq_hist", min_alpha=60)
+    rgba = img.to_numpy().view(np.uint8).reshape(height, width, 4)[::-1]
+    return hv.RGB(rgba, bounds=(xlim[0], ylim[0], xlim[1], ylim[1]), kdims=[xlabel, ylabel])
+
+
+def stochasticity_plot(decoded, truth_x=None, label: str = "", bins: int = 50, width: int = 420, height: int = 280):
+    """Histogram of one z decoded many times (the learned p_D(x|z)), with the true x marked."""
+    ensure_extension()
+    decoded = np.asarray(decoded, float)
+    h = hv.Histogram(np.histogram(decoded, bins), kdims=[label or "x"]).opts(
+        width=width, height=height, color="#8e44ad", alpha=0.6, title=f"one z decoded {len(decoded)} times")
+    if truth_x is not None:
+        h = h * hv.VLine(float(truth_x)).opts(color="black", line_width=2)
+    return h
+
+

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from otviz.data import load, make_dataset
+from otviz.metrics.fidelity import chi2_reduced, evaluate_otus, metrics_to_json, one_d_stats
+from otviz.metrics.peak import fit_peak
+from otviz.physics import fourvec as fv
+
+
+class FakeModel:
+    """encode/decode as fixed functions of the input (no training): a 'perfect' or biased model."""
+
+    def __init__(self, shift=0.0):
+        self.shift = shift
+
+    def cpu(self):
+        return self
+
+    def eval(self):
+        return self
+
+    def encode(self, x, gen=None):
+        return x.clone()
+
+    def decode(self, z, gen=None):
+        out = z.clone()
+        out[..., 0] += self.shift
+        return fv.minkowski(out[..., :3], 0.0)
+
+
+def identity_sample(n=6000, seed=0):
+    rng = np.random.default_rng(seed)
+    p = fv.from_ptetaphim(rng.uniform(20, 60, (n, 2)), rng.normal(0, 1.5, (n, 2)), rng.uniform(-3, 3, (n, 2)), 0.0)
+    return make_dataset(p, p, ("e-", "e+"), ("e-", "e+"), attrs={"process": "zee"})
+
+
+def test_one_d_statistics_against_scipy_and_null():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=20000), rng.normal(size=20000)
+    s = one_d_stats(a, b)
+    assert s["ks"] == pytest.approx(stats.ks_2samp(a, b).statistic)
+    assert s["w1"] == pytest.approx(stats.wasserstein_distance(a, b))
+    chi2, dof = chi2_reduced(a, b)
+    assert dof == 50 and 0.5 < chi2 < 1.6  # same distribution: χ²/dof ≈ 1
+    assert chi2_reduced(a, b + 0.2)[0] > 5
+
+
+def test_perfect_model_sits_on_the_floor_and_bias_is_seen():
+    ds = identity_sample()
+    perfect = evaluate_otus(FakeModel(), ds, n_projections=200, n_splits=2)
+    np.testing.assert_allclose(perfect["ratio"].sel(comparison="x_vs_x_tilde_prime").values, 1.0, rtol=1e-6)
+    np.testing.assert_allclose(perfect["sw_ratio"].values, 1.0, rtol=0.2)
+    np.testing.assert_allclose(perfect["closure_mean_pull"].values, 0.0, atol=1e-6)
+    np.testing.assert_allclose(perfect["closure_width_ratio"].values, 1.0, rtol=1e-6)
+    biased = evaluate_otus(FakeModel(shift=5.0), ds, n_projections=200, n_splits=2)
+    r = biased["ratio"].sel(comparison="x_vs_x_tilde_prime", statistic="ks")
+    assert float(r.sel(quantity="e-.px")) > 5 and float(r.sel(quantity="e+.px")) > 5
+    assert float(r.sel(quantity="e-.py")) == pytest.approx(1.0)
+    assert float(biased["closure_mean_pull"].sel(closure_quantity="e-.px")) > 0.3
+    js = metrics_to_json(biased)
+    q = js["comparisons"]["x_vs_x_tilde_prime"]["quantities"]["e-.px"]["ks"]
+    assert set(q) == {"value", "floor", "ratio"} and q["ratio"] > 5
+
+
+def test_peak_fit_recovers_breit_wigner_and_resolution():
+    rng = np.random.default_rng(2)
+    m = 91.19 + 2.5 / 2 * rng.standard_cauchy(400_000) + rng.normal(0, 1.0, 400_000)
+    f = fit_peak(m)
+    assert f.mass == pytest.approx(91.19, abs=0.03)
+    assert f.gamma == pytest.approx(2.5, rel=0.05) and f.sigma == pytest.approx(1.0, rel=0.1)
+    with pytest.raises(ValueError, match="too few"):
+        fit_peak(np.array([90.0, 91.0]))

@@ -1,0 +1,144 @@
+"""Background training runs: loss decreases, resume after a kill, NaN roll-back, cancel."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import otviz
+from otviz.data import load
+from otviz.ot import sliced_wasserstein
+from otviz.train import TrainingRun, otus_zee_config, resolve_device
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = str(ROOT / "data" / "zee_train.nc")
+TEST = str(ROOT / "data" / "zee_test.nc")
+
+
+def small_config(epochs=4, **kw):
+    base = dict(train_data=TRAIN, test_data=TEST, max_events=4000, batch_size=1000, n_projections=100,
+                checkpoint_every=1, seed=3)
+    base.update(kw)
+    return otus_zee_config(epochs=epochs, **base)
+
+
+def sw_x_prime(model, n=4000):
+    ds = load(TEST)
+    x = torch.as_tensor(ds["x"].values[:n])
+    z = torch.as_tensor(ds["z"].values[n:2 * n])
+    scale = x.reshape(n, -1).std(0)
+    with torch.no_grad():
+        xp = model.decode(z, torch.Generator().manual_seed(0))
+    return float(sliced_wasserstein((x.reshape(n, -1) / scale).double(), (xp.reshape(n, -1) / scale).double(),
+                                    500, torch.Generator().manual_seed(1)))
+
+
+def test_short_training_lowers_loss_and_sw(tmp_path):
+    run = TrainingRun(tmp_path / "run", small_config(epochs=8))
+    run.start()
+    assert run.wait(300) == "done", run.message
+    h = run.history
+    assert len(h) == 8 and [r["epoch"] for r in h] == list(range(8))
+    assert h[-1]["loss"] < 0.5 * h[0]["loss"]
+    assert h[-1]["mse"] < h[0]["mse"] and h[-1]["sw_x"] < h[0]["sw_x"]
+    steps = [e for e in run.events_since(0) if e["type"] == "step"]
+    assert steps and {"mse", "sw_z", "sw_x", "events_per_s", "epoch", "step"} <= set(steps[0])
+    # compared with the untrained model, D(z) moves towards p(x)
+    fresh = TrainingRun(tmp_path / "fresh", small_config(epochs=0 + 1, max_events=4000))
+    x, z = fresh._load_data()
+    untrained = fresh._build(x, z)
+    loaded = otviz.load_run(tmp_path / "run")
+    assert sw_x_prime(loaded.model) < 0.5 * sw_x_prime(untrained)
+    assert loaded.config.model == "otus-zee" and len(loaded.history) == 8
+    # the public API: raw GeV tensors (events, particles, 4) in and out
+    out = loaded.model.decode(torch.as_tensor(load(TEST)["z"].values[:10]))
+    assert out.shape == (10, 2, 4)
+
+
+def _train_cmd(rundir, epochs):
+    return [sys.executable, "-m", "otviz.cli", "train", "otus-zee", "--data", TRAIN, "--test", TEST,
+            "--out", str(rundir), "--epochs", str(epochs), "--max-events", "4000", "--batch-size", "1000",
+            "--n-projections", "100", "--checkpoint-every", "1", "--seed", "3", "--quiet"]
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    epochs = 6
+    ref = TrainingRun(tmp_path / "ref", small_config(epochs=epochs))
+    ref.run_blocking()
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(killed, epochs), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until two epochs are checkpointed, then kill -9
+        hist = killed / "history.json"
+        if hist.exists() and len(json.loads(hist.read_text() or "[]")) >= 2 and (killed / "checkpoint.pt").exists():
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ck = torch.load(killed / "checkpoint.pt", weights_only=True)
+    assert 1 <= ck["epoch"] < epochs
+    out = subprocess.run(_train_cmd(killed, epochs), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resuming" in out.stdout
+    resumed = otviz.load_run(killed)
+    assert [r["epoch"] for r in resumed.history] == list(range(epochs))
+    for k, v in otviz.load_run(tmp_path / "ref").model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    assert not list(killed.glob(".*.tmp"))
+
+
+def test_nan_loss_rolls_back_with_lower_lr(tmp_path):
+    run = TrainingRun(tmp_path / "nan", small_config(epochs=4))
+    calls = {"n": 0}
+    real = run.loss_fn
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        loss, terms = real(*a, **k)
+        if calls["n"] == 10:  # epoch 2, step 2
+            return loss * float("nan"), terms
+        return loss, terms
+
+    run.loss_fn = flaky
+    assert run.start().wait(300) == "done", run.message
+    ev = [e for e in run.events_since(0) if e["type"] == "nan_rollback"]
+    assert len(ev) == 1 and ev[0]["epoch"] == 2 and ev[0]["lr_scale"] == 0.5
+    assert [r["epoch"] for r in run.history] == [0, 1, 2, 3]
+    assert run.history[2]["lr"] == pytest.approx(0.5 * 1e-3 / (1 + 0.1 * 1))
+    assert all(np.isfinite(r["loss"]) for r in run.history)
+
+
+def test_persistent_nan_fails_cleanly(tmp_path):
+    run = TrainingRun(tmp_path / "bad", small_config(epochs=3, max_nan_retries=2))
+    run.loss_fn = lambda *a, **k: (torch.tensor(float("nan"), requires_grad=True), {})
+    assert run.start().wait(120) == "failed"
+    assert "gave up after 2 roll-backs" in run.message
+    assert json.loads((tmp_path / "bad" / "status.json").read_text())["status"] == "failed"
+
+
+def test_cancel_and_device(tmp_path):
+    run = TrainingRun(tmp_path / "c", small_config(epochs=50))
+    run.start()
+    while run.n_events == 0 and run.running:
+        time.sleep(0.05)
+    run.cancel()
+    assert run.wait(60) == "cancelled"
+    assert len(run.history) < 50
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_refuses_to_mix_runs(tmp_path):
+    TrainingRun(tmp_path / "r", small_config(epochs=2))
+    with pytest.raises(FileExistsError, match="different config"):
+        TrainingRun(tmp_path / "r", small_config(epochs=3))
+    with pytest.raises(FileNotFoundError, match="not a training run"):
+        TrainingRun(tmp_path / "nothing")

@@ -1,0 +1,119 @@
+"""Serve the latent explorer and drive it in headless Chromium (Debian's /usr/bin/chromium)."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (scripts/setup.sh installs it)")
+
+CDS_POINTS_JS = """() => {
+  let n = 0;
+  for (const doc of window.Bokeh.documents) {
+    for (const m of doc.all_models) {
+      const d = m.data;
+      if (d === undefined || d === null) continue;
+      const step = d instanceof Map ? d.get("step") : d.step;
+      const value = d instanceof Map ? d.get("value") : d.value;
+      if (step !== undefined && value !== undefined) n += step.length;
+    }
+  }
+  return n;
+}"""
+
+
+PLOTS_JS = """() => {
+  let n = 0;
+  for (const doc of window.Bokeh.documents)
+    for (const m of doc.all_models) if (m.constructor.__name__ === "Figure") n += 1;
+  return n;
+}"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, OTVIZ_RUNS=str(tmp_path_factory.mktemp("runs")))
+    log = open(tmp_path_factory.mktemp("log") / "panel.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", "apps/latent_explorer.py", "--address", "127.0.0.1",
+         "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/latent_explorer"
+    proc.terminate()
+    proc.wait(20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def _no_traceback(page):
+    text = page.inner_text("body")
+    assert "Traceback" not in text and "Error:" not in text, text[:2000]
+
+
+def test_train_transport_residuals_in_the_browser(server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(server + "?epochs=10&max_events=20000&batch_size=2000&n_projections=1000")
+    page.get_by_text("otviz latent explorer").wait_for()
+    page.wait_for_selector("canvas")  # the Data page plot rendered
+    page.screenshot(path=str(ARTIFACTS / "01_data.png"))
+    _no_traceback(page)
+
+    page.get_by_text("Train", exact=True).click()
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"Epoch [1-4]/10")).wait_for()
+    page.wait_for_function(f"({CDS_POINTS_JS})() > 0")
+    first = page.evaluate(CDS_POINTS_JS)
+    page.get_by_text(re.compile(r"Epoch (7|8|9|10)/10")).wait_for()
+    page.wait_for_function(f"({CDS_POINTS_JS})() > {first}")  # the streaming loss curve grows
+    page.screenshot(path=str(ARTIFACTS / "02_train_running.png"))
+    page.get_by_text("Done.").wait_for(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "03_train_done.png"))
+    _no_traceback(page)
+
+    page.get_by_text("Transport", exact=True).click()
+    page.get_by_text("Stochasticity: one test z decoded").wait_for()
+    page.wait_for_function(f"({PLOTS_JS})() >= 3")  # two transport panels and the stochasticity histogram
+    page.screenshot(path=str(ARTIFACTS / "04_transport.png"))
+    _no_traceback(page)
+
+    page.get_by_text("Residuals", exact=True).click()
+    page.get_by_text("KS / floor").wait_for()
+    page.get_by_text("x̃′ = D(z)").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "05_residuals.png"))
+    _no_traceback(page)
+    page.close()
