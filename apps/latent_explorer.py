@@ -4,7 +4,7 @@ Only assembles library components; all state and training live in ``otviz``.
 """
 import panel as pn
 
-from otviz.ui.views import LatentExplorer
+from otviz.ui.explorer import LatentExplorer
 
 pn.extension("tabulator", sizing_mode="fixed")
 LatentExplorer().servable(title="otviz latent explorer")

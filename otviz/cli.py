@@ -71,7 +71,7 @@ def _cmd_train(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from .train.config import PRESETS, TrainConfig
+    from .train.config import PRESETS
     from .train.trainer import TrainingRun
 
     out = Path(args.out)
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", help="training sample (default data/zee_train.nc)")
     t.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
     t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--epochs", type=int, default=120)
+    t.add_argument("--epochs", type=int, default=90)
     t.add_argument("--finetune-epochs", type=int, default=0, help="decoder-only SW(x, D(z)) epochs at the end")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int)

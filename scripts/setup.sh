@@ -17,6 +17,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     }
     pip_install "torch==2.13.0"
     pip_install -e ".[test]"
-    .venv/bin/python -c "import otviz, torch, pythia8mc, fastjet" 
+    .venv/bin/python -c "import otviz, torch, pythia8mc, fastjet"
     echo "$want" > "$stamp"
+fi
+# Browser tests drive Debian's Chromium (a Playwright browser download does not work here).
+if [ ! -x /usr/bin/chromium ] && [ "${OTVIZ_NO_CHROMIUM:-0}" != 1 ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } \
+        > .venv/apt.log 2>&1 || echo "setup: could not install chromium (browser tests will be skipped); see .venv/apt.log" >&2
 fi

@@ -39,6 +39,7 @@ class TrainConfig:
     n_projections: int = 1000
     loss_space: str = "standardised"  # "standardised" | "raw" (GeV)
     anchor_particle: str = "e-"
+    mass_feature: bool = True  # append the system's invariant mass to the distance features
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 5  # epochs
@@ -66,7 +67,7 @@ class TrainConfig:
         return cls(**d)
 
 
-def otus_zee_config(epochs: int = 120, finetune_epochs: int = 0, **overrides) -> TrainConfig:
+def otus_zee_config(epochs: int = 90, finetune_epochs: int = 0, **overrides) -> TrainConfig:
     """The staged Z→ee schedule of OTUS §6.3.3 scaled to ``epochs``: an anchor stage
     (βE = βD = 50, the paper's 80 of 880 epochs ≈ 9 %), then the anchors off with the learning
     rate decaying as 1/(1 + e/10); optionally a decoder-only fine-tune on SW(x, D(z))."""

@@ -13,12 +13,16 @@ with the accepted x̃′ only.
 
 Distances are computed on the flattened four-vectors, in GeV or divided by the per-feature
 standard deviation of the training data (``scale``), which balances px, py, pz and E.
+Optionally (``mass_feature`` in the config, an otviz addition to the paper) the invariant mass
+of the particle system is appended as one more standardised coordinate of every distance: the
+marginals of px, py, pz, E alone constrain the e⁺e⁻ correlations, hence m_ee, only weakly.
 """
 from __future__ import annotations
 
 import torch
 
 from ..ot.sliced import sliced_wasserstein
+from ..physics import fourvec as fv
 
 
 def anchor_cost(u: torch.Tensor, v: torch.Tensor, iu: int, iv: int) -> torch.Tensor:
@@ -28,12 +32,23 @@ def anchor_cost(u: torch.Tensor, v: torch.Tensor, iu: int, iv: int) -> torch.Ten
     return (1.0 - cos).mean()
 
 
-def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, anchor_x: int, anchor_z: int):
+def features(a, scale, mass_scale=None):
+    """Flattened four-vectors divided by ``scale``; with ``mass_scale``, the invariant mass of
+    all particles (m_ee for Z→ee) divided by it is appended as one more coordinate."""
+    f = a.reshape(a.shape[0], -1) / scale
+    if mass_scale is None:
+        return f
+    return torch.cat([f, (fv.invariant_mass(a) / mass_scale)[:, None]], 1)
+
+
+def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, anchor_x: int, anchor_z: int,
+              x_mass_scale=None, z_mass_scale=None):
     """Return (total loss, dict of the terms as floats). ``x_scale``/``z_scale``: per-feature
-    divisors (flattened 4×P) applied before the squared distances."""
+    divisors (flattened 4×P) applied before the squared distances; ``*_mass_scale``: append the
+    system's invariant mass as a feature (None: off)."""
     b = x.shape[0]
-    xs = lambda a: a.reshape(a.shape[0], -1) / x_scale  # noqa: E731
-    zs = lambda a: a.reshape(a.shape[0], -1) / z_scale  # noqa: E731
+    xs = lambda a: features(a, x_scale, x_mass_scale)  # noqa: E731
+    zs = lambda a: features(a, z_scale, z_mass_scale)  # noqa: E731
     terms = {}
     x_prime = model.decode(z, generator)
     accept = getattr(model, "acceptance", None)

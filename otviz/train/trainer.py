@@ -24,12 +24,12 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..data.io import load as load_sample
 from ..models.otus import OTUS
 from ..paths import resolve as resolve_path
+from ..physics import fourvec as fv
 from .config import TrainConfig
 from .otus_loss import otus_loss
 
@@ -241,6 +241,8 @@ class TrainingRun:
         total = cfg.total_epochs
         x_scale = x.reshape(len(x), -1).std(0).clamp_min(1e-6) if cfg.loss_space == "standardised" else torch.ones(1, device=self.device)
         z_scale = z.reshape(len(z), -1).std(0).clamp_min(1e-6) if cfg.loss_space == "standardised" else torch.ones(1, device=self.device)
+        x_ms = fv.invariant_mass(x).std().clamp_min(1e-6) if cfg.mass_feature else None
+        z_ms = fv.invariant_mass(z).std().clamp_min(1e-6) if cfg.mass_feature else None
         ax = list(cfg.model_config.x_particles).index(cfg.anchor_particle)
         az = list(cfg.model_config.z_particles).index(cfg.anchor_particle)
         n = len(x)
@@ -278,7 +280,8 @@ class TrainingRun:
                     return
                 xb = x[px[step * bs:(step + 1) * bs]]
                 zb = z[pz[step * bs:(step + 1) * bs]]
-                loss, terms = self.loss_fn(model, xb, zb, stage, cfg.n_projections, dgen, x_scale, z_scale, ax, az)
+                loss, terms = self.loss_fn(model, xb, zb, stage, cfg.n_projections, dgen, x_scale, z_scale, ax, az,
+                                           x_mass_scale=x_ms, z_mass_scale=z_ms)
                 if not math.isfinite(float(loss.detach())):
                     nan = True
                     break

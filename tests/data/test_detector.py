@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from otviz.data import detector as det
-from otviz.data.pythia import generate_chunk, make_pythia, pythia_settings
+from otviz.data.pythia import make_pythia, pythia_settings
 from otviz.physics import fourvec as fv
 
 

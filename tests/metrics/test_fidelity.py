@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 
-from otviz.data import load, make_dataset
+from otviz.data import make_dataset
 from otviz.metrics.fidelity import chi2_reduced, evaluate_otus, metrics_to_json, one_d_stats
 from otviz.metrics.peak import fit_peak
 from otviz.physics import fourvec as fv

@@ -1,4 +1,3 @@
-import numpy as np
 import ot
 import pytest
 import torch

@@ -1,0 +1,58 @@
+"""Data page: marginals of the training and test samples and the m_ee peak."""
+from __future__ import annotations
+
+import panel as pn
+import param
+
+from ..metrics.peak import fit_peak
+from ..viz import ensure_extension
+from ..viz.residuals import residual_plot
+from .state import ExplorerState
+
+
+
+class DataView(pn.viewable.Viewer):
+    """Marginals of the training and test samples and the m_ee peak."""
+
+    state = param.ClassSelector(class_=ExplorerState)
+    space = param.Selector(default="x", objects=["x", "z"])
+    quantity = param.Selector(default=None, objects=[])
+
+    def __init__(self, state: ExplorerState, **params):
+        super().__init__(state=state, **params)
+        self._update_quantities()
+
+    @param.depends("space", watch=True)
+    def _update_quantities(self):
+        names = self.state.quantity_names(self.space) if self.state.run else []
+        self.param.quantity.objects = names
+        if self.quantity not in names:
+            self.quantity = next((n for n in names if n.startswith("m_")), names[0] if names else None)
+
+    @param.depends("space", "quantity")
+    def _plot(self):
+        if self.quantity is None:
+            return pn.pane.Markdown("No sample loaded.")
+        ensure_extension()
+        tr, te = self.state.train_sample(), self.state.test_sample()
+        from ..metrics.fidelity import derived_masses, quantities
+
+        parts = [str(p) for p in te[f"{self.space}_particle"].values]
+        qtr = quantities(tr[self.space].values, parts, derived_masses(parts))[self.quantity]
+        qte = quantities(te[self.space].values, parts, derived_masses(parts))[self.quantity]
+        plot = residual_plot(qtr, {"test sample": qte}, label=f"{self.space}: {self.quantity}")
+        text = f"**{self.space}** from `{self.state.run.config.train_data}` (train, {len(qtr)} events) and " \
+               f"`{self.state.run.config.test_data}` (test, {len(qte)} events)."
+        if self.quantity == "m_ee":
+            f = fit_peak(qte)
+            text += f"  Test m_ee peak {f.mass:.2f} GeV, Γ {f.gamma:.2f} GeV, σ {f.sigma:.2f} GeV (Voigt fit)."
+        return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(plot, linked_axes=False))
+
+    def __panel__(self):
+        return pn.Column(
+            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.space),
+                   pn.widgets.Select.from_param(self.param.quantity, name="Quantity")),
+            self._plot,
+        )
+
+
