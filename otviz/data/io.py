@@ -15,13 +15,12 @@ file under the final name nor replaces a good one. :func:`load` validates on rea
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from ..atomic import atomic_path
 from ..physics.fourvec import COMPONENTS
 
 FEATURES = ("pt", "eta", "phi")
@@ -142,23 +141,12 @@ def save(ds: xr.Dataset, path, overwrite: bool = False) -> Path:
     validate(ds, f"refusing to write {path}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists (pass overwrite=True / --force to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     encoding = {
         name: {"zlib": True, "complevel": 4, "shuffle": True}
         for name in ds.data_vars
         if np.issubdtype(ds[name].dtype, np.floating)
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-    try:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
         load(tmp)  # read back what was written before it may replace anything
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import atomic_path, write_bytes
 from ..data.io import load as load_sample
 from ..paths import resolve as resolve_path
 from .fidelity import evaluate_otus, metrics_to_json
@@ -24,16 +23,9 @@ def evaluate_run(rundir, test_path=None, n_projections: int = 1000, seed: int = 
     ds.attrs["test_data"] = str(test_path)
     summary = metrics_to_json(ds)
     rundir = Path(rundir)
-    for name, write in (("metrics.nc", lambda p: ds.to_netcdf(p, engine="h5netcdf")),
-                        ("metrics.json", lambda p: Path(p).write_text(json.dumps(summary, indent=1)))):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=rundir)
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, rundir / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    with atomic_path(rundir / "metrics.nc") as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    write_bytes(rundir / "metrics.json", json.dumps(summary, indent=1).encode())
     return ds, summary
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import threading
 import time
 import traceback
@@ -26,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_bytes
 from ..data.io import load as load_sample
 from ..models.otus import OTUS
 from ..paths import resolve as resolve_path
@@ -43,31 +42,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def atomic_write_bytes(path: Path, data: bytes):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_torch_save(obj, path: Path):
     import io
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def atomic_write_json(path: Path, obj):
-    atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+    write_bytes(path, json.dumps(obj, indent=1).encode())
 
 
 def four_vectors(ds, name) -> torch.Tensor:
@@ -97,7 +81,7 @@ class TrainingRun:
         self.config = config
         self.rundir.mkdir(parents=True, exist_ok=True)
         if not cfg_path.exists():
-            atomic_write_bytes(cfg_path, config.to_json().encode())
+            write_bytes(cfg_path, config.to_json().encode())
         self.device = resolve_device(config.device)
         self._events: list[dict] = []
         self._lock = threading.Lock()
