@@ -98,7 +98,21 @@ def test_train_transport_residuals_in_the_browser(server, browser):
     page.get_by_text(re.compile(r"Epoch [1-4]/10")).wait_for()
     page.wait_for_function(f"({CDS_POINTS_JS})() > 0")
     first = page.evaluate(CDS_POINTS_JS)
-    page.get_by_text(re.compile(r"Epoch (7|8|9|10)/10")).wait_for()
+    # a second browser session trains its own run at the same time
+    other = browser.new_page(viewport={"width": 1400, "height": 1000})
+    other.set_default_timeout(60_000)
+    other.goto(server + "?epochs=2&max_events=4000&batch_size=1000&n_projections=100")
+    other.get_by_text("Train", exact=True).click()
+    other.get_by_role("button", name="Start training").click()
+    other.get_by_text("Done.").wait_for(timeout=120_000)
+    other.screenshot(path=str(ARTIFACTS / "02b_second_session_done.png"))
+    _no_traceback(other)
+    other.close()
+    # the first page stays responsive while its run trains: switch tabs and back
+    page.get_by_text("Data", exact=True).click()
+    page.get_by_text("test sample").first.wait_for()
+    page.get_by_text("Train", exact=True).click()
+    page.get_by_text(re.compile(r"Epoch (7|8|9|10)/10|Done\.")).first.wait_for()
     page.wait_for_function(f"({CDS_POINTS_JS})() > {first}")  # the streaming loss curve grows
     page.screenshot(path=str(ARTIFACTS / "02_train_running.png"))
     page.get_by_text("Done.").wait_for(timeout=120_000)
