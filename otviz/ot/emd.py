@@ -1,0 +1,126 @@
+"""Energy Mover's Distance between jets as weighted point clouds in (η, φ), batched and
+differentiable (EMD-VAE, Collins; EnergyFlow's definition).
+
+For normalised weights a, b (pT/H_T, each summing to 1) and points p = (η, φ):
+
+    EMD(a, p; b, q) = min_{P ≥ 0, P1 = a, Pᵀ1 = b} Σ_ij P_ij (ΔR_ij / R)^β,
+    ΔR_ij = sqrt((η_i − η_j)² + Δφ_ij²),  Δφ wrapped into [−π, π).
+
+(EnergyFlow's extra |Σa − Σb| term vanishes for normalised weights.)
+
+Backends behind :func:`emd`:
+
+``exact``     POT's network simplex (``ot.emd``) per jet on the CPU. Gradients: for the
+              points, ∂/∂p of Σ P*_ij C_ij(p, q) with the optimal plan P* held fixed (envelope
+              theorem); for the weights, the dual potentials (u, v) of the linear programme,
+              centred to sum to zero (the weights live on the simplex).
+``sinkhorn``  batched log-domain Sinkhorn with ε-scaling (ε from ``eps_start`` = 1 down to
+              ``eps`` = 0.003 geometrically, 10 iterations per step, warm-started), in float64 by
+              default, with denormals flushed. The final plan is rounded onto the marginals
+              (Altschuler et al. 2017) and the value is its transport cost ⟨P_ε, C⟩ ≥ EMD, the
+              exact value; gradients by the envelope theorem as above with P_ε and the Sinkhorn
+              potentials — no back-propagation through the iterations.
+``auto``      ``sinkhorn`` on CUDA, ``exact`` on the CPU (on 2 CPU cores a POT network-simplex
+              loop over 100 jets of 50 zero-padded particles is faster than batched Sinkhorn:
+              ``benchmarks/emd.py``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def ground_cost(pa: torch.Tensor, pb: torch.Tensor, R: float = 1.0, beta: float = 1.0) -> torch.Tensor:
+    """(ΔR/R)^β between every particle of a and of b: (B, N, 2), (B, M, 2) → (B, N, M)."""
+    deta = pa[..., :, None, 0] - pb[..., None, :, 0]
+    dphi = torch.remainder(pa[..., :, None, 1] - pb[..., None, :, 1] + math.pi, 2 * math.pi) - math.pi
+    dr = torch.sqrt(deta ** 2 + dphi ** 2 + 1e-18)
+    return (dr / R) ** beta
+
+
+def _exact_plans(wa, wb, cost):
+    """Optimal plans and centred dual potentials from POT, one jet at a time."""
+    import ot
+
+    a = wa.detach().cpu().double().numpy()
+    b = wb.detach().cpu().double().numpy()
+    c = cost.detach().cpu().double().numpy()
+    plans = np.zeros_like(c)
+    u = np.zeros_like(a)
+    v = np.zeros_like(b)
+    for k in range(len(a)):
+        ak = a[k] / a[k].sum()
+        bk = b[k] / b[k].sum()
+        P, log = ot.emd(ak, bk, c[k], log=True)
+        plans[k] = P
+        u[k] = log["u"] - log["u"].mean()
+        v[k] = log["v"] - log["v"].mean()
+    to = dict(dtype=cost.dtype, device=cost.device)
+    return torch.as_tensor(plans, **to), torch.as_tensor(u, **to), torch.as_tensor(v, **to)
+
+
+def _round_to_marginals(plan, a, b):
+    """Project a near-feasible plan onto {P ≥ 0, P1 = a, Pᵀ1 = b} (Altschuler, Weed, Rigollet
+    2017, Alg. 2), so that ⟨P, C⟩ is the cost of a feasible transport plan."""
+    x = torch.clamp(a / plan.sum(2).clamp_min(1e-300), max=1.0)
+    plan = plan * x[:, :, None]
+    y = torch.clamp(b / plan.sum(1).clamp_min(1e-300), max=1.0)
+    plan = plan * y[:, None, :]
+    ea = a - plan.sum(2)
+    eb = b - plan.sum(1)
+    return plan + ea[:, :, None] * eb[:, None, :] / ea.sum(1).clamp_min(1e-300)[:, None, None]
+
+
+def _sinkhorn_plans(wa, wb, cost, eps, eps_start, n_steps, n_iter):
+    """Log-domain Sinkhorn with ε-scaling, batched: returns (plan, f, g) without autograd."""
+    with torch.no_grad():
+        tiny = torch.finfo(cost.dtype).tiny
+        la = torch.log(wa.clamp_min(0) + tiny)
+        lb = torch.log(wb.clamp_min(0) + tiny)
+        la = torch.where(wa > 0, la, torch.full_like(la, -torch.inf))
+        lb = torch.where(wb > 0, lb, torch.full_like(lb, -torch.inf))
+        f = torch.zeros_like(wa)
+        g = torch.zeros_like(wb)
+        for e in np.geomspace(eps_start, eps, n_steps):
+            for _ in range(n_iter):
+                f = -e * torch.logsumexp(lb[:, None, :] + (g[:, None, :] - cost) / e, dim=2)
+                g = -e * torch.logsumexp(la[:, :, None] + (f[:, :, None] - cost) / e, dim=1)
+        logp = la[:, :, None] + lb[:, None, :] + (f[:, :, None] + g[:, None, :] - cost) / e
+        plan = _round_to_marginals(torch.exp(logp), wa.clamp_min(0), wb.clamp_min(0))
+        # potentials of zero-weight particles are irrelevant; centre on the support
+        f = torch.where(wa > 0, f, torch.zeros_like(f))
+        g = torch.where(wb > 0, g, torch.zeros_like(g))
+        f = f - (f * (wa > 0)).sum(1, keepdim=True) / (wa > 0).sum(1, keepdim=True).clamp_min(1)
+        g = g - (g * (wb > 0)).sum(1, keepdim=True) / (wb > 0).sum(1, keepdim=True).clamp_min(1)
+    return plan, f, g
+
+
+def emd(wa, pa, wb, pb, backend: str = "auto", R: float = 1.0, beta: float = 1.0,
+        eps: float = 0.003, eps_start: float = 1.0, n_steps: int = 12, n_iter: int = 10,
+        dtype=torch.float64) -> torch.Tensor:
+    """Per-jet EMD for batches: weights (B, N), (B, M); points (B, N, 2), (B, M, 2) as (η, φ).
+
+    Differentiable in weights and points (see the module docstring). Weights are used as
+    given for ``sinkhorn`` and normalised per jet for ``exact``; pass pT/H_T.
+    """
+    wa, pa, wb, pb = (torch.as_tensor(t) for t in (wa, pa, wb, pb))
+    if wa.ndim != 2 or pa.shape[:2] != wa.shape or wb.ndim != 2 or pb.shape[:2] != wb.shape:
+        raise ValueError("emd needs weights (B, N) and points (B, N, 2) for both jets")
+    if backend == "auto":
+        backend = "sinkhorn" if wa.device.type == "cuda" else "exact"
+    out_dtype = wa.dtype if wa.dtype.is_floating_point else torch.float64
+    wa, pa, wb, pb = (t.to(dtype) for t in (wa, pa, wb, pb))
+    cost = ground_cost(pa, pb, R, beta)
+    if backend == "exact":
+        plan, u, v = _exact_plans(wa, wb, cost)
+    elif backend == "sinkhorn":
+        torch.set_flush_denormal(True)  # process-wide: subnormals in exp() slow the iterations ~10×
+        plan, u, v = _sinkhorn_plans(wa, wb, cost.detach(), eps, eps_start, n_steps, n_iter)
+    else:
+        raise ValueError(f"unknown EMD backend {backend!r}: choose exact, sinkhorn or auto")
+    value = (plan * cost).sum((1, 2))  # gradient to the points with the plan held fixed
+    # gradient to the weights through the dual potentials; adds zero to the value
+    value = value + (u * (wa - wa.detach())).sum(1) + (v * (wb - wb.detach())).sum(1)
+    return value.to(out_dtype)
