@@ -1,5 +1,4 @@
 """Execute the teaching notebooks on a reduced size (OTVIZ_NOTEBOOK_SMALL=1)."""
-import os
 from pathlib import Path
 
 import nbformat
