@@ -83,6 +83,7 @@ def _cmd_train(args) -> int:
             "train_data": args.data, "test_data": args.test, "device": args.device, "seed": args.seed,
             "batch_size": args.batch_size, "n_projections": args.n_projections, "max_events": args.max_events,
             "checkpoint_every": args.checkpoint_every,
+            "mass_feature": False if args.no_mass_feature else None,
         }.items() if v is not None}
         cfg = PRESETS[args.model](epochs=args.epochs, finetune_epochs=args.finetune_epochs, **overrides)
         run = TrainingRun(out, cfg)
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-projections", type=int)
     t.add_argument("--max-events", type=int, help="use only the first N training events")
     t.add_argument("--checkpoint-every", type=int)
+    t.add_argument("--no-mass-feature", action="store_true",
+                   help="distances on the four-vector components only (the paper's setup)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
