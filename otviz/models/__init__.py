@@ -1,2 +1,3 @@
-"""Generative models: OTUS."""
+"""Generative models: OTUS, EMD-VAE."""
+from .emdvae import EMDVAE, EMDVAEConfig  # noqa: F401
 from .otus import OTUS, GeneratorConfig, OTUSConfig  # noqa: F401
