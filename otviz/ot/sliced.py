@@ -26,6 +26,7 @@ _POOL: ThreadPoolExecutor | None = None
 
 
 def _pool() -> ThreadPoolExecutor:
+    """Threads for the row-block sorts (NumPy releases the GIL while sorting)."""
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))

@@ -35,7 +35,7 @@ def _ns(x):
 
 
 def _stack(xp, parts):
-    return xp.stack(parts, -1) if xp is torch else np.stack(parts, axis=-1)
+    return xp.stack(parts, -1)
 
 
 def _asarray(x):
@@ -119,8 +119,7 @@ def minkowski(p3, m=0.0):
 
 def total(p4, axis: int = -2):
     """Sum of four-vectors over the particle axis (default the one before the components)."""
-    p4 = _asarray(p4)
-    return p4.sum(axis) if _ns(p4) is np else p4.sum(dim=axis)
+    return _asarray(p4).sum(axis)
 
 
 def invariant_mass(p4, axis: int = -2):

@@ -4,39 +4,22 @@ from __future__ import annotations
 import panel as pn
 import param
 
+from ..metrics.fidelity import derived_masses, quantities
 from ..metrics.peak import fit_peak
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
-from .state import ExplorerState
+from .picker import QuantityPage
 
 
-
-class DataView(pn.viewable.Viewer):
+class DataView(QuantityPage):
     """Marginals of the training and test samples and the m_ee peak."""
 
-    state = param.ClassSelector(class_=ExplorerState)
-    space = param.Selector(default="x", objects=["x", "z"])
-    quantity = param.Selector(default=None, objects=[])
-
-    def __init__(self, state: ExplorerState, **params):
-        super().__init__(state=state, **params)
-        self._update_quantities()
-
-    @param.depends("space", watch=True)
-    def _update_quantities(self):
-        names = self.state.quantity_names(self.space) if self.state.run else []
-        self.param.quantity.objects = names
-        if self.quantity not in names:
-            self.quantity = next((n for n in names if n.startswith("m_")), names[0] if names else None)
-
-    @param.depends("space", "quantity")
+    @param.depends("space", "quantity", "state.run_path")
     def _plot(self):
         if self.quantity is None:
             return pn.pane.Markdown("No sample loaded.")
         ensure_extension()
         tr, te = self.state.train_sample(), self.state.test_sample()
-        from ..metrics.fidelity import derived_masses, quantities
-
         parts = [str(p) for p in te[f"{self.space}_particle"].values]
         qtr = quantities(tr[self.space].values, parts, derived_masses(parts))[self.quantity]
         qte = quantities(te[self.space].values, parts, derived_masses(parts))[self.quantity]
@@ -49,10 +32,6 @@ class DataView(pn.viewable.Viewer):
         return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(plot, linked_axes=False))
 
     def __panel__(self):
-        return pn.Column(
-            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.space),
-                   pn.widgets.Select.from_param(self.param.quantity, name="Quantity")),
-            self._plot,
-        )
+        return pn.Column(self.selectors(), self._plot)
 
 

@@ -8,32 +8,14 @@ import param
 from ..metrics.fidelity import one_d_stats
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
-from .state import ExplorerState
+from .picker import QuantityPage
 
 ARRAYS = {"x": ("x", "x_tilde_prime", "x_tilde"), "z": ("z", "z_tilde")}
 LABELS = {"x_tilde_prime": "x̃′ = D(z)", "x_tilde": "x̃ = D(E(x))", "z_tilde": "z̃ = E(x)"}
 
 
-class ResidualsView(pn.viewable.Viewer):
+class ResidualsView(QuantityPage):
     """Residual histograms of any component or derived mass, with KS/W₁/χ² and their floors."""
-
-    state = param.ClassSelector(class_=ExplorerState)
-    space = param.Selector(default="x", objects=["x", "z"])
-    quantity = param.Selector(default=None, objects=[])
-
-    def __init__(self, state: ExplorerState, **params):
-        super().__init__(state=state, **params)
-        state.param.watch(self._update, "run_path")
-        self._update()
-
-    @param.depends("space", watch=True)
-    def _update(self, *_):
-        if not self.state.run:
-            return
-        names = self.state.quantity_names(self.space)
-        self.param.quantity.objects = names
-        if self.quantity not in names:
-            self.quantity = next((n for n in names if n.startswith("m_")), names[0])
 
     def _stats_table(self, truth, others):
         import pandas as pd
@@ -67,10 +49,6 @@ class ResidualsView(pn.viewable.Viewer):
         )
 
     def __panel__(self):
-        return pn.Column(
-            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.space),
-                   pn.widgets.Select.from_param(self.param.quantity, name="Quantity")),
-            self._plot,
-        )
+        return pn.Column(self.selectors(), self._plot)
 
 

@@ -50,7 +50,7 @@ def test_short_training_lowers_loss_and_sw(tmp_path):
     steps = [e for e in run.events_since(0) if e["type"] == "step"]
     assert steps and {"mse", "sw_z", "sw_x", "events_per_s", "epoch", "step"} <= set(steps[0])
     # compared with the untrained model, D(z) moves towards p(x)
-    fresh = TrainingRun(tmp_path / "fresh", small_config(epochs=0 + 1, max_events=4000))
+    fresh = TrainingRun(tmp_path / "fresh", small_config(epochs=1))
     x, z = fresh._load_data()
     untrained = fresh._build(x, z)
     loaded = otviz.load_run(tmp_path / "run")
