@@ -46,24 +46,14 @@ def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
 
 def _run_chunks(tasks, workers, scheduler, progress):
     """Run ``generate_chunk`` for each kwargs dict in ``tasks``; yield (index, result)."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    if scheduler:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-        )
-        client = Client(cluster)
-    try:
+    from ..cluster import dask_client
+
+    with dask_client(workers, scheduler) as client:
         futures = {client.submit(gen.generate_chunk, pure=False, **kw): i for i, kw in enumerate(tasks)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def generate(

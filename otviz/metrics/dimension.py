@@ -86,3 +86,73 @@ def correlation_dimension(distances, q):
     if np.any(counts == 0):
         raise ValueError("some Q values are below every pairwise distance; raise the smallest Q")
     return np.sqrt(q[1:] * q[:-1]), np.diff(np.log(counts)) / np.diff(np.log(q))
+
+
+def production_curves(steps: list[dict]):
+    """β, R, D and the per-dimension KL (n_β, latent) of a run's production-pass β steps."""
+    if len(steps) < 2:
+        raise ValueError("need at least two finished production β steps for D₁/D₂")
+    steps = sorted(steps, key=lambda s: s["beta"])
+    beta = np.array([s["beta"] for s in steps])
+    rate = np.array([s["rate"] for s in steps])
+    dist = np.array([s["distortion"] for s in steps])
+    kl = np.array([s["kl_per_dim"] for s in steps])
+    return beta, rate, dist, kl
+
+
+def run_dimensionality(run, n_jets: int = 1000, n_q: int = 25, workers: int = 2, seed: int = 0):
+    """xarray Dataset of an EMD-VAE run's dimensionality: R, D, KL per dimension vs β (production
+    pass), D₁, D₂ at β_mid, and the data's correlation dimension D_corr(Q) from exact EMDs between
+    ``n_jets`` training jets (Q on the same axis as β: EMD in units of H_T·R). ``ht_median`` (GeV)
+    converts either axis to GeV."""
+    import xarray as xr
+
+    from ..data.io import load as load_sample
+    from ..data.jets import normalised_jets
+    from ..paths import resolve
+
+    beta, rate, dist, kl = production_curves(run.production_steps())
+    mid, d1, d2 = dimensionalities(beta, rate, dist)
+    jets, ht = normalised_jets(load_sample(resolve(run.config.train_data)))
+    pick = np.random.default_rng(seed).choice(len(jets), size=min(n_jets, len(jets)), replace=False)
+    sub = jets[np.sort(pick)]
+    dmat = pairwise_emd(sub[..., 0], sub[..., 1:], R=run.config.R, workers=workers)
+    vals = dmat[np.triu_indices(len(dmat), k=1)]
+    lo = np.quantile(vals, 10.0 / len(vals)) if len(vals) > 100 else vals.min()
+    q = np.geomspace(max(lo, 1e-6), vals.max(), n_q)
+    q_mid, dcorr = correlation_dimension(dmat, q)
+    ds = xr.Dataset(
+        {
+            "rate": (("beta",), rate), "distortion": (("beta",), dist),
+            "kl_per_dim": (("beta", "latent_dim"), kl),
+            "D1": (("beta_mid",), d1), "D2": (("beta_mid",), d2),
+            "D_corr": (("q_mid",), dcorr),
+        },
+        coords={"beta": beta, "beta_mid": mid, "q_mid": q_mid, "latent_dim": np.arange(kl.shape[1])},
+        attrs={"run": str(run.path), "train_data": str(run.config.train_data), "n_jets_corr": len(sub),
+               "ht_median_GeV": float(np.median(ht)), "seed": seed,
+               "description": "D1 = -dR/dlog(beta), D2 = dD/d(beta^2) (EMD-VAE Eq. 2); D_corr = dlog C(Q)/dlog Q"},
+    )
+    return ds
+
+
+def write_dimensionality(run, **kw):
+    """Compute :func:`run_dimensionality` and store it atomically as ``dimension.nc`` in the run."""
+    from ..atomic import atomic_path
+
+    ds = run_dimensionality(run, **kw)
+    with atomic_path(run.path / "dimension.nc") as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    return ds
+
+
+def read_dimensionality(path):
+    """The stored ``dimension.nc`` of a run directory, or None."""
+    import xarray as xr
+    from pathlib import Path
+
+    f = Path(path) / "dimension.nc"
+    if not f.exists():
+        return None
+    with xr.open_dataset(f, engine="h5netcdf") as ds:
+        return ds.load()

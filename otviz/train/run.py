@@ -2,22 +2,59 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..models.emdvae import EMDVAE
 from ..models.otus import OTUS
+from .annealing import AnnealConfig
 from .config import TrainConfig
+
+
+def read_config(path: Path) -> TrainConfig | AnnealConfig:
+    """The run's config.json: an :class:`AnnealConfig` (EMD-VAE β-annealing) or an OTUS
+    :class:`TrainConfig`; a clear error naming the file otherwise."""
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.exists():
+        raise FileNotFoundError(f"{path}: not an otviz run directory (no config.json)")
+    try:
+        text = cfg_file.read_text()
+        if json.loads(text).get("kind") == "emdvae-anneal":
+            return AnnealConfig.from_json(text)
+        return TrainConfig.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{cfg_file}: invalid run config: {exc}") from exc
 
 
 @dataclass
 class Run:
     path: Path
-    config: TrainConfig
-    model: OTUS
+    config: TrainConfig | AnnealConfig
+    model: OTUS | EMDVAE
     history: list[dict]
     status: dict
+    steps: list[dict] = field(default_factory=list)  # EMD-VAE: one record per finished β step
+
+    @property
+    def kind(self) -> str:
+        return "emdvae" if isinstance(self.config, AnnealConfig) else "otus"
+
+    def production_steps(self) -> list[dict]:
+        """The β steps of the last pass of the schedule (the production pass), in β order."""
+        if not self.steps:
+            return []
+        last = self.config.schedule[-1].name
+        return sorted((s for s in self.steps if s["pass_name"] == last), key=lambda s: s["beta"])
+
+    def step_model(self, step: dict, device: str = "cpu") -> EMDVAE:
+        """The EMD-VAE saved at the end of one β step (a record of ``steps``)."""
+        f = self.path / step["file"]
+        state = _load_state(f, device)
+        model = EMDVAE(self.config.model_config)
+        model.load_state_dict(state["model"])
+        return model.to(device).eval()
 
     @property
     def metrics(self):
@@ -33,30 +70,35 @@ class Run:
 
 def load_run(path, device: str = "cpu") -> Run:
     """Open a run directory: the model (final weights, else the latest checkpoint) in eval mode,
-    its TrainConfig and per-epoch history. ``run.model.decode(z)`` / ``encode(x)`` take raw GeV
-    tensors (events, particles, 4)."""
+    its config and per-epoch history. OTUS: ``run.model.decode(z)`` / ``encode(x)`` take raw GeV
+    tensors (events, particles, 4). EMD-VAE: ``run.model.encode(jets)`` / ``decode(latent)`` on
+    (B, N, 3) arrays of (pT/H_T, η, φ); ``run.steps`` lists the β steps, ``run.step_model(step)``
+    loads the weights saved at one of them."""
     path = Path(path)
-    cfg_file = path / "config.json"
-    if not cfg_file.exists():
-        raise FileNotFoundError(f"{path}: not an otviz run directory (no config.json)")
-    try:
-        config = TrainConfig.from_json(cfg_file.read_text())
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{cfg_file}: invalid run config: {exc}") from exc
+    config = read_config(path)
     weights = path / "model.pt"
     if not weights.exists():
         weights = path / "checkpoint.pt"
     if not weights.exists():
         raise FileNotFoundError(f"{path}: no model.pt or checkpoint.pt yet")
+    state = _load_state(weights, device)
+    model = EMDVAE(config.model_config) if isinstance(config, AnnealConfig) else OTUS(config.model_config)
     try:
-        state = torch.load(weights, map_location=device, weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{weights}: cannot be read as an otviz checkpoint: {exc}") from exc
-    model = OTUS(config.model_config)
-    model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise ValueError(f"{weights}: weights do not match the run's config.json: {exc}") from exc
     model.to(device).eval()
     hist_file = path / "history.json"
     history = json.loads(hist_file.read_text()) if hist_file.exists() else list(state.get("history", []))
     status_file = path / "status.json"
     status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "unknown"}
-    return Run(path=path, config=config, model=model, history=history, status=status)
+    steps_file = path / "steps.json"
+    steps = json.loads(steps_file.read_text()) if steps_file.exists() else []
+    return Run(path=path, config=config, model=model, history=history, status=status, steps=steps)
+
+
+def _load_state(f: Path, device) -> dict:
+    try:
+        return torch.load(f, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{f}: cannot be read as an otviz checkpoint: {exc}") from exc

@@ -62,27 +62,12 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-class TrainingRun:
-    """A (possibly resumed) training run in ``rundir``.
+class BackgroundRun:
+    """A run directory trained by a daemon thread: ``start()``, ``cancel()``, ``wait()``,
+    ``events_since(i)`` and ``status``; subclasses implement ``_train()``. ``run_blocking`` trains
+    in the caller's thread (CLI, Dask workers)."""
 
-    ``TrainingRun(rundir, config)`` starts a new run (the directory must not hold another run's
-    config); ``TrainingRun(rundir)`` reopens an existing one and resumes from its checkpoint.
-    """
-
-    def __init__(self, rundir, config: TrainConfig | None = None):
-        self.rundir = Path(rundir)
-        cfg_path = self.rundir / "config.json"
-        if config is None:
-            if not cfg_path.exists():
-                raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
-            config = TrainConfig.from_json(cfg_path.read_text())
-        elif cfg_path.exists() and TrainConfig.from_json(cfg_path.read_text()) != config:
-            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
-        self.config = config
-        self.rundir.mkdir(parents=True, exist_ok=True)
-        if not cfg_path.exists():
-            write_bytes(cfg_path, config.to_json().encode())
-        self.device = resolve_device(config.device)
+    def _init_background(self):
         self._events: list[dict] = []
         self._lock = threading.Lock()
         self._cancel = threading.Event()
@@ -90,11 +75,9 @@ class TrainingRun:
         self.status = "idle"
         self.message = ""
         self.history: list[dict] = []
-        self.loss_fn = otus_loss  # replaceable in tests (e.g. to inject a NaN)
-        self.model: OTUS | None = None
 
     # ------------------------------------------------------------------ public API
-    def start(self) -> "TrainingRun":
+    def start(self) -> "BackgroundRun":
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("run already started")
         self._cancel.clear()
@@ -159,6 +142,35 @@ class TrainingRun:
             self._emit(type="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             if getattr(self, "_progress_cb", None) is not None:
                 raise
+
+    def _train(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class TrainingRun(BackgroundRun):
+    """A (possibly resumed) training run in ``rundir``.
+
+    ``TrainingRun(rundir, config)`` starts a new run (the directory must not hold another run's
+    config); ``TrainingRun(rundir)`` reopens an existing one and resumes from its checkpoint.
+    """
+
+    def __init__(self, rundir, config: TrainConfig | None = None):
+        self.rundir = Path(rundir)
+        cfg_path = self.rundir / "config.json"
+        if config is None:
+            if not cfg_path.exists():
+                raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
+            config = TrainConfig.from_json(cfg_path.read_text())
+        elif cfg_path.exists() and TrainConfig.from_json(cfg_path.read_text()) != config:
+            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
+        self.config = config
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        if not cfg_path.exists():
+            write_bytes(cfg_path, config.to_json().encode())
+        self.device = resolve_device(config.device)
+        self._init_background()
+        self.loss_fn = otus_loss  # replaceable in tests (e.g. to inject a NaN)
+        self.model: OTUS | None = None
 
     def _load_data(self):
         cfg = self.config

@@ -14,21 +14,34 @@ from ..paths import PRETRAINED, RUNS, resolve
 from ..train.run import load_run
 
 
-def available_runs() -> dict[str, str]:
-    """Label → run directory for the shipped pretrained runs and finished runs under runs/."""
+def run_kind(rundir) -> str:
+    """``emdvae`` for a β-annealing run directory, else ``otus``."""
+    import json
+
+    try:
+        return "emdvae" if json.loads((Path(rundir) / "config.json").read_text()).get("kind") == "emdvae-anneal" \
+            else "otus"
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+
+
+def available_runs(kind: str = "otus") -> dict[str, str]:
+    """Label → run directory for the shipped pretrained runs and finished runs under runs/ of one
+    kind (``otus`` or ``emdvae``)."""
     out = {}
     for base, tag in ((PRETRAINED, "pretrained"), (RUNS, "runs")):
         if not base.exists():
             continue
         for cfg in sorted(base.rglob("config.json")):
             d = cfg.parent
-            if (d / "model.pt").exists():
+            if (d / "model.pt").exists() and run_kind(d) == kind:
                 out[f"{tag}/{d.relative_to(base)}"] = str(d)
     return out
 
 
 class ExplorerState(param.Parameterized):
-    run_path = param.Selector(default=None, objects=[], doc="run directory shown on the pages")
+    run_path = param.Selector(default=None, objects=[], doc="OTUS run shown on Data/Transport/Residuals")
+    vae_path = param.Selector(default=None, objects=[], doc="EMD-VAE run shown on Traversal/Dimensionality")
     max_events = param.Integer(default=50_000, bounds=(1000, None), doc="test events used for plots")
     seed = param.Integer(default=0)
 
@@ -38,12 +51,30 @@ class ExplorerState(param.Parameterized):
         self.refresh_runs()
 
     def refresh_runs(self, select: str | None = None):
-        runs = available_runs()
-        self.param.run_path.objects = runs  # label → path
-        if select is not None:
-            self.run_path = str(select)
-        elif self.run_path not in runs.values():
-            self.run_path = next(iter(runs.values()), None)
+        for name, kind in (("run_path", "otus"), ("vae_path", "emdvae")):
+            runs = available_runs(kind)
+            self.param[name].objects = runs  # label → path
+            if select is not None and str(select) in runs.values():
+                setattr(self, name, str(select))
+            elif getattr(self, name) not in runs.values():
+                setattr(self, name, next(iter(runs.values()), None))
+
+    @property
+    def vae_run(self):
+        key = ("run", self.vae_path)
+        if key not in self._cache:
+            self._cache[key] = load_run(self.vae_path) if self.vae_path else None
+        return self._cache[key]
+
+    def vae_jets(self, n: int = 3000) -> np.ndarray:
+        """The first ``n`` jets (pT/H_T, η, φ) of the EMD-VAE run's training sample."""
+        from ..data.jets import normalised_jets
+
+        path = resolve(self.vae_run.config.train_data)
+        key = ("jets", str(path), n)
+        if key not in self._cache:
+            self._cache[key] = normalised_jets(load_sample(path), n)
+        return self._cache[key]
 
     @property
     def run(self):

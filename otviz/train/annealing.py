@@ -1,0 +1,319 @@
+"""β-annealing of the EMD-VAE (Collins, §2 and appendix A.1; Fu et al. 2019).
+
+A schedule is data: a list of passes, each a list of β values. The paper's schedule is a rising
+*priming* pass, zig-zag re-sweeps back down, then a rising *production* pass repeating the priming
+values; the weights are kept from one β step to the next. Each β step trains until its
+validation loss plateaus: the learning rate restarts at ``lr`` for every step, is multiplied by
+``lr_factor`` (√0.1) after ``plateau_patience`` epochs without improvement, and the step stops
+after ``early_stop_patience`` such epochs or ``max_epochs`` epochs.
+
+Run directory (besides the files of :mod:`otviz.train.trainer`)::
+
+    steps.json                 one record per finished β step: pass, β, epochs, why it stopped,
+                               validation rate R, distortion D = ⟨EMD²⟩, loss, per-dimension KL
+    steps/NNN_PASS_bBETA.pt    model weights at the end of every β step (atomic)
+    checkpoint.pt              after every epoch: model, optimiser, schedule position, plateau
+                               state, RNG — a killed run resumes in the middle of a β step
+
+β is dimensionless (EMD in units of H_T·R); ``β × H_T`` is the resolution in GeV.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import write_bytes
+from ..data.io import load as load_sample
+from ..data.jets import normalised_jets, trim_padding
+from ..models.emdvae import EMDVAE, EMDVAEConfig, emdvae_loss
+from ..paths import resolve as resolve_path
+from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json, resolve_device
+
+
+@dataclass
+class AnnealPass:
+    name: str  # "priming" | "zigzag" | "production" | anything
+    betas: list[float]
+
+
+def annealing_schedule(beta_min: float = 10 ** -2.4, beta_max: float = 1.0, n: int = 9,
+                       priming: bool = True, zigzags: int = 1, production: bool = True) -> list[AnnealPass]:
+    """The paper's schedule shape on ``n`` log-spaced β in [beta_min, beta_max]: a rising priming
+    pass, ``zigzags`` down-up-down re-sweeps (each ending at the smallest β), a rising production
+    pass. ``priming=False, zigzags=0`` gives a production pass alone."""
+    grid = [float(b) for b in np.geomspace(beta_min, beta_max, n)]
+    passes = []
+    if priming:
+        passes.append(AnnealPass("priming", grid))
+    for k in range(zigzags):
+        # from the top down to the middle, back up, then down to the bottom
+        mid = n // 2
+        zz = grid[::-1][1:n - mid] + grid[mid:][1:] + grid[::-1][1:]
+        passes.append(AnnealPass(f"zigzag{k + 1}" if zigzags > 1 else "zigzag", zz))
+    if production:
+        passes.append(AnnealPass("production", grid))
+    return passes
+
+
+@dataclass
+class AnnealConfig:
+    kind: str = "emdvae-anneal"
+    model: str = "emdvae-wjets"
+    train_data: str = "data/wjets_centred.nc"
+    schedule: list[AnnealPass] = field(default_factory=lambda: annealing_schedule(priming=False, zigzags=0))
+    model_config: EMDVAEConfig = field(default_factory=EMDVAEConfig)
+    batch_size: int = 100
+    steps_per_epoch: int | None = None  # None: one pass over the training jets
+    lr: float = 1e-3  # restarted at every β step
+    lr_factor: float = 0.1 ** 0.5
+    plateau_patience: int = 2
+    early_stop_patience: int = 3
+    max_epochs: int = 8
+    min_delta: float = 1e-3  # relative improvement of the validation loss that counts
+    val_fraction: float = 0.1
+    emd_backend: str = "auto"
+    R: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads (1 per job when several run in parallel)
+    max_events: int | None = None
+    max_nan_retries: int = 5
+    nan_lr_factor: float = 0.5
+
+    @property
+    def steps(self) -> list[tuple[str, float]]:
+        """The flat schedule: (pass name, β) per β step."""
+        return [(p.name, float(b)) for p in self.schedule for b in p.betas]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "AnnealConfig":
+        d = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown annealing config fields: {sorted(unknown)}")
+        if d.get("kind", "emdvae-anneal") != "emdvae-anneal":
+            raise ValueError(f"not an annealing config (kind={d.get('kind')!r})")
+        d["schedule"] = [AnnealPass(**p) for p in d.get("schedule", [])]
+        d["model_config"] = EMDVAEConfig(**d.get("model_config", {}))
+        cfg = cls(**d)
+        if not cfg.steps:
+            raise ValueError("the annealing schedule has no β steps")
+        if any(b <= 0 for _, b in cfg.steps):
+            raise ValueError("every β of the schedule must be > 0")
+        return cfg
+
+
+def emdvae_wjets_config(centred: bool = True, schedule: str = "production", n_betas: int = 9,
+                        beta_min: float = 10 ** -2.4, beta_max: float = 1.0, **overrides) -> AnnealConfig:
+    """Preset: the small CPU EMD-VAE on the shipped W jets. ``schedule`` is ``production`` (one
+    rising pass) or ``paper`` (priming, one zig-zag, production)."""
+    if schedule not in ("production", "paper"):
+        raise ValueError(f"unknown schedule {schedule!r}: production or paper")
+    paper = schedule == "paper"
+    cfg = AnnealConfig(
+        model="emdvae-wjets-centred" if centred else "emdvae-wjets",
+        train_data="data/wjets_centred.nc" if centred else "data/wjets.nc",
+        schedule=annealing_schedule(beta_min, beta_max, n_betas, priming=paper, zigzags=int(paper)),
+    )
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise ValueError(f"unknown annealing option {k!r}")
+        setattr(cfg, k, v)
+    return cfg
+
+
+def step_file(index: int, pass_name: str, beta: float) -> str:
+    return f"steps/{index:03d}_{pass_name}_b{beta:.4g}.pt"
+
+
+class AnnealingRun(BackgroundRun):
+    """A (possibly resumed) β-annealing run of the EMD-VAE in ``rundir``; same API as
+    :class:`otviz.train.trainer.TrainingRun` (``start``, ``events_since``, ``cancel``…).
+
+    Events: ``step`` (batch), ``epoch``, ``beta_step`` (a finished β step with its metrics),
+    ``checkpoint``, ``resumed``, ``nan_rollback``, ``done`` / ``cancelled`` / ``failed``."""
+
+    def __init__(self, rundir, config: AnnealConfig | None = None):
+        self.rundir = Path(rundir)
+        cfg_path = self.rundir / "config.json"
+        if config is None:
+            if not cfg_path.exists():
+                raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
+            config = AnnealConfig.from_json(cfg_path.read_text())
+        elif cfg_path.exists() and cfg_path.read_text() != config.to_json():
+            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
+        self.config = config
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        if not cfg_path.exists():
+            write_bytes(cfg_path, config.to_json().encode())
+        self.device = resolve_device(config.device)
+        self._init_background()
+        self.loss_fn = emdvae_loss  # replaceable in tests
+        self.model: EMDVAE | None = None
+        self.steps_done: list[dict] = []
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.config.steps)
+
+    # ------------------------------------------------------------------ data
+    def _load_data(self):
+        cfg = self.config
+        path = resolve_path(cfg.train_data)
+        jets, _ = normalised_jets(load_sample(path), cfg.max_events)
+        jets = torch.as_tensor(jets)
+        perm = torch.randperm(len(jets), generator=torch.Generator().manual_seed(cfg.seed))
+        n_val = max(int(round(cfg.val_fraction * len(jets))), 1)
+        return jets[perm[n_val:]].to(self.device), jets[perm[:n_val]].to(self.device)
+
+    def evaluate(self, model, jets, beta) -> dict:
+        """Validation metrics at β with a fixed posterior-sampling seed: loss, R, D, KL per dim."""
+        cfg = self.config
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 99)
+        model.eval()
+        sums, kl, n = {"loss": 0.0, "rate": 0.0, "distortion": 0.0}, 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(jets), 500):
+                xb = trim_padding(jets[i:i + 500])
+                _, t = self.loss_fn(model, xb, beta, cfg.emd_backend, gen, cfg.R)
+                for k in sums:
+                    sums[k] += t[k] * len(xb)
+                kl = kl + t["kl_per_dim"].double().cpu() * len(xb)
+                n += len(xb)
+        model.train()
+        out = {k: v / n for k, v in sums.items()}
+        out["kl_per_dim"] = (kl / n).tolist()
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, model, opt, pos: dict):
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "pos": pos,
+                 "history": self.history, "steps_done": self.steps_done}
+        atomic_torch_save(state, self.rundir / "checkpoint.pt")
+        atomic_write_json(self.rundir / "history.json", self.history)
+        atomic_write_json(self.rundir / "steps.json", self.steps_done)
+
+    def _train(self):
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        train, val = self._load_data()
+        torch.manual_seed(cfg.seed)
+        model = EMDVAE(cfg.model_config).to(self.device)
+        self.model = model
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        steps = cfg.steps
+        # position in the schedule: β-step index, epoch within it, plateau state, lr, NaN retries
+        pos = {"step": 0, "epoch": 0, "best": math.inf, "bad": 0, "since_best": 0, "lr": cfg.lr,
+               "retries": 0, "lr_scale": 1.0, "epoch_total": 0}
+        ckpt = self.rundir / "checkpoint.pt"
+        if ckpt.exists():
+            state = torch.load(ckpt, map_location=self.device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            pos = dict(state["pos"])
+            self.history = list(state["history"])
+            self.steps_done = list(state["steps_done"])
+            self._emit(type="resumed", beta_step=pos["step"], epoch=pos["epoch"])
+        else:
+            self._checkpoint(model, opt, pos)
+        good = torch.load(ckpt, map_location=self.device, weights_only=True)
+        n = len(train)
+        bs = min(cfg.batch_size, n)
+        n_batches = cfg.steps_per_epoch or max(n // bs, 1)
+        while pos["step"] < len(steps):
+            if self._cancel.is_set():
+                return
+            pass_name, beta = steps[pos["step"]]
+            for g in opt.param_groups:
+                g["lr"] = pos["lr"]
+            seed = cfg.seed * 1_000_003 + pos["epoch_total"]
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(self.device)
+            gen = torch.Generator(device=self.device).manual_seed(seed + 7)
+            sums: dict[str, float] = {}
+            t0 = time.perf_counter()
+            nan = False
+            for b in range(n_batches):
+                if self._cancel.is_set():
+                    return
+                idx = order[(b * bs) % n:(b * bs) % n + bs]
+                xb = trim_padding(train[idx])
+                loss, terms = self.loss_fn(model, xb, beta, cfg.emd_backend, gen, cfg.R)
+                if not math.isfinite(float(loss.detach())):
+                    nan = True
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                for k in ("loss", "rate", "distortion"):
+                    sums[k] = sums.get(k, 0.0) + terms[k]
+                self._emit(type="step", beta_step=pos["step"], total_steps=len(steps), beta=beta,
+                           pass_name=pass_name, epoch=pos["epoch"], batch=b, batches=n_batches,
+                           jets_per_s=(b + 1) * bs / (time.perf_counter() - t0),
+                           **{k: terms[k] for k in ("loss", "rate", "distortion")})
+            seconds = time.perf_counter() - t0
+            vm = self.evaluate(model, val, beta) if not nan else {"loss": math.nan}
+            if nan or not math.isfinite(vm["loss"]):
+                pos = dict(good["pos"])
+                pos["retries"] += 1
+                if pos["retries"] > cfg.max_nan_retries:
+                    raise TrainingFailed(f"non-finite loss at β = {beta:.4g}; gave up after "
+                                         f"{cfg.max_nan_retries} roll-backs")
+                pos["lr_scale"] *= cfg.nan_lr_factor
+                pos["lr"] *= cfg.nan_lr_factor
+                model.load_state_dict(good["model"])
+                opt = torch.optim.Adam(model.parameters(), lr=pos["lr"])
+                self.history = list(good["history"])
+                self.steps_done = list(good["steps_done"])
+                self._emit(type="nan_rollback", beta_step=pos["step"], epoch=pos["epoch"],
+                           retries=pos["retries"], lr_scale=pos["lr_scale"])
+                continue
+            rec = {f"train_{k}": v / n_batches for k, v in sums.items()}
+            rec.update(beta_step=pos["step"], pass_name=pass_name, beta=beta, epoch=pos["epoch"], lr=pos["lr"],
+                       seconds=seconds, jets_per_s=n_batches * bs / seconds,
+                       val_loss=vm["loss"], val_rate=vm["rate"], val_distortion=vm["distortion"])
+            self.history.append(rec)
+            pos["epoch"] += 1
+            pos["epoch_total"] += 1
+            # plateau bookkeeping (ReduceLROnPlateau + EarlyStopping on the validation loss)
+            if vm["loss"] < pos["best"] * (1 - cfg.min_delta):
+                pos["best"], pos["bad"], pos["since_best"] = vm["loss"], 0, 0
+            else:
+                pos["bad"] += 1
+                pos["since_best"] += 1
+                if pos["bad"] >= cfg.plateau_patience:
+                    pos["lr"] *= cfg.lr_factor
+                    pos["bad"] = 0
+            self._emit(type="epoch", total_steps=len(steps), **rec)
+            stop = ("early-stop" if pos["since_best"] >= cfg.early_stop_patience
+                    else "max-epochs" if pos["epoch"] >= cfg.max_epochs else None)
+            if stop:
+                fname = step_file(pos["step"], pass_name, beta)
+                (self.rundir / "steps").mkdir(exist_ok=True)
+                atomic_torch_save({"model": model.state_dict()}, self.rundir / fname)
+                done = {"beta_step": pos["step"], "pass_name": pass_name, "beta": beta, "epochs": pos["epoch"],
+                        "stopped": stop, "file": fname, "loss": vm["loss"], "rate": vm["rate"],
+                        "distortion": vm["distortion"], "kl_per_dim": vm["kl_per_dim"],
+                        "seconds": sum(h["seconds"] for h in self.history if h["beta_step"] == pos["step"])}
+                self.steps_done.append(done)
+                self._emit(type="beta_step", total_steps=len(steps), **done)
+                # every β step restarts the learning rate (and Adam's moments)
+                pos.update(step=pos["step"] + 1, epoch=0, best=math.inf, bad=0, since_best=0,
+                           lr=cfg.lr * pos["lr_scale"])
+                opt = torch.optim.Adam(model.parameters(), lr=cfg.lr * pos["lr_scale"])
+            self._checkpoint(model, opt, pos)
+            good = torch.load(ckpt, map_location=self.device, weights_only=True)
+            self._emit(type="checkpoint", beta_step=pos["step"], epoch=pos["epoch"])
+        model.eval()
+        atomic_torch_save({"model": model.state_dict()}, self.rundir / "model.pt")

@@ -1,0 +1,51 @@
+"""Dimensionality page: D₁, D₂ and D_corr vs β (with the GeV axis) and KL per direction vs β."""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import param
+
+from ..metrics.dimension import dimensionalities, production_curves, read_dimensionality
+from ..viz.dimension import dimension_plot, kl_plot, rate_distortion_plot
+from .state import ExplorerState
+
+
+class DimensionView(pn.viewable.Viewer):
+    """Curves of the selected EMD-VAE run's production pass. D₁/D₂ come from the run's
+    ``steps.json``; D_corr of the data from its ``dimension.nc`` (``otviz dimension RUNDIR``)."""
+
+    state = param.ClassSelector(class_=ExplorerState)
+
+    def __init__(self, state: ExplorerState, **params):
+        super().__init__(state=state, **params)
+
+    @param.depends("state.vae_path")
+    def _content(self):
+        run = self.state.vae_run
+        steps = run.production_steps() if run is not None else []
+        if len(steps) < 2:
+            return pn.pane.Markdown("The selected EMD-VAE run has fewer than two finished production β steps.")
+        beta, rate, dist, kl = production_curves(steps)
+        mid, d1, d2 = dimensionalities(beta, rate, dist)
+        stored = read_dimensionality(run.path)
+        ht = float(np.median(self.state.vae_jets(3000)[1]))
+        q_mid = dcorr = None
+        note = ("D_corr not computed yet for this run: `otviz dimension " + str(run.path) + "`.")
+        if stored is not None:
+            q_mid, dcorr = stored.q_mid.values, stored.D_corr.values
+            ht = float(stored.attrs.get("ht_median_GeV", ht))
+            note = f"D_corr from exact EMDs between {stored.attrs['n_jets_corr']} training jets."
+        rows = "\n".join(f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |" for b, a, c in zip(mid, d1, d2))
+        table = pn.pane.Markdown("| β_mid | GeV | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=300)
+        return pn.Row(
+            pn.Column(
+                pn.pane.HoloViews(dimension_plot(mid, d1, d2, q_mid, dcorr, ht=ht), linked_axes=False),
+                pn.pane.HoloViews(kl_plot(beta, kl, ht=ht), linked_axes=False),
+            ),
+            pn.Column(pn.pane.Markdown(f"H_T median {ht:.0f} GeV: β·H_T is the resolution in GeV. {note}", width=300),
+                      table, pn.pane.HoloViews(rate_distortion_plot(beta, rate, dist, width=320), linked_axes=False)),
+        )
+
+    def __panel__(self):
+        return pn.Column(pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", width=360),
+                         self._content)

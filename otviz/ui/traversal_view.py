@@ -1,0 +1,195 @@
+"""Latent traversal page: decoded jet mosaics over the EMD-VAE latent plane (EMD-VAE Fig. 1–2)."""
+from __future__ import annotations
+
+import time
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+import torch
+
+from ..data.io import load as load_sample
+from ..paths import resolve
+from ..viz import ensure_extension
+from ..viz.jets import default_extent, jet_points, top_kl_dimensions, traversal_plot, traverse
+from .state import ExplorerState
+
+
+def default_step(steps: list[dict], threshold: float = 0.5) -> int:
+    """Index of the largest β with at least two informative directions (KL > threshold), else the
+    smallest β: where a traversal shows physics rather than noise."""
+    for i in range(len(steps) - 1, -1, -1):
+        if sum(k > threshold for k in steps[i]["kl_per_dim"]) >= 2:
+            return i
+    return 0
+
+
+class TraversalView(pn.viewable.Viewer):
+    """Model/β selector, two latent directions and a grid centre; the 9×9 mosaic of decoded jets
+    over the density of encoded jets updates live. Click a tile to enlarge its jet; double-click
+    the plane to move the grid centre there."""
+
+    state = param.ClassSelector(class_=ExplorerState)
+    step = param.Selector(default=None, objects=[], doc="β step of the production pass")
+    dim_x = param.Selector(default=0, objects=[0])
+    dim_y = param.Selector(default=1, objects=[1])
+    centre_x = param.Number(default=0.0, bounds=(-4, 4), step=0.1)
+    centre_y = param.Number(default=0.0, bounds=(-4, 4), step=0.1)
+    span = param.Number(default=3.0, bounds=(0.25, 4), step=0.25, doc="grid spans centre ± span")
+    n = param.Integer(default=9, bounds=(3, 15))
+    hold = param.Selector(default="encoded mean", objects=["encoded mean", "zero"],
+                          doc="value of the other latent coordinates")
+    n_jets = param.Integer(default=3000, bounds=(100, 30000), doc="encoded jets in the density")
+    last_ms = param.Number(default=0.0, doc="server time of the last mosaic (decode + draw)")
+
+    def __init__(self, state: ExplorerState, **params):
+        super().__init__(state=state, **params)
+        self._cache: dict = {}
+        self.selected = pn.pane.HoloViews(hv.Points([]), linked_axes=False)
+        self.info = pn.pane.Markdown("")
+        self.timing = pn.pane.Markdown("", css_classes=["traversal-timing"])
+        state.param.watch(self._on_run, "vae_path")
+        self._on_run()
+        self._dmap = None
+
+    # ------------------------------------------------------------------ model, β step, encodings
+    def _steps(self):
+        run = self.state.vae_run
+        return run.production_steps() if run is not None else []
+
+    def _on_run(self, *_):
+        steps = self._steps()
+        if not steps:
+            self.param.step.objects, self.step = [], None
+            return
+        ht = float(np.median(self.state.vae_jets(self.n_jets)[1]))
+        labels = {f"β = {s['beta']:.3g}  (≈ {s['beta'] * ht:.3g} GeV)": i for i, s in enumerate(steps)}
+        self.param.step.objects = labels
+        self.step = default_step(steps)
+        self._on_step()
+
+    @param.depends("step", watch=True)
+    def _on_step(self):
+        if self.step is None:
+            return
+        st = self._steps()[self.step]
+        latent = len(st["kl_per_dim"])
+        self.param.dim_x.objects = self.param.dim_y.objects = list(range(latent))
+        a, b = top_kl_dimensions(st["kl_per_dim"])
+        mu = self.encoded()
+        self.param.update(dim_x=a, dim_y=b, centre_x=round(float(mu[:, a].mean()), 1),
+                          centre_y=round(float(mu[:, b].mean()), 1))
+
+    def model(self):
+        key = ("model", self.state.vae_path, self.step)
+        if key not in self._cache:
+            run = self.state.vae_run
+            self._cache[key] = run.step_model(self._steps()[self.step])
+        return self._cache[key]
+
+    def encoded(self) -> np.ndarray:
+        key = ("mu", self.state.vae_path, self.step, self.n_jets)
+        if key not in self._cache:
+            jets, _ = self.state.vae_jets(self.n_jets)
+            with torch.no_grad():
+                self._cache[key] = self.model().encode(jets).numpy()
+        return self._cache[key]
+
+    def centred(self) -> bool:
+        key = ("centred", self.state.vae_path)
+        if key not in self._cache:
+            ds = load_sample(resolve(self.state.vae_run.config.train_data))
+            self._cache[key] = bool(int(ds.attrs.get("centred", 0)))
+        return self._cache[key]
+
+    def centre(self) -> np.ndarray:
+        mu = self.encoded()
+        c = mu.mean(0) if self.hold == "encoded mean" else np.zeros(mu.shape[1], np.float32)
+        c = c.astype(np.float32)
+        c[self.dim_x], c[self.dim_y] = self.centre_x, self.centre_y
+        return c
+
+    # ------------------------------------------------------------------ plots
+    def traversal(self):
+        return traverse(self.model(), (self.dim_x, self.dim_y), self.centre(), self.span, self.n)
+
+    def _plot(self, step, dim_x, dim_y, centre_x, centre_y, span, n, hold):
+        if step is None or dim_x == dim_y:
+            return hv.Overlay([hv.RGB(np.zeros((2, 2, 4), np.uint8))])
+        t0 = time.perf_counter()
+        trav = self.traversal()
+        plot = traversal_plot(trav, mu=self.encoded(), extent=default_extent(self.centred()))
+        self.last_ms = (time.perf_counter() - t0) * 1e3
+        self.timing.object = f"mosaic of {n}×{n} jets decoded and drawn in {self.last_ms:.0f} ms"
+        self._last = trav
+        return plot
+
+    def _on_tap(self, x=None, y=None):
+        """Enlarge the jet of the tile under (x, y)."""
+        if x is None or getattr(self, "_last", None) is None:
+            return
+        trav = self._last
+        i = int(np.argmin(np.abs(trav.u - x)))
+        j = int(np.argmin(np.abs(trav.v - y)))
+        jet = trav.jets[j, i]
+        a, b = trav.dims
+        title = f"z{a} = {trav.u[i]:.2f}, z{b} = {trav.v[j]:.2f}"
+        self.selected.object = jet_points(jet, title=title, extent=default_extent(self.centred()))
+        w = jet[:, 0]
+        top = np.argsort(-w)[:5]
+        rows = "\n".join(f"| {w[k]:.3f} | {jet[k, 1]:+.3f} | {jet[k, 2]:+.3f} |" for k in top)
+        self.info.object = (f"**Tile ({i}, {j})**: {int((w > 1e-3).sum())} particles with pT/H_T > 0.001\n\n"
+                            f"| pT/H_T | η | φ |\n|---|---|---|\n{rows}")
+
+    def _on_double_tap(self, x=None, y=None):
+        if x is not None:
+            self.param.update(centre_x=round(float(x), 2), centre_y=round(float(y), 2))
+
+    def plot_pane(self):
+        if self._dmap is None:
+            ensure_extension()
+            self._dmap = hv.DynamicMap(pn.bind(self._plot, self.param.step, self.param.dim_x, self.param.dim_y,
+                                               self.param.centre_x, self.param.centre_y, self.param.span,
+                                               self.param.n, self.param.hold))
+            tap = hv.streams.Tap(source=self._dmap, x=None, y=None)
+            tap.add_subscriber(self._on_tap)
+            dtap = hv.streams.DoubleTap(source=self._dmap, x=None, y=None)
+            dtap.add_subscriber(self._on_double_tap)
+        return pn.pane.HoloViews(self._dmap, linked_axes=False)
+
+    def kl_bars(self):
+        return pn.bind(self._kl_bars, self.param.step)
+
+    def _kl_bars(self, step):
+        if step is None:
+            return pn.pane.Markdown("")
+        kl = np.asarray(self._steps()[step]["kl_per_dim"])
+        top = np.argsort(-kl)[:12]
+        bars = hv.Bars([(f"z{k}", kl[k]) for k in top], kdims=["direction"], vdims=["KL"]).opts(
+            width=360, height=200, title="KL per latent direction (top 12)", color="#4c72b0", xrotation=45)
+        return pn.pane.HoloViews(bars, linked_axes=False)
+
+    def __panel__(self):
+        if not self._steps():
+            return pn.pane.Markdown("No EMD-VAE run with finished production β steps: train one with "
+                                    "`otviz train emdvae-wjets` or on the Train page.")
+        controls = pn.Column(
+            pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", width=300),
+            pn.widgets.Select.from_param(self.param.step, name="β step (production pass)", width=300),
+            pn.Row(pn.widgets.Select.from_param(self.param.dim_x, name="direction x", width=140),
+                   pn.widgets.Select.from_param(self.param.dim_y, name="direction y", width=140)),
+            pn.widgets.FloatSlider.from_param(self.param.centre_x, name="centre x", width=300),
+            pn.widgets.FloatSlider.from_param(self.param.centre_y, name="centre y", width=300),
+            pn.widgets.FloatSlider.from_param(self.param.span, name="± span", width=300),
+            pn.widgets.IntSlider.from_param(self.param.n, name="grid size", width=300),
+            pn.widgets.RadioButtonGroup.from_param(self.param.hold, width=300),
+            self.kl_bars(),
+            width=320,
+        )
+        help_ = pn.pane.Markdown(
+            "Each tile is the jet decoded at the latent point under its centre; disc area ∝ pT, tile axes "
+            "(η → right, φ ↑). Blue: density of encoded training jets. **Click** a tile to enlarge it, "
+            "**double-click** to move the grid centre.", width=620)
+        return pn.Row(controls, pn.Column(help_, self.plot_pane(), self.timing),
+                      pn.Column(pn.pane.Markdown("#### Selected jet"), self.selected, self.info))

@@ -1,0 +1,72 @@
+"""Dimensionality plots of the EMD-VAE (Collins, Fig. 3 and 7): D₁, D₂ and D_corr against β with
+a second axis in GeV (β·H_T), and the KL of each latent direction against β."""
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+
+from . import ensure_extension
+
+COLOURS = {"D1": "#1f77b4", "D2": "#d62728", "D_corr": "black"}
+
+
+def _gev_axis(ht: float):
+    """Bokeh hook adding a top axis β·H_T in GeV that follows the log-β x range."""
+
+    def hook(plot, element):
+        from bokeh.models import CustomJS, LogAxis, Range1d
+
+        fig = plot.state
+        xr = fig.x_range
+        gev = Range1d(start=(xr.start or 1e-3) * ht, end=(xr.end or 1.0) * ht)
+        fig.extra_x_ranges = {"gev": gev}
+        fig.extra_x_scales = {"gev": type(fig.x_scale)()}
+        fig.add_layout(LogAxis(x_range_name="gev", axis_label="β·H_T [GeV]"), "above")
+        cb = CustomJS(args=dict(src=xr, dst=gev, k=ht), code="dst.start = src.start * k; dst.end = src.end * k;")
+        xr.js_on_change("start", cb)
+        xr.js_on_change("end", cb)
+
+    return hook
+
+
+def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, width=620, height=340, title=""):
+    """D₁ = −dR/d log β and D₂ = dD/dβ² (and the data's D_corr(Q)) against β on log axes."""
+    ensure_extension()
+    layers = [
+        hv.Curve((beta_mid, d1), "β", "dimension", label="D₁ = −dR/d log β").opts(color=COLOURS["D1"]),
+        hv.Scatter((beta_mid, d1), "β", "dimension").opts(color=COLOURS["D1"], size=6),
+        hv.Curve((beta_mid, d2), "β", "dimension", label="D₂ = dD/dβ²").opts(color=COLOURS["D2"], line_dash="dashed"),
+        hv.Scatter((beta_mid, d2), "β", "dimension").opts(color=COLOURS["D2"], size=6, marker="square"),
+    ]
+    if q_mid is not None and dcorr is not None:
+        layers.append(hv.Curve((q_mid, dcorr), "β", "dimension", label="D_corr(Q = β) of the data").opts(
+            color=COLOURS["D_corr"], line_dash="dotted"))
+    lo = float(np.nanmin(np.r_[beta_mid, q_mid if q_mid is not None else []]))
+    hi = float(np.nanmax(np.r_[beta_mid, q_mid if q_mid is not None else []]))
+    return hv.Overlay(layers).opts(
+        logx=True, width=width, height=height, show_grid=True, legend_position="top_right", xlim=(lo / 1.5, hi * 1.5),
+        ylim=(-0.5, None), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel="β (EMD units of H_T)")
+
+
+def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=620, height=300):
+    """KL of each latent direction vs β (the ``top`` directions by their largest KL)."""
+    ensure_extension()
+    kl = np.asarray(kl)
+    order = np.argsort(-kl.max(0))[:top]
+    curves = [hv.Curve((beta, np.maximum(kl[:, k], 1e-4)), "β", "KL", label=f"z{k}") for k in order]
+    return hv.Overlay(curves).opts(
+        hv.opts.Curve(line_width=2),
+        hv.opts.Overlay(logx=True, logy=True, width=width, height=height, show_grid=True, legend_position="right",
+                        title="KL per latent direction vs β (production pass)", hooks=[_gev_axis(ht)],
+                        xlabel="β (EMD units of H_T)"),
+    )
+
+
+def rate_distortion_plot(beta, rate, dist, width=620, height=260):
+    """R = ⟨KL⟩ and D = ⟨EMD²⟩ against β."""
+    ensure_extension()
+    r = hv.Curve((beta, np.maximum(rate, 1e-4)), "β", "value", label="R = Σ KL").opts(color="#2ca02c")
+    d = hv.Curve((beta, dist), "β", "value", label="D = ⟨EMD²⟩").opts(color="#9467bd")
+    b2 = hv.Curve((beta, np.asarray(beta) ** 2), "β", "value", label="β²").opts(color="grey", line_dash="dotted")
+    return hv.Overlay([r, d, b2]).opts(logx=True, logy=True, width=width, height=height, show_grid=True,
+                                       legend_position="bottom_right", title="rate and distortion")
