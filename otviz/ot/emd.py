@@ -124,3 +124,16 @@ def emd(wa, pa, wb, pb, backend: str = "auto", R: float = 1.0, beta: float = 1.0
     # gradient to the weights through the dual potentials; adds zero to the value
     value = value + (u * (wa - wa.detach())).sum(1) + (v * (wb - wb.detach())).sum(1)
     return value.to(out_dtype)
+
+
+def emd_plan(wa, pa, wb, pb, R: float = 1.0, beta: float = 1.0):
+    """Exact EMD and optimal plan between two single jets (NumPy in, NumPy out, via POT):
+    weights (N,), (M,), points (N, 2), (M, 2) as (η, φ) → (value, plan (N, M)); plan[i, j] is
+    the pT fraction moved from particle i of jet a to particle j of jet b."""
+    import ot
+
+    wa, wb = np.asarray(wa, float), np.asarray(wb, float)
+    cost = ground_cost(torch.as_tensor(np.asarray(pa, float))[None], torch.as_tensor(np.asarray(pb, float))[None],
+                       R, beta)[0].numpy()
+    plan = ot.emd(wa / wa.sum(), wb / wb.sum(), cost)
+    return float((plan * cost).sum()), plan

@@ -104,11 +104,11 @@ def jet_mosaic(jets: np.ndarray, extent=(-0.8, 0.8, -0.8, 0.8), tile: int = 48, 
     img = np.zeros((H, W, 4), np.uint8)
     img[..., 0], img[..., 1], img[..., 2] = rgb
     img[..., 3] = (np.clip(alpha, 0, 1).reshape(H, W) * 255).astype(np.uint8)
-    # thin tile frames
-    frame = np.zeros((H, W), bool)
-    frame[:, np.arange(cols) * tile + inner] = True
-    frame[np.arange(rows) * tile + inner, :] = True
-    img[frame] = (150, 150, 150, 90)
+    if gap > 0:  # thin grey frames in the gaps between tiles
+        frame = np.zeros((H, W), bool)
+        frame[:, (np.arange(cols) * tile)[:, None] + np.arange(inner, tile)] = True
+        frame[(np.arange(rows) * tile)[:, None] + np.arange(inner, tile), :] = True
+        img[frame] = (150, 150, 150, 90)
     return img
 
 
@@ -171,3 +171,30 @@ def jet_points(jet: np.ndarray, title: str = "", extent=None, min_weight: float 
     if extent is not None:
         opts.update(xlim=extent[:2], ylim=extent[2:])
     return pts.opts(**opts)
+
+
+def emd_flow_plot(jet_a, jet_b, plan, min_flow: float = 1e-3, extent=None, title: str = ""):
+    """Two jets (discs, area ∝ pT: a blue, b red) and the optimal EMD flow between them as
+    segments whose width is ∝ the transported pT fraction."""
+    import holoviews as hv
+
+    from . import ensure_extension
+
+    ensure_extension()
+    jet_a, jet_b, plan = (np.asarray(t, float) for t in (jet_a, jet_b, plan))
+    i, j = np.nonzero(plan > min_flow)
+    segs = hv.Segments({"x0": jet_a[i, 1], "y0": jet_a[i, 2], "x1": jet_b[j, 1], "y1": jet_b[j, 2],
+                        "flow": plan[i, j], "lw": 1 + 12 * plan[i, j]},
+                       kdims=["x0", "y0", "x1", "y1"], vdims=["flow", "lw"]).opts(
+        color="grey", line_width="lw", alpha=0.6, tools=["hover"])
+    layers = [segs]
+    for jet, colour, label in ((jet_a, "#1f77b4", "jet a"), (jet_b, "#c81e1e", "jet b")):
+        keep = jet[:, 0] > min_flow
+        layers.append(hv.Points({"eta": jet[keep, 1], "phi": jet[keep, 2], "pt_frac": jet[keep, 0],
+                                 "size": 60 * np.sqrt(jet[keep, 0])}, ["eta", "phi"], ["pt_frac", "size"],
+                                label=label).opts(size="size", color=colour, alpha=0.5, tools=["hover"]))
+    opts = dict(width=480, height=440, xlabel="η", ylabel="φ", title=title or "optimal EMD flow",
+                legend_position="top_right")
+    if extent is not None:
+        opts.update(xlim=extent[:2], ylim=extent[2:])
+    return hv.Overlay(layers).opts(**opts)
