@@ -85,3 +85,24 @@ def test_pairwise_emd_matches_single_pairs():
     assert np.allclose(m, m.T) and np.all(np.diag(m) == 0)
     c = ground_cost(torch.as_tensor(p[1:2]), torch.as_tensor(p[4:5]))[0].numpy()
     assert m[1, 4] == pytest.approx(ot.emd2(w[1], w[4], c), rel=1e-10)
+
+
+def test_run_dimensionality_from_an_annealing_run(tmp_path):
+    from otviz.metrics.dimension import dimensionalities, read_dimensionality, write_dimensionality
+    from otviz.train.annealing import AnnealingRun, emdvae_wjets_config
+    from otviz.train.run import load_run
+
+    cfg = emdvae_wjets_config(True, max_events=200, n_betas=3, beta_min=0.01, beta_max=1.0, max_epochs=1,
+                              steps_per_epoch=2, batch_size=50, threads=1)
+    AnnealingRun(tmp_path / "r", cfg).run_blocking()
+    run = load_run(tmp_path / "r")
+    ds = write_dimensionality(run, n_jets=40, n_q=8)
+    steps = run.production_steps()
+    mid, d1, d2 = dimensionalities([s["beta"] for s in steps], [s["rate"] for s in steps],
+                                   [s["distortion"] for s in steps])
+    assert np.allclose(ds.D1.values, d1) and np.allclose(ds.D2.values, d2) and np.allclose(ds.beta_mid, mid)
+    assert ds.kl_per_dim.shape == (3, 32) and np.allclose(ds.kl_per_dim.sum("latent_dim"), ds.rate, rtol=1e-5)
+    assert ds.D_corr.shape == (7,) and np.isfinite(ds.D_corr).all() and ds.attrs["n_jets_corr"] == 40
+    assert 450 < ds.attrs["ht_median_GeV"] < 650
+    back = read_dimensionality(tmp_path / "r")
+    assert np.allclose(back.D_corr, ds.D_corr)

@@ -131,3 +131,79 @@ def test_train_transport_residuals_in_the_browser(server, browser):
     page.screenshot(path=str(ARTIFACTS / "05_residuals.png"))
     _no_traceback(page)
     page.close()
+
+
+MOSAIC_HASH_JS = """() => {
+  for (const doc of window.Bokeh.documents)
+    for (const m of doc.all_models) {
+      const d = m.data;
+      if (d === undefined || d === null) continue;
+      const img = d instanceof Map ? d.get("image") : d.image;
+      if (!img || !img.length || !(img[0] instanceof Uint32Array)) continue;
+      const a = img[0];
+      let h = a.length;
+      for (let i = 0; i < a.length; i += 3) h = (Math.imul(h, 31) + a[i]) >>> 0;
+      return h;
+    }
+  return null;
+}"""
+
+TITLES_JS = """() => {
+  const out = [];
+  for (const doc of window.Bokeh.documents)
+    for (const m of doc.all_models) if (m.constructor.__name__ === "Title" && m.text) out.push(m.text);
+  return out;
+}"""
+
+BETA_POINTS_JS = """() => {
+  let n = 0;
+  for (const doc of window.Bokeh.documents)
+    for (const m of doc.all_models) {
+      const d = m.data;
+      if (d === undefined || d === null) continue;
+      const b = d instanceof Map ? d.get("β") : d["β"];
+      if (b !== undefined) n += b.length;
+    }
+  return n;
+}"""
+
+
+def test_latent_traversal_and_dimensionality_pages_in_the_browser(server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.get_by_text("otviz latent explorer").wait_for()
+    page.get_by_text("Latent traversal", exact=True).click()
+    page.get_by_text(re.compile(r"mosaic of 9×9 jets decoded and drawn in \d+ ms")).wait_for()
+    page.wait_for_function(f"({MOSAIC_HASH_JS})() !== null")
+    before = page.evaluate(MOSAIC_HASH_JS)
+    timing = page.get_by_text(re.compile(r"decoded and drawn in")).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "06_traversal.png"))
+    _no_traceback(page)
+    # move the "centre x" slider with the keyboard: the mosaic is re-decoded and redrawn
+    handle = page.locator(".noUi-handle").first
+    handle.focus()
+    for _ in range(5):
+        handle.press("ArrowRight")
+    page.wait_for_function(f"({MOSAIC_HASH_JS})() !== {before}")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "07_traversal_moved.png"))
+    # click a tile: that jet is shown enlarged with its particles
+    canvas = page.locator("canvas").nth(1)
+    box = canvas.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.get_by_text(re.compile(r"Tile \(\d+, \d+\)")).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "08_traversal_tile.png"))
+    _no_traceback(page)
+    assert timing
+
+    page.get_by_text("Dimensionality", exact=True).click()
+    page.get_by_text(re.compile(r"H_T median \d+ GeV")).wait_for()
+    page.wait_for_function(f"({TITLES_JS})().includes('dimensionality vs resolution β')")
+    titles = page.evaluate(TITLES_JS)
+    assert "KL per latent direction vs β (production pass)" in titles
+    page.wait_for_function(f"({BETA_POINTS_JS})() >= 10")  # D1, D2, D_corr and KL curves carry data
+    page.screenshot(path=str(ARTIFACTS / "09_dimensionality.png"))
+    _no_traceback(page)
+    page.close()

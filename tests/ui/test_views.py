@@ -51,3 +51,53 @@ def test_train_page_runs_in_the_background_and_adds_the_run(app):
     assert app.state.run_path == str(app.train.rundir)
     assert len(app.train._points) == 2 * 3  # one point per step, streamed to the loss curve
     assert app.state.run.history[-1]["epoch"] == 1
+
+
+def test_latent_traversal_and_dimensionality_pages(app):
+    import numpy as np
+    from bokeh.document import Document
+
+    from otviz.viz.jets import top_kl_dimensions
+
+    labels = app.state.param.vae_path.objects
+    assert any(k.endswith("pretrained/emdvae-wjets-centred") for k in labels)
+    assert any(k.endswith("pretrained/emdvae-wjets") for k in labels)
+    assert not any("emdvae" in k for k in app.state.param.run_path.objects)  # OTUS pages list OTUS runs only
+    tv = app.traversal
+    assert tv.step is not None
+    pn.panel(tv).get_root(Document())
+    assert tv.last_ms > 0 and tv._last.jets.shape == (9, 9, 50, 3)
+    st = tv._steps()[tv.step]
+    assert [tv.dim_x, tv.dim_y] == top_kl_dimensions(st["kl_per_dim"])  # default: the two highest-KL directions
+    before = tv._last.jets.copy()
+    tv.centre_x = tv.centre_x + 1.0  # what a slider move does
+    assert not np.allclose(tv._last.jets, before)
+    assert np.allclose(tv._last.u[4], tv.centre_x)
+    tv._on_tap(x=tv._last.u[0], y=tv._last.v[-1])
+    assert "Tile (0, 8)" in tv.info.object
+    tv._on_double_tap(x=0.5, y=-0.5)
+    assert (tv.centre_x, tv.centre_y) == (0.5, -0.5)
+    tv.n = 5
+    assert tv._last.jets.shape[:2] == (5, 5)
+    app.state.vae_path = [p for k, p in labels.items() if k.endswith("pretrained/emdvae-wjets")][0]
+    assert tv._last.jets.shape[:2] == (5, 5) and tv.step is not None
+    root = pn.panel(app.dimension).get_root(Document())
+    assert root is not None
+    content = app.dimension._content()
+    assert "H_T median" in content[1][0].object
+
+
+def test_train_page_launches_an_annealing_run(app):
+    app.train.mode.value = "EMD-VAE β-annealing"
+    app.train.anneal.param.update(max_events=300, n_betas=2, max_epochs=1, steps_per_epoch=2, latent=8, width=32)
+    app.train._start()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        app.train.poll()
+        if not app.train.start_button.disabled:
+            break
+        time.sleep(0.2)
+    assert "Done" in app.train.status.object, app.train.status.object
+    assert app.train.steps_table.object.count("| production |") == 2  # one row per finished β step
+    assert app.state.vae_path == str(app.train.rundir)
+    assert len(app.train._points) == 2 * 2 and "rate" in app.train._points[0]
