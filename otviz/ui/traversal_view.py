@@ -48,6 +48,8 @@ class TraversalView(pn.viewable.Viewer):
         self._cache: dict = {}
         self.selected = pn.pane.HoloViews(hv.Points([]), linked_axes=False)
         self.info = pn.pane.Markdown("")
+        self._selected_tile = None
+        self._click_figures: set[str] = set()
         self.timing = pn.pane.Markdown("", css_classes=["traversal-timing"])
         state.param.watch(self._on_run, "vae_path")
         self._on_run()
@@ -117,12 +119,17 @@ class TraversalView(pn.viewable.Viewer):
     def _plot(self, step, dim_x, dim_y, centre_x, centre_y, span, n, hold):
         if step is None or dim_x == dim_y:
             return hv.Overlay([hv.RGB(np.zeros((2, 2, 4), np.uint8))])
+        mu = self.encoded()  # cached per model; not part of the per-move latency
         t0 = time.perf_counter()
         trav = self.traversal()
-        plot = traversal_plot(trav, mu=self.encoded(), extent=default_extent(self.centred()))
+        plot = traversal_plot(trav, mu=mu, extent=default_extent(self.centred()),
+                              hooks=[self._attach_clicks])
         self.last_ms = (time.perf_counter() - t0) * 1e3
         self.timing.object = f"mosaic of {n}×{n} jets decoded and drawn in {self.last_ms:.0f} ms"
         self._last = trav
+        if self._selected_tile is None:  # show the centre tile until the user clicks one
+            self._on_tap(x=float(trav.u[n // 2]), y=float(trav.v[n // 2]))
+            self._selected_tile = None
         return plot
 
     def _on_tap(self, x=None, y=None):
@@ -133,6 +140,7 @@ class TraversalView(pn.viewable.Viewer):
         i = int(np.argmin(np.abs(trav.u - x)))
         j = int(np.argmin(np.abs(trav.v - y)))
         jet = trav.jets[j, i]
+        self._selected_tile = (i, j)
         a, b = trav.dims
         title = f"z{a} = {trav.u[i]:.2f}, z{b} = {trav.v[j]:.2f}"
         self.selected.object = jet_points(jet, title=title, extent=default_extent(self.centred()))
@@ -146,16 +154,25 @@ class TraversalView(pn.viewable.Viewer):
         if x is not None:
             self.param.update(centre_x=round(float(x), 2), centre_y=round(float(y), 2))
 
+    def _attach_clicks(self, plot, element):
+        """Bokeh hook: route clicks on the mosaic figure to the tile view (once per figure).
+        (Bokeh UI events directly: HoloViews Tap streams on this DynamicMap never reached the
+        server under Panel 1.10 / HoloViews 1.23.)"""
+        from bokeh.events import DoubleTap, Tap
+
+        fig = plot.state
+        if fig.id in self._click_figures:
+            return
+        self._click_figures.add(fig.id)
+        fig.on_event(Tap, lambda ev: self._on_tap(ev.x, ev.y))
+        fig.on_event(DoubleTap, lambda ev: self._on_double_tap(ev.x, ev.y))
+
     def plot_pane(self):
         if self._dmap is None:
             ensure_extension()
             self._dmap = hv.DynamicMap(pn.bind(self._plot, self.param.step, self.param.dim_x, self.param.dim_y,
                                                self.param.centre_x, self.param.centre_y, self.param.span,
                                                self.param.n, self.param.hold))
-            tap = hv.streams.Tap(source=self._dmap, x=None, y=None)
-            tap.add_subscriber(self._on_tap)
-            dtap = hv.streams.DoubleTap(source=self._dmap, x=None, y=None)
-            dtap.add_subscriber(self._on_double_tap)
         return pn.pane.HoloViews(self._dmap, linked_axes=False)
 
     def kl_bars(self):
@@ -164,6 +181,7 @@ class TraversalView(pn.viewable.Viewer):
     def _kl_bars(self, step):
         if step is None:
             return pn.pane.Markdown("")
+        ensure_extension()
         kl = np.asarray(self._steps()[step]["kl_per_dim"])
         top = np.argsort(-kl)[:12]
         bars = hv.Bars([(f"z{k}", kl[k]) for k in top], kdims=["direction"], vdims=["KL"]).opts(

@@ -29,8 +29,10 @@ def _gev_axis(ht: float):
     return hook
 
 
-def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, width=620, height=340, title=""):
-    """D₁ = −dR/d log β and D₂ = dD/dβ² (and the data's D_corr(Q)) against β on log axes."""
+def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, width=620, height=340, title="",
+                   ymax: float = 12.0):
+    """D₁ = −dR/d log β and D₂ = dD/dβ² (and the data's D_corr(Q)) against β on a log-β axis;
+    the y axis stops at ``ymax`` (the few-dimension regime; pan/zoom for the rest)."""
     ensure_extension()
     layers = [
         hv.Curve((beta_mid, d1), "β", "dimension", label="D₁ = −dR/d log β").opts(color=COLOURS["D1"]),
@@ -45,7 +47,7 @@ def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, 
     hi = float(np.nanmax(np.r_[beta_mid, q_mid if q_mid is not None else []]))
     return hv.Overlay(layers).opts(
         logx=True, width=width, height=height, show_grid=True, legend_position="top_right", xlim=(lo / 1.5, hi * 1.5),
-        ylim=(-0.5, None), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel="β (EMD units of H_T)")
+        ylim=(-0.5, ymax), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel="β (EMD units of H_T)")
 
 
 def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=620, height=300):

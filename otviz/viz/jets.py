@@ -124,7 +124,7 @@ def latent_density(mu: np.ndarray, dims, centre=(0.0, 0.0), span: float = 4.0, b
 
 
 def traversal_plot(trav: Traversal, mu=None, extent=(-0.8, 0.8, -0.8, 0.8), tile: int = 48,
-                   width: int = 620, dims_labels=None):
+                   width: int = 620, dims_labels=None, hooks=()):
     """HoloViews overlay: density of encoded jets (blue) under the jet mosaic (red), both in
     latent coordinates; each tile is centred on the latent point it decodes."""
     import holoviews as hv
@@ -144,12 +144,12 @@ def traversal_plot(trav: Traversal, mu=None, extent=(-0.8, 0.8, -0.8, 0.8), tile
         half = max(bounds[2] - bounds[0], bounds[3] - bounds[1]) / 2
         h, ea, eb = latent_density(mu, (a, b), centre, span=half)
         layers.append(hv.Image(np.log1p(h), bounds=(ea[0], eb[0], ea[-1], eb[-1]), kdims=[xl, yl],
-                               label="encoded jets").opts(cmap="Blues", alpha=0.8))
+                               label="encoded jets").opts(cmap="Blues", alpha=0.8, framewise=True))
     img = jet_mosaic(trav.jets, extent=extent, tile=tile)
-    layers.append(hv.RGB(img, bounds=bounds, kdims=[xl, yl], vdims=list("RGBA")))
+    layers.append(hv.RGB(img, bounds=bounds, kdims=[xl, yl], vdims=list("RGBA")).opts(framewise=True))
     out = hv.Overlay(layers).opts(
         hv.opts.RGB(xlabel=xl, ylabel=yl),
-        hv.opts.Overlay(width=width, height=width, tools=["tap"], title=f"decoded jets over (z{a}, z{b})",
+        hv.opts.Overlay(width=width, height=width, hooks=list(hooks), title=f"decoded jets over (z{a}, z{b})",
                         xlim=(bounds[0], bounds[2]), ylim=(bounds[1], bounds[3])),
     )
     return out
