@@ -68,9 +68,14 @@ def _round_to_marginals(plan, a, b):
     plan = plan * x[:, :, None]
     y = torch.clamp(b / plan.sum(1).clamp_min(1e-300), max=1.0)
     plan = plan * y[:, None, :]
-    ea = a - plan.sum(2)
-    eb = b - plan.sum(1)
-    return plan + ea[:, :, None] * eb[:, None, :] / ea.sum(1).clamp_min(1e-300)[:, None, None]
+    # the remaining mass (≥ 0 up to rounding) goes out as a rank-one plan; when it is at the level
+    # of float rounding, dividing by its sum would amplify the rounding, so it is left out
+    ea = (a - plan.sum(2)).clamp_min(0)
+    eb = (b - plan.sum(1)).clamp_min(0)
+    mass = ea.sum(1)
+    ok = mass > 1e-12
+    fix = ea[:, :, None] * eb[:, None, :] / torch.where(ok, mass, torch.ones_like(mass))[:, None, None]
+    return plan + torch.where(ok[:, None, None], fix, torch.zeros_like(fix))
 
 
 def _sinkhorn_plans(wa, wb, cost, eps, eps_start, n_steps, n_iter):
