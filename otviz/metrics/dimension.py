@@ -148,8 +148,9 @@ def write_dimensionality(run, **kw):
 
 def read_dimensionality(path):
     """The stored ``dimension.nc`` of a run directory, or None."""
-    import xarray as xr
     from pathlib import Path
+
+    import xarray as xr
 
     f = Path(path) / "dimension.nc"
     if not f.exists():

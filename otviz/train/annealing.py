@@ -24,17 +24,15 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import write_bytes
 from ..data.io import load as load_sample
 from ..data.jets import normalised_jets, trim_padding
 from ..models.emdvae import EMDVAE, EMDVAEConfig, emdvae_loss
 from ..paths import resolve as resolve_path
-from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json, resolve_device
+from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json
 
 
 @dataclass
@@ -145,20 +143,7 @@ class AnnealingRun(BackgroundRun):
     ``checkpoint``, ``resumed``, ``nan_rollback``, ``done`` / ``cancelled`` / ``failed``."""
 
     def __init__(self, rundir, config: AnnealConfig | None = None):
-        self.rundir = Path(rundir)
-        cfg_path = self.rundir / "config.json"
-        if config is None:
-            if not cfg_path.exists():
-                raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
-            config = AnnealConfig.from_json(cfg_path.read_text())
-        elif cfg_path.exists() and cfg_path.read_text() != config.to_json():
-            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
-        self.config = config
-        self.rundir.mkdir(parents=True, exist_ok=True)
-        if not cfg_path.exists():
-            write_bytes(cfg_path, config.to_json().encode())
-        self.device = resolve_device(config.device)
-        self._init_background()
+        self._open(rundir, config, AnnealConfig)
         self.loss_fn = emdvae_loss  # replaceable in tests
         self.model: EMDVAE | None = None
         self.steps_done: list[dict] = []

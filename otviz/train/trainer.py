@@ -67,6 +67,24 @@ class BackgroundRun:
     ``events_since(i)`` and ``status``; subclasses implement ``_train()``. ``run_blocking`` trains
     in the caller's thread (CLI, Dask workers)."""
 
+    def _open(self, rundir, config, config_cls):
+        """Bind to ``rundir``: a new run writes ``config``; ``config=None`` reopens the directory's
+        run (to resume); a directory holding a different config is refused."""
+        self.rundir = Path(rundir)
+        cfg_path = self.rundir / "config.json"
+        if config is None:
+            if not cfg_path.exists():
+                raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
+            config = config_cls.from_json(cfg_path.read_text())
+        elif cfg_path.exists() and config_cls.from_json(cfg_path.read_text()) != config:
+            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
+        self.config = config
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        if not cfg_path.exists():
+            write_bytes(cfg_path, config.to_json().encode())
+        self.device = resolve_device(config.device)
+        self._init_background()
+
     def _init_background(self):
         self._events: list[dict] = []
         self._lock = threading.Lock()
@@ -155,20 +173,7 @@ class TrainingRun(BackgroundRun):
     """
 
     def __init__(self, rundir, config: TrainConfig | None = None):
-        self.rundir = Path(rundir)
-        cfg_path = self.rundir / "config.json"
-        if config is None:
-            if not cfg_path.exists():
-                raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
-            config = TrainConfig.from_json(cfg_path.read_text())
-        elif cfg_path.exists() and TrainConfig.from_json(cfg_path.read_text()) != config:
-            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
-        self.config = config
-        self.rundir.mkdir(parents=True, exist_ok=True)
-        if not cfg_path.exists():
-            write_bytes(cfg_path, config.to_json().encode())
-        self.device = resolve_device(config.device)
-        self._init_background()
+        self._open(rundir, config, TrainConfig)
         self.loss_fn = otus_loss  # replaceable in tests (e.g. to inject a NaN)
         self.model: OTUS | None = None
 

@@ -61,10 +61,7 @@ class ExplorerState(param.Parameterized):
 
     @property
     def vae_run(self):
-        key = ("run", self.vae_path)
-        if key not in self._cache:
-            self._cache[key] = load_run(self.vae_path) if self.vae_path else None
-        return self._cache[key]
+        return self._load_run(self.vae_path)
 
     def vae_jets(self, n: int = 3000) -> np.ndarray:
         """The first ``n`` jets (pT/H_T, η, φ) of the EMD-VAE run's training sample."""
@@ -76,12 +73,15 @@ class ExplorerState(param.Parameterized):
             self._cache[key] = normalised_jets(load_sample(path), n)
         return self._cache[key]
 
+    def _load_run(self, path):
+        key = ("run", path)
+        if key not in self._cache:
+            self._cache[key] = load_run(path) if path else None
+        return self._cache[key]
+
     @property
     def run(self):
-        key = ("run", self.run_path)
-        if key not in self._cache:
-            self._cache[key] = load_run(self.run_path) if self.run_path else None
-        return self._cache[key]
+        return self._load_run(self.run_path)
 
     def test_sample(self):
         run = self.run

@@ -4,13 +4,12 @@ from __future__ import annotations
 import panel as pn
 import param
 
+from ..models.emdvae import EMDVAEConfig
 from ..train import registry
 from ..train.annealing import emdvae_wjets_config
 from ..train.config import PRESETS
-from ..models.emdvae import EMDVAEConfig
 from ..viz.curves import loss_curves
 from .state import ExplorerState, new_run_dir
-
 
 
 class TrainSettings(param.Parameterized):

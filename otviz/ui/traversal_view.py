@@ -12,7 +12,13 @@ import torch
 from ..data.io import load as load_sample
 from ..paths import resolve
 from ..viz import ensure_extension
-from ..viz.jets import default_extent, jet_points, top_kl_dimensions, traversal_plot, traverse
+from ..viz.jets import (
+    default_extent,
+    jet_points,
+    top_kl_dimensions,
+    traversal_plot,
+    traverse,
+)
 from .state import ExplorerState
 
 
