@@ -153,7 +153,7 @@ def _cmd_anneal(args) -> int:
             print(f"{r['rundir']}: {r['status']} after {r['steps']} β steps {r['message']}")
         return 0 if all(r["status"] == "done" for r in results) else 1
     out, cfg = jobs[0]
-    run = AnnealingRun(out, cfg) if cfg is not None else AnnealingRun(out)
+    run = AnnealingRun(out, cfg)  # cfg None: resume
 
     def progress(ev):
         if args.quiet:

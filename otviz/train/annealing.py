@@ -148,10 +148,6 @@ class AnnealingRun(BackgroundRun):
         self.model: EMDVAE | None = None
         self.steps_done: list[dict] = []
 
-    @property
-    def total_steps(self) -> int:
-        return len(self.config.steps)
-
     # ------------------------------------------------------------------ data
     def _load_data(self):
         cfg = self.config
@@ -244,7 +240,8 @@ class AnnealingRun(BackgroundRun):
                 for k in ("loss", "rate", "distortion"):
                     sums[k] = sums.get(k, 0.0) + terms[k]
                 self._emit(type="step", beta_step=pos["step"], total_steps=len(steps), beta=beta,
-                           pass_name=pass_name, epoch=pos["epoch"], batch=b, batches=n_batches,
+                           pass_name=pass_name, epoch=pos["epoch"], max_epochs=cfg.max_epochs, batch=b,
+                           batches=n_batches,
                            jets_per_s=(b + 1) * bs / (time.perf_counter() - t0),
                            **{k: terms[k] for k in ("loss", "rate", "distortion")})
             seconds = time.perf_counter() - t0

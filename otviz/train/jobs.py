@@ -19,7 +19,7 @@ def run_annealing_job(rundir: str, config_json: str | None) -> dict:
     import torch
 
     cfg = AnnealConfig.from_json(config_json) if config_json else None
-    run = AnnealingRun(rundir, cfg) if not (Path(rundir) / "config.json").exists() else AnnealingRun(rundir)
+    run = AnnealingRun(rundir, cfg)  # cfg None: resume the run already in rundir
     torch.set_num_threads(run.config.threads or 1)
     status = run.run_blocking()
     return {"rundir": str(rundir), "status": status, "message": run.message, "steps": len(run.steps_done)}

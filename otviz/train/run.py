@@ -13,6 +13,19 @@ from .annealing import AnnealConfig
 from .config import TrainConfig
 
 
+def run_kind(path) -> str:
+    """``emdvae`` for a β-annealing run directory, ``otus`` for an OTUS one, ``unknown`` when
+    its config.json is missing or unreadable."""
+    try:
+        return _kind(json.loads((Path(path) / "config.json").read_text()))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def _kind(cfg: dict) -> str:
+    return "emdvae" if isinstance(cfg, dict) and cfg.get("kind") == "emdvae-anneal" else "otus"
+
+
 def read_config(path: Path) -> TrainConfig | AnnealConfig:
     """The run's config.json: an :class:`AnnealConfig` (EMD-VAE β-annealing) or an OTUS
     :class:`TrainConfig`; a clear error naming the file otherwise."""
@@ -21,9 +34,7 @@ def read_config(path: Path) -> TrainConfig | AnnealConfig:
         raise FileNotFoundError(f"{path}: not an otviz run directory (no config.json)")
     try:
         text = cfg_file.read_text()
-        if json.loads(text).get("kind") == "emdvae-anneal":
-            return AnnealConfig.from_json(text)
-        return TrainConfig.from_json(text)
+        return AnnealConfig.from_json(text) if _kind(json.loads(text)) == "emdvae" else TrainConfig.from_json(text)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{cfg_file}: invalid run config: {exc}") from exc
 

@@ -83,9 +83,6 @@ class BackgroundRun:
         if not cfg_path.exists():
             write_bytes(cfg_path, config.to_json().encode())
         self.device = resolve_device(config.device)
-        self._init_background()
-
-    def _init_background(self):
         self._events: list[dict] = []
         self._lock = threading.Lock()
         self._cancel = threading.Event()

@@ -28,13 +28,14 @@ class DimensionView(pn.viewable.Viewer):
         beta, rate, dist, kl = production_curves(steps)
         mid, d1, d2 = dimensionalities(beta, rate, dist)
         stored = read_dimensionality(run.path)
-        ht = float(np.median(self.state.vae_jets(3000)[1]))
-        q_mid = dcorr = None
-        note = ("D_corr not computed yet for this run: `otviz dimension " + str(run.path) + "`.")
         if stored is not None:
             q_mid, dcorr = stored.q_mid.values, stored.D_corr.values
-            ht = float(stored.attrs.get("ht_median_GeV", ht))
+            ht = float(stored.attrs["ht_median_GeV"])
             note = f"D_corr from exact EMDs between {stored.attrs['n_jets_corr']} training jets."
+        else:
+            q_mid = dcorr = None
+            ht = float(np.median(self.state.vae_jets(3000)[1]))
+            note = f"D_corr not computed yet for this run: `otviz dimension {run.path}`."
         rows = "\n".join(f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |" for b, a, c in zip(mid, d1, d2))
         table = pn.pane.Markdown("| β_mid | GeV | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=300)
         return pn.Row(

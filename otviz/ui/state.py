@@ -11,18 +11,7 @@ import torch
 from ..data.io import load as load_sample
 from ..metrics.fidelity import derived_masses, quantities
 from ..paths import PRETRAINED, RUNS, resolve
-from ..train.run import load_run
-
-
-def run_kind(rundir) -> str:
-    """``emdvae`` for a β-annealing run directory, else ``otus``."""
-    import json
-
-    try:
-        return "emdvae" if json.loads((Path(rundir) / "config.json").read_text()).get("kind") == "emdvae-anneal" \
-            else "otus"
-    except (OSError, ValueError, AttributeError):
-        return "unknown"
+from ..train.run import load_run, run_kind
 
 
 def available_runs(kind: str = "otus") -> dict[str, str]:
@@ -63,8 +52,8 @@ class ExplorerState(param.Parameterized):
     def vae_run(self):
         return self._load_run(self.vae_path)
 
-    def vae_jets(self, n: int = 3000) -> np.ndarray:
-        """The first ``n`` jets (pT/H_T, η, φ) of the EMD-VAE run's training sample."""
+    def vae_jets(self, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
+        """(jets, H_T) of the first ``n`` jets of the EMD-VAE run's training sample."""
         from ..data.jets import normalised_jets
 
         path = resolve(self.vae_run.config.train_data)

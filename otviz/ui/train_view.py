@@ -157,10 +157,12 @@ class TrainView(pn.viewable.Viewer):
                 self.status.object = f"**{run.status}** {run.message}"
 
     def _anneal_step(self, ev):
-        """Progress of an annealing run: overall β steps, and batches within the current epoch."""
+        """Progress of an annealing run: finished β steps plus the current step's epochs counted
+        against its ``max_epochs`` (an early stop makes the bar jump ahead)."""
         g = len(self._points)
         self._points.append({"step": g, "rate": ev["rate"], "distortion": ev["distortion"]})
-        frac = (ev["beta_step"] + (ev["batch"] + 1) / ev["batches"] / 2) / max(ev["total_steps"], 1)
+        in_step = (ev["epoch"] + (ev["batch"] + 1) / ev["batches"]) / ev["max_epochs"]
+        frac = (ev["beta_step"] + min(in_step, 1.0)) / max(ev["total_steps"], 1)
         self.progress.value = min(int(100 * frac), 99)
         self.status.object = (f"β step {ev['beta_step'] + 1}/{ev['total_steps']} ({ev['pass_name']}, "
                               f"β = {ev['beta']:.3g}), epoch {ev['epoch'] + 1}, batch {ev['batch'] + 1}/{ev['batches']}: "

@@ -54,7 +54,7 @@ class TraversalView(pn.viewable.Viewer):
         self._cache: dict = {}
         self.selected = pn.pane.HoloViews(hv.Points([]), linked_axes=False)
         self.info = pn.pane.Markdown("")
-        self._selected_tile = None
+        self._user_picked = False  # until a click, the selected-jet view follows the centre tile
         self._click_figures: set[str] = set()
         self.timing = pn.pane.Markdown("", css_classes=["traversal-timing"])
         state.param.watch(self._on_run, "vae_path")
@@ -133,20 +133,22 @@ class TraversalView(pn.viewable.Viewer):
         self.last_ms = (time.perf_counter() - t0) * 1e3
         self.timing.object = f"mosaic of {n}×{n} jets decoded and drawn in {self.last_ms:.0f} ms"
         self._last = trav
-        if self._selected_tile is None:  # show the centre tile until the user clicks one
-            self._on_tap(x=float(trav.u[n // 2]), y=float(trav.v[n // 2]))
-            self._selected_tile = None
+        if not self._user_picked:
+            self._show_tile(float(trav.u[n // 2]), float(trav.v[n // 2]))
         return plot
 
     def _on_tap(self, x=None, y=None):
-        """Enlarge the jet of the tile under (x, y)."""
+        """A click on the mosaic: enlarge the jet of the tile under (x, y)."""
         if x is None or getattr(self, "_last", None) is None:
             return
+        self._user_picked = True
+        self._show_tile(x, y)
+
+    def _show_tile(self, x, y):
         trav = self._last
         i = int(np.argmin(np.abs(trav.u - x)))
         j = int(np.argmin(np.abs(trav.v - y)))
         jet = trav.jets[j, i]
-        self._selected_tile = (i, j)
         a, b = trav.dims
         title = f"z{a} = {trav.u[i]:.2f}, z{b} = {trav.v[j]:.2f}"
         self.selected.object = jet_points(jet, title=title, extent=default_extent(self.centred()))
