@@ -39,6 +39,14 @@ def format_summary(summary: dict) -> str:
                 f"  W1 {st['w1']['value']:.4g} (×{st['w1']['ratio']:.2f})  χ²/dof {st['chi2r']['value']:.2f}"
                 f" (floor {st['chi2r']['floor']:.2f})"
             )
+        if "m_ee_peak" in c:
+            pk = c["m_ee_peak"]
+            t, m = pk["truth"], pk["model"]
+            lines.append(
+                f"  m_ee width: IQR {m['iqr']:.2f} GeV (truth {t['iqr']:.2f}, ×{pk['iqr_ratio']:.2f}); "
+                f"Voigt FWHM {m['fwhm']:.2f} GeV (truth {t['fwhm']:.2f}, ×{pk['fwhm_ratio']:.2f}); "
+                f"peak {m['mass']:.2f} GeV (truth {t['mass']:.2f}, shift {pk['shift']:+.2f})"
+            )
     a = summary["attrs"]
     if "m_ee_peak_x" in a:
         lines.append(f"m_ee peak: x {a['m_ee_peak_x']:.2f} GeV, x̃′ {a['m_ee_peak_x_tilde_prime']:.2f} GeV "

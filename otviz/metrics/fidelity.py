@@ -3,7 +3,11 @@
 The test sample is split at random into halves A and B. Every statistic compares truth from A
 with a model output computed from B, and its *floor* is the same statistic between truth A and
 truth B: equal sample sizes, independent samples, so value/floor ≈ 1 means "as close as two
-independent draws of the truth". Values and floors are averaged over ``n_splits`` random splits.
+independent draws of the truth". Values and floors are averaged over ``n_splits`` random splits
+(``split_halves``). One function, ``statistic_with_floor``, defines every 1-D value and its floor;
+``model_outputs`` defines the model's outputs on the test sample (z̃, x̃, x̃′ with fixed seeds).
+``otviz evaluate`` and the dashboard's Residuals page both use these two, so the number beside a
+plot is the number in metrics.nc.
 
     (z, z̃)  : z_A   vs E(x_B)
     (x, x̃)  : x_A   vs D(E(x_B))
@@ -12,6 +16,9 @@ independent draws of the truth". Values and floors are averaged over ``n_splits`
 Statistics: SW² (L = 1000, GeV², OTUS Eq. 14–15) on the flattened four-vectors; per component and
 per derived mass: 1-D Wasserstein-1 (scipy), two-sample KS distance (scipy), and reduced χ² of the
 binned ratio r = h₂/h₁ with σ_r = r·√(1/h₁ + 1/h₂) (OTUS Evaluation, footnote 7).
+
+m_ee width: inter-quartile range (q₇₅ − q₂₅) of the whole m_ee sample and the FWHM of a Voigt
+fit of the peak (``otviz.metrics.peak``), for truth and model output, per comparison.
 
 Transfer-function closure (possible because otviz keeps the true (z, x) pairs): in quantile bins
 of each z component, the mean and width of x for the true pairs against those of D(z).
@@ -29,6 +36,11 @@ from .peak import fit_peak
 
 STATISTICS = ("ks", "w1", "chi2r")
 COMPARISONS = ("z_vs_z_tilde", "x_vs_x_tilde", "x_vs_x_tilde_prime")
+# comparison → (truth array, model output array) in the dicts of ``model_outputs``
+COMPARISON_ARRAYS = {"z_vs_z_tilde": ("z", "z_tilde"), "x_vs_x_tilde": ("x", "x_tilde"),
+                     "x_vs_x_tilde_prime": ("x", "x_tilde_prime")}
+N_SPLITS = 5
+PEAK_STATISTICS = ("mass", "fwhm", "iqr")
 
 
 def chi2_reduced(truth, other, bins: int = 50):
@@ -78,6 +90,54 @@ def derived_masses(particles) -> dict[str, list[str]]:
     return {}
 
 
+def split_halves(n: int, n_splits: int = N_SPLITS, seed: int = 0):
+    """The ``n_splits`` random splits of ``n`` events into halves (A, B) of n//2 events each:
+    permutations drawn in turn from ``numpy.random.default_rng(seed)``. Yields (a, b) indices."""
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    for _ in range(n_splits):
+        perm = rng.permutation(n)
+        yield perm[:half], perm[half:2 * half]
+
+
+def statistic_with_floor(truth, other, n_splits: int = N_SPLITS, seed: int = 0) -> tuple[dict, dict]:
+    """KS, W₁ and χ²/dof of a model output against the truth, each with its truth-vs-truth floor.
+
+    ``truth`` and ``other`` are 1-D per-event values where ``other[i]`` was computed from event i
+    (e.g. E(x_i) against z_i). Over the splits (A, B) of ``split_halves(len(truth), n_splits, seed)``:
+
+        value = mean over splits of S(truth[A], other[B]),   floor = mean of S(truth[A], truth[B])
+
+    Returns ({statistic: value}, {statistic: floor}) for the statistics in ``STATISTICS``."""
+    truth = np.asarray(truth, dtype=np.float64)
+    other = np.asarray(other, dtype=np.float64)
+    value = dict.fromkeys(STATISTICS, 0.0)
+    floor = dict.fromkeys(STATISTICS, 0.0)
+    for a, b in split_halves(len(truth), n_splits, seed):
+        v, f = one_d_stats(truth[a], other[b]), one_d_stats(truth[a], truth[b])
+        for s in STATISTICS:
+            value[s] += v[s] / n_splits
+            floor[s] += f[s] / n_splits
+    return value, floor
+
+
+def width_iqr(m) -> float:
+    """Inter-quartile range q₇₅ − q₂₅ of a mass sample (GeV): a width that needs no fit."""
+    q25, q75 = np.quantile(np.asarray(m, dtype=np.float64), [0.25, 0.75])
+    return float(q75 - q25)
+
+
+def peak_summary(m) -> dict:
+    """{mass: Voigt-fit peak m₀, fwhm: Voigt FWHM, iqr: inter-quartile range} of a mass sample,
+    GeV; the fit entries are NaN when the peak cannot be fitted."""
+    try:
+        f = fit_peak(m)
+        mass, fwhm = f.mass, f.fwhm
+    except (RuntimeError, ValueError):
+        mass = fwhm = float("nan")
+    return {"mass": mass, "fwhm": fwhm, "iqr": width_iqr(m)}
+
+
 @torch.no_grad()
 def _predict(model, fn, a, batch=50_000, seed=0):
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -86,6 +146,19 @@ def _predict(model, fn, a, batch=50_000, seed=0):
         t = torch.as_tensor(a[i:i + batch], dtype=torch.float32)
         outs.append(fn(t, gen).numpy())
     return np.concatenate(outs)
+
+
+def model_outputs(model, z, x, seed: int = 0) -> dict[str, np.ndarray]:
+    """The model's outputs on a test sample, as evaluated: z̃ = E(x), x̃ = D(z̃), x̃′ = D(z), each
+    drawn in batches of 50,000 events with its own generator seeded ``seed`` + 1, 2, 3. Returns
+    float32 arrays {z, x, z_tilde, x_tilde, x_tilde_prime} (events, particles, 4) in GeV."""
+    model = model.cpu().eval()
+    z = np.asarray(z, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    z_tilde = _predict(model, model.encode, x, seed=seed + 1)
+    x_tilde = _predict(model, model.decode, z_tilde, seed=seed + 2)
+    x_prime = _predict(model, model.decode, z, seed=seed + 3)
+    return {"z": z, "x": x, "z_tilde": z_tilde, "x_tilde": x_tilde, "x_tilde_prime": x_prime}
 
 
 def closure(z, x, x_learned, z_particles, x_particles, nbins: int = 10) -> xr.Dataset:
@@ -123,50 +196,43 @@ def closure(z, x, x_learned, z_particles, x_particles, nbins: int = 10) -> xr.Da
     )
 
 
-def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_splits: int = 5) -> xr.Dataset:
-    """All fidelity numbers of ``model`` on the test Dataset ``test`` as an xarray Dataset."""
-    model = model.cpu().eval()
+def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_splits: int = N_SPLITS) -> xr.Dataset:
+    """All fidelity numbers of ``model`` on the test Dataset ``test`` as an xarray Dataset: per
+    comparison and quantity ``statistic_with_floor`` on ``model_outputs(model, z, x, seed)``,
+    SW² with its floor over the same splits, the m_ee peak and widths, transfer-function closure."""
     zp = list(test["z_particle"].values)
     xp = list(test["x_particle"].values)
-    z = test["z"].values.astype(np.float32)
-    x = test["x"].values.astype(np.float32)
-    z_tilde = _predict(model, model.encode, x, seed=seed + 1)
-    x_tilde = _predict(model, model.decode, z_tilde, seed=seed + 2)
-    x_prime = _predict(model, model.decode, z, seed=seed + 3)
-    spaces = {  # comparison: (truth, model output for the same events, particle names)
-        "z_vs_z_tilde": (z, z_tilde, zp),
-        "x_vs_x_tilde": (x, x_tilde, xp),
-        "x_vs_x_tilde_prime": (x, x_prime, xp),
-    }
+    out = model_outputs(model, test["z"].values, test["x"].values, seed=seed)
+    z, x, x_prime = out["z"], out["x"], out["x_tilde_prime"]
+    parts = {"z": zp, "x": xp}
     qnames = []
-    for t, parts in ((z, zp), (x, xp)):
-        qnames += [q for q in quantities(t[:2], parts, derived_masses(parts)) if q not in qnames]
-    value = np.zeros((len(COMPARISONS), len(qnames), len(STATISTICS)))
-    floor = np.zeros_like(value)
+    for space in ("z", "x"):
+        qnames += [q for q in quantities(out[space][:2], parts[space], derived_masses(parts[space])) if q not in qnames]
+    value = np.full((len(COMPARISONS), len(qnames), len(STATISTICS)), np.nan)
+    floor = np.full_like(value, np.nan)
+    peak = np.full((len(COMPARISONS), 2, len(PEAK_STATISTICS)), np.nan)
+    for ci, comp in enumerate(COMPARISONS):
+        t_name, o_name = COMPARISON_ARRAYS[comp]
+        p = parts[t_name]
+        qt, qo = (quantities(out[n], p, derived_masses(p)) for n in (t_name, o_name))
+        for qi, q in enumerate(qnames):
+            if q in qt:
+                v, f = statistic_with_floor(qt[q], qo[q], n_splits, seed)
+                value[ci, qi] = [v[s] for s in STATISTICS]
+                floor[ci, qi] = [f[s] for s in STATISTICS]
+        if "m_ee" in qt:
+            for si, m in enumerate((qt["m_ee"], qo["m_ee"])):
+                ps = peak_summary(m)
+                peak[ci, si] = [ps[s] for s in PEAK_STATISTICS]
     sw = np.zeros(len(COMPARISONS))
     sw_floor = np.zeros(len(COMPARISONS))
-    rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed + 4)
-    half = len(z) // 2
-    for _ in range(n_splits):
-        perm = rng.permutation(len(z))
-        a, b = perm[:half], perm[half:2 * half]
+    for a, b in split_halves(len(z), n_splits, seed):
         for ci, comp in enumerate(COMPARISONS):
-            truth, out, parts = spaces[comp]
+            truth, other = (out[n] for n in COMPARISON_ARRAYS[comp])
             ta = torch.as_tensor(truth[a], dtype=torch.float64)
-            sw[ci] += float(sliced_wasserstein(ta, torch.as_tensor(out[b], dtype=torch.float64), n_projections, gen))
+            sw[ci] += float(sliced_wasserstein(ta, torch.as_tensor(other[b], dtype=torch.float64), n_projections, gen))
             sw_floor[ci] += float(sliced_wasserstein(ta, torch.as_tensor(truth[b], dtype=torch.float64), n_projections, gen))
-            qa, qb, qm = (quantities(arr, parts, derived_masses(parts)) for arr in (truth[a], truth[b], out[b]))
-            for qi, q in enumerate(qnames):
-                if q not in qa:
-                    value[ci, qi] = np.nan
-                    continue
-                v, f = one_d_stats(qa[q], qm[q]), one_d_stats(qa[q], qb[q])
-                value[ci, qi] += [v[s] for s in STATISTICS]
-                floor[ci, qi] += [f[s] for s in STATISTICS]
-    value /= n_splits
-    floor[np.isnan(value)] = np.nan
-    floor /= n_splits
     sw /= n_splits
     sw_floor /= n_splits
     ds = xr.Dataset(
@@ -177,18 +243,24 @@ def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_split
             "sw_floor": (("comparison",), sw_floor),
         },
         coords={"comparison": list(COMPARISONS), "quantity": qnames, "statistic": list(STATISTICS)},
-        attrs={"n_test": len(z), "n_half": half, "n_splits": n_splits, "n_projections": n_projections,
+        attrs={"n_test": len(z), "n_half": len(z) // 2, "n_splits": n_splits, "n_projections": n_projections,
                "seed": seed, "sw_units": "GeV^2",
                "split": "mean over n_splits random halves: truth = half A, model output computed from half B"},
     )
     ds["ratio"] = ds["value"] / ds["floor"]
     ds["sw_ratio"] = ds["sw"] / ds["sw_floor"]
     if "m_ee" in qnames:
-        m_x = fv.invariant_mass(x.astype(np.float64))
-        m_xp = fv.invariant_mass(x_prime.astype(np.float64))
-        px, pp = fit_peak(m_x), fit_peak(m_xp)
-        ds.attrs.update(m_ee_peak_x=px.mass, m_ee_peak_x_tilde_prime=pp.mass, m_ee_peak_shift=pp.mass - px.mass,
-                        m_ee_fwhm_x=px.fwhm, m_ee_fwhm_x_tilde_prime=pp.fwhm)
+        ds["m_ee_peak"] = xr.DataArray(peak, dims=("comparison", "peak_sample", "peak_statistic"),
+                                       coords={"peak_sample": ["truth", "model"], "peak_statistic": list(PEAK_STATISTICS)},
+                                       attrs={"units": "GeV", "mass": "Voigt fit m0", "fwhm": "Voigt fit FWHM",
+                                              "iqr": "q75 - q25 of the whole sample"})
+        pk = ds["m_ee_peak"].sel(comparison="x_vs_x_tilde_prime")
+        px, pp = pk.sel(peak_sample="truth"), pk.sel(peak_sample="model")
+        ds.attrs.update(m_ee_peak_x=float(px.sel(peak_statistic="mass")),
+                        m_ee_peak_x_tilde_prime=float(pp.sel(peak_statistic="mass")),
+                        m_ee_peak_shift=float(pp.sel(peak_statistic="mass") - px.sel(peak_statistic="mass")),
+                        m_ee_fwhm_x=float(px.sel(peak_statistic="fwhm")),
+                        m_ee_fwhm_x_tilde_prime=float(pp.sel(peak_statistic="fwhm")))
     clo = closure(z, x, x_prime, zp, xp)
     ds = ds.merge(clo)
     rel_mean = np.abs(clo.closure_mean_learned - clo.closure_mean_true) / clo.closure_width_true
@@ -199,7 +271,8 @@ def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_split
 
 def metrics_to_json(ds: xr.Dataset) -> dict:
     """A plain-JSON view: per comparison SW with floor and ratio, per quantity each statistic
-    with floor and ratio, closure summaries and the m_ee peaks."""
+    with floor and ratio, the m_ee peak and widths of truth and model (``m_ee_peak``), closure
+    summaries."""
     out = {"attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in ds.attrs.items()}, "comparisons": {}}
     for comp in ds.comparison.values:
         c = {"sw": float(ds.sw.sel(comparison=comp)), "sw_floor": float(ds.sw_floor.sel(comparison=comp)),
@@ -213,6 +286,12 @@ def metrics_to_json(ds: xr.Dataset) -> dict:
                     "ratio": float(ds.ratio.sel(comparison=comp, quantity=q, statistic=s))}
                 for s in ds.statistic.values
             }
+        if "m_ee_peak" in ds:
+            pk = ds.m_ee_peak.sel(comparison=comp)
+            t, m = ({s: float(pk.sel(peak_sample=w, peak_statistic=s)) for s in ds.peak_statistic.values}
+                    for w in ("truth", "model"))
+            c["m_ee_peak"] = {"truth": t, "model": m, "shift": m["mass"] - t["mass"],
+                              "fwhm_ratio": m["fwhm"] / t["fwhm"], "iqr_ratio": m["iqr"] / t["iqr"]}
         out["comparisons"][str(comp)] = c
     out["closure"] = {
         str(q): {"mean_pull": float(ds.closure_mean_pull.sel(closure_quantity=q)),

@@ -1,37 +1,68 @@
-"""Residuals page: histograms with ratio panels and KS/W1/χ² against their floors."""
+"""Residuals page: histograms with ratio panels and KS/W1/χ² against their floors.
+
+The page shows exactly what ``otviz evaluate`` measures: the model outputs come from
+``fidelity.model_outputs`` (same seeds, same batches) on the run's test sample, and every number
+from ``fidelity.statistic_with_floor`` (mean over the same ``N_SPLITS`` random half splits), so
+with the full test sample and seed 0 the table equals the run's metrics.nc.
+"""
 from __future__ import annotations
 
 import numpy as np
 import panel as pn
 import param
 
-from ..metrics.fidelity import one_d_stats
+from ..metrics.fidelity import N_SPLITS, STATISTICS, derived_masses, model_outputs, quantities, statistic_with_floor
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
 from .picker import QuantityPage
 
 ARRAYS = {"x": ("x", "x_tilde_prime", "x_tilde"), "z": ("z", "z_tilde")}
 LABELS = {"x_tilde_prime": "x̃′ = D(z)", "x_tilde": "x̃ = D(E(x))", "z_tilde": "z̃ = E(x)"}
+COMPARISON = {"x_tilde_prime": "x_vs_x_tilde_prime", "x_tilde": "x_vs_x_tilde", "z_tilde": "z_vs_z_tilde"}
 
 
 class ResidualsView(QuantityPage):
     """Residual histograms of any component or derived mass, with KS/W₁/χ² and their floors."""
 
-    def _stats_table(self, truth, others):
+    def __init__(self, state, **params):
+        super().__init__(state, **params)
+        self._outputs_key, self._outputs = None, None
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """Truth and model outputs on the shown test events, as ``otviz evaluate`` draws them."""
+        s = self.state
+        key = (s.run_path, s.max_events, s.seed)
+        if key != self._outputs_key:
+            ds = s.test_sample()
+            self._outputs = model_outputs(s.run.model, ds["z"].values, ds["x"].values, seed=s.seed)
+            self._outputs_key = key
+        return self._outputs
+
+    def values(self, name: str) -> np.ndarray:
+        """The selected quantity of one array of ``outputs()`` (z, x, z_tilde, x_tilde, x_tilde_prime)."""
+        parts = self.state.particles(self.space)
+        return quantities(self.outputs()[name], parts, derived_masses(parts))[self.quantity]
+
+    def stats_frame(self):
+        """One row per model output: each statistic and its floor, as in metrics.nc."""
         import pandas as pd
 
-        n = len(truth) // 2
-        rng = np.random.default_rng(0)
-        perm = rng.permutation(len(truth))
-        a, b = perm[:n], perm[n:2 * n]
-        floor = one_d_stats(truth[a], truth[b])
+        names = ARRAYS[self.space]
+        truth = self.values(names[0])
         rows = []
-        for name, arr in others.items():
-            v = one_d_stats(truth[a], arr[b])
-            rows.append({"sample": name, **{f"{s}": round(v[s], 5) for s in ("ks", "w1", "chi2r")},
-                         **{f"{s} floor": round(floor[s], 5) for s in ("ks", "w1", "chi2r")},
-                         "KS / floor": round(v["ks"] / floor["ks"], 2)})
-        return pn.widgets.Tabulator(pd.DataFrame(rows), disabled=True, show_index=False, sizing_mode="stretch_width")
+        for name in names[1:]:
+            v, f = statistic_with_floor(truth, self.values(name), N_SPLITS, self.state.seed)
+            rows.append({"sample": LABELS[name], "comparison": COMPARISON[name], **{s: v[s] for s in STATISTICS},
+                         **{f"{s} floor": f[s] for s in STATISTICS}, "KS / floor": v["ks"] / f["ks"]})
+        return pd.DataFrame(rows)
+
+    def _stats_table(self):
+        from bokeh.models.widgets.tables import NumberFormatter
+
+        df = self.stats_frame()
+        fmt = {c: NumberFormatter(format="0.00" if c == "KS / floor" else "0.00000")
+               for c in df.columns if c not in ("sample", "comparison")}
+        return pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width", formatters=fmt)
 
     @param.depends("space", "quantity", "state.run_path")
     def _plot(self):
@@ -39,16 +70,17 @@ class ResidualsView(QuantityPage):
             return pn.pane.Markdown("No run selected.")
         ensure_extension()
         names = ARRAYS[self.space]
-        truth = self.state.quantity(self.space, names[0], self.quantity)
-        others = {LABELS[n]: self.state.quantity(self.space, n, self.quantity) for n in names[1:]}
+        truth = self.values(names[0])
+        others = {LABELS[n]: self.values(n) for n in names[1:]}
+        n = len(truth)
         return pn.Column(
             pn.pane.HoloViews(residual_plot(truth, others, label=f"{self.space}: {self.quantity}"), linked_axes=False),
-            pn.pane.Markdown("Statistics between truth (half A of the test sample) and the model output computed "
-                             "from half B; *floor*: the same statistic between the two truth halves."),
-            self._stats_table(truth, others),
+            pn.pane.Markdown(f"Statistics between truth (half A of the {n:,} test events) and the model output "
+                             f"computed from half B; *floor*: the same statistic between the two truth halves; "
+                             f"each the mean over {N_SPLITS} random splits (seed {self.state.seed}) — the numbers "
+                             f"`otviz evaluate` stores in metrics.nc."),
+            self._stats_table(),
         )
 
     def __panel__(self):
         return pn.Column(self.selectors(), self._plot)
-
-

@@ -54,6 +54,8 @@ def test_perfect_model_sits_on_the_floor_and_bias_is_seen():
     np.testing.assert_allclose(perfect["sw_ratio"].values, 1.0, rtol=0.2)
     np.testing.assert_allclose(perfect["closure_mean_pull"].values, 0.0, atol=1e-4)
     np.testing.assert_allclose(perfect["closure_width_ratio"].values, 1.0, rtol=1e-4)
+    pk = perfect["m_ee_peak"].sel(comparison="x_vs_x_tilde_prime")
+    np.testing.assert_allclose(pk.sel(peak_sample="model"), pk.sel(peak_sample="truth"), rtol=1e-4)
     biased = evaluate_otus(FakeModel(shift=15.0), ds, n_projections=200, n_splits=2)
     r = biased["ratio"].sel(comparison="x_vs_x_tilde_prime", statistic="ks")
     assert float(r.sel(quantity="e-.px")) > 5 and float(r.sel(quantity="e+.px")) > 5
