@@ -31,4 +31,5 @@ class LatentExplorer(pn.viewable.Viewer):
         tabs = pn.Tabs(("Data", self.data), ("Train", self.train), ("Transport", self.transport),
                        ("Residuals", self.residuals), ("Latent traversal", self.traversal),
                        ("Dimensionality", self.dimension), dynamic=True)
-        return pn.Column(pn.Row(pn.pane.Markdown("## otviz latent explorer"), selector), tabs)
+        return pn.Column(pn.Row(pn.pane.Markdown("## otviz latent explorer"), selector), self.state.notices.panel(),
+                         tabs)

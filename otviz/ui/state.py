@@ -1,5 +1,6 @@
-"""Per-session state of the latent explorer: which run and test sample are shown, and cached
-model outputs on the test sample. Holds no training: runs live in :mod:`otviz.train.registry`."""
+"""Per-session state of the latent explorer: which runs and how many test events are shown. The
+data itself is shared between sessions (:mod:`otviz.ui.cache`); training lives in
+:mod:`otviz.train.registry`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +9,11 @@ import numpy as np
 import param
 import torch
 
-from ..data.io import load as load_sample
 from ..metrics.fidelity import derived_masses, quantities
-from ..paths import PRETRAINED, RUNS, resolve
-from ..train.run import load_run, run_kind
+from ..paths import PRETRAINED, RUNS
+from ..train.run import run_kind
+from . import cache
+from .notify import Notices
 
 
 def available_runs(kind: str = "otus") -> dict[str, str]:
@@ -29,6 +31,10 @@ def available_runs(kind: str = "otus") -> dict[str, str]:
 
 
 class ExplorerState(param.Parameterized):
+    """What one session shows: the selected runs, ``max_events`` and ``seed``. The data behind it
+    (samples, loaded runs, model outputs) lives in the process-wide :mod:`otviz.ui.cache`, keyed
+    by path, file time, ``max_events`` and ``seed``, so sessions share it and hold no copies."""
+
     run_path = param.Selector(default=None, objects=[], doc="OTUS run shown on Data/Transport/Residuals")
     vae_path = param.Selector(default=None, objects=[], doc="EMD-VAE run shown on Traversal/Dimensionality")
     max_events = param.Integer(default=50_000, bounds=(1000, None), doc="test events used for plots")
@@ -36,7 +42,7 @@ class ExplorerState(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._cache: dict = {}
+        self.notices = Notices()
         self.refresh_runs()
 
     def refresh_runs(self, select: str | None = None):
@@ -50,60 +56,31 @@ class ExplorerState(param.Parameterized):
 
     @property
     def vae_run(self):
-        return self._load_run(self.vae_path)
+        return cache.run(self.vae_path) if self.vae_path else None
 
     def vae_jets(self, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
-        """(jets, H_T) of the first ``n`` jets of the EMD-VAE run's training sample."""
-        from ..data.jets import normalised_jets
-
-        path = resolve(self.vae_run.config.train_data)
-        key = ("jets", str(path), n)
-        if key not in self._cache:
-            self._cache[key] = normalised_jets(load_sample(path), n)
-        return self._cache[key]
-
-    def _load_run(self, path):
-        key = ("run", path)
-        if key not in self._cache:
-            self._cache[key] = load_run(path) if path else None
-        return self._cache[key]
+        """(jets, H_T) of the first ``n`` jets of the EMD-VAE run's training sample (read-only)."""
+        return cache.jets(self.vae_run.config.train_data, n)
 
     @property
     def run(self):
-        return self._load_run(self.run_path)
+        return cache.run(self.run_path) if self.run_path else None
 
     def test_sample(self):
-        run = self.run
-        path = resolve(run.config.test_data) if run else None
-        key = ("test", str(path))
-        if key not in self._cache:
-            ds = load_sample(path)
-            self._cache[key] = ds.isel(event=slice(0, self.max_events))
-        return self._cache[key]
+        """The first ``max_events`` events of the OTUS run's test sample (shared, read-only)."""
+        return cache.sample(self.run.config.test_data, self.max_events)
 
     def train_sample(self):
-        path = resolve(self.run.config.train_data)
-        key = ("train", str(path))
-        if key not in self._cache:
-            self._cache[key] = load_sample(path).isel(event=slice(0, self.max_events))
-        return self._cache[key]
+        return cache.sample(self.run.config.train_data, self.max_events)
+
+    @property
+    def n_test(self) -> int:
+        """Events of the test sample shown (``max_events`` or fewer)."""
+        return int(self.test_sample().sizes["event"]) if self.run else 0
 
     def outputs(self) -> dict[str, np.ndarray]:
-        """z, x of the test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z)."""
-        key = ("outputs", self.run_path, self.max_events, self.seed)
-        if key not in self._cache:
-            ds = self.test_sample()
-            model = self.run.model
-            g = torch.Generator().manual_seed(self.seed)
-            z = torch.as_tensor(ds["z"].values)
-            x = torch.as_tensor(ds["x"].values)
-            with torch.no_grad():
-                zt = model.encode(x, g)
-                self._cache[key] = {
-                    "z": z.numpy(), "x": x.numpy(), "z_tilde": zt.numpy(),
-                    "x_tilde": model.decode(zt, g).numpy(), "x_tilde_prime": model.decode(z, g).numpy(),
-                }
-        return self._cache[key]
+        """z, x of the test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z) (read-only)."""
+        return cache.otus_outputs(self.run_path, self.max_events, self.seed)
 
     def particles(self, space: str) -> list[str]:
         ds = self.test_sample()
@@ -120,12 +97,11 @@ class ExplorerState(param.Parameterized):
 
     def decode_many(self, event: int, n: int = 2000) -> np.ndarray:
         """One test z decoded ``n`` times: samples of the learned p_D(x|z)."""
-        z = torch.as_tensor(self.test_sample()["z"].values[event:event + 1]).expand(n, -1, -1)
+        if not 0 <= event < self.n_test:
+            raise IndexError(f"test event {event} does not exist: the test sample shown has events 0 … {self.n_test - 1}")
+        z = torch.from_numpy(np.array(self.test_sample()["z"].values[event:event + 1])).expand(n, -1, -1)
         with torch.no_grad():
             return self.run.model.decode(z, torch.Generator().manual_seed(self.seed + event)).numpy()
-
-    def clear(self):
-        self._cache.clear()
 
 
 def new_run_dir(prefix: str = "ui") -> Path:

@@ -6,8 +6,8 @@ import param
 
 from ..viz import ensure_extension
 from ..viz.transport import stochasticity_plot, transport_plot
+from .notify import error_pane, guarded
 from .state import ExplorerState
-
 
 
 class TransportView(pn.viewable.Viewer):
@@ -16,25 +16,49 @@ class TransportView(pn.viewable.Viewer):
     state = param.ClassSelector(class_=ExplorerState)
     z_quantity = param.Selector(default=None, objects=[])
     x_quantity = param.Selector(default=None, objects=[])
-    event = param.Integer(default=0, bounds=(0, None))
+    event = param.Integer(default=0, bounds=(0, 0), doc="test event decoded many times (bounds: the test sample)")
 
     def __init__(self, state: ExplorerState, **params):
         super().__init__(state=state, **params)
         self._transport_pane = pn.Row()
-        state.param.watch(self._refresh, "run_path")
+        # the event input: bounds from the data; an out-of-range value is refused with a message
+        self.event_input = pn.widgets.IntInput(name="test event", value=0, start=0, end=0, width=150)
+        self.event_input.param.watch(self._on_event_input, "value")
+        state.param.watch(self._refresh, ["run_path", "max_events"])
         self._refresh()
         self._transport()
 
+    @guarded("Transport page")
     def _refresh(self, *_):
         if not self.state.run:
             return
+        n = self.state.n_test
+        self.param.event.bounds = (0, max(n - 1, 0))
+        self.event_input.param.update(start=0, end=max(n - 1, 0))
+        if self.event > n - 1:
+            self.event = 0
         zq = [q for q in self.state.quantity_names("z") if "." in q]
         xq = [q for q in self.state.quantity_names("x") if "." in q]
         self.param.z_quantity.objects, self.param.x_quantity.objects = zq, xq
         self.z_quantity = self.z_quantity if self.z_quantity in zq else (zq[-1] if zq else None)
         self.x_quantity = self.x_quantity if self.x_quantity in xq else (xq[-1] if xq else None)
 
-    @param.depends("z_quantity", "x_quantity", "state.run_path", watch=True)
+    def _on_event_input(self, event):
+        value, n = event.new, self.state.n_test
+        if value is None or not 0 <= value < n:
+            self.state.notices.error(f"Test event {value} does not exist: the test sample shown has events 0 … {n - 1}; "
+                                     f"still showing event {self.event}.")
+            self.event_input.value = self.event  # the widget shows what the plot shows
+            return
+        self.event = int(value)
+
+    @param.depends("event", watch=True)
+    def _sync_input(self):
+        if self.event_input.value != self.event:
+            self.event_input.value = self.event
+
+    @param.depends("z_quantity", "x_quantity", "state.run_path", "state.max_events", watch=True)
+    @guarded("Transport plot")
     def _transport(self):
         if self.z_quantity is None or self.x_quantity is None:
             return
@@ -47,8 +71,11 @@ class TransportView(pn.viewable.Viewer):
         # one pane per panel: a Bokeh GridPlot inside a tab that was hidden renders collapsed
         self._transport_pane.objects = [pn.pane.HoloViews(p, linked_axes=False) for p in layout]
 
-    @param.depends("x_quantity", "event", "state.run_path")
+    @param.depends("x_quantity", "event", "state.run_path", "state.max_events")
+    @guarded("Stochasticity plot", error_pane("Stochasticity plot"))
     def _stochastic(self):
+        if self.x_quantity is None:
+            return pn.pane.Markdown("No run selected.")
         ensure_extension()
         parts = self.state.particles("x")
         p, comp = self.x_quantity.split(".")
@@ -63,8 +90,6 @@ class TransportView(pn.viewable.Viewer):
                    pn.widgets.Select.from_param(self.param.x_quantity, name="x component")),
             self._transport_pane,
             pn.pane.Markdown("#### Stochasticity: one test z decoded 2000 times (black line: its true x)"),
-            pn.widgets.IntInput.from_param(self.param.event, name="test event", width=150),
+            self.event_input,
             self._stochastic,
         )
-
-

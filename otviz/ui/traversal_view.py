@@ -7,10 +7,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
-import torch
 
-from ..data.io import load as load_sample
-from ..paths import resolve
 from ..viz import ensure_extension
 from ..viz.jets import (
     default_extent,
@@ -19,6 +16,8 @@ from ..viz.jets import (
     traversal_plot,
     traverse,
 )
+from . import cache
+from .notify import describe, guarded, log
 from .state import ExplorerState
 
 
@@ -48,10 +47,11 @@ class TraversalView(pn.viewable.Viewer):
                           doc="value of the other latent coordinates")
     n_jets = param.Integer(default=3000, bounds=(100, 30000), doc="encoded jets in the density")
     last_ms = param.Number(default=0.0, doc="server time of the last mosaic (decode + draw)")
+    run_version = param.Integer(default=0, precedence=-1, doc="bumped on a run switch: redraws the mosaic")
 
     def __init__(self, state: ExplorerState, **params):
         super().__init__(state=state, **params)
-        self._cache: dict = {}
+        self._switching = False
         self.selected = pn.pane.HoloViews(hv.Points([]), linked_axes=False)
         self.info = pn.pane.Markdown("")
         self._user_picked = False  # until a click, the selected-jet view follows the centre tile
@@ -66,50 +66,59 @@ class TraversalView(pn.viewable.Viewer):
         run = self.state.vae_run
         return run.production_steps() if run is not None else []
 
+    @guarded("Latent traversal: switching the EMD-VAE run")
     def _on_run(self, *_):
+        """A new run: its β steps, the default step, its directions and centre, applied in one
+        update (a run with fewer latent directions never sees the old run's direction indices)."""
+        self._user_picked = False
         steps = self._steps()
         if not steps:
-            self.param.step.objects, self.step = [], None
+            self.param.step.objects = []
+            self.param.update(step=None, run_version=self.run_version + 1)
+            self._clear_tile()
             return
         ht = float(np.median(self.state.vae_jets(self.n_jets)[1]))
         labels = {f"β = {s['beta']:.3g}  (≈ {s['beta'] * ht:.3g} GeV)": i for i, s in enumerate(steps)}
         self.param.step.objects = labels
-        self.step = default_step(steps)
-        self._on_step()
+        step = default_step(steps)
+        self._switching = True
+        try:
+            self.param.update(step=step, run_version=self.run_version + 1, **self._step_view(step))
+        finally:
+            self._switching = False
 
     @param.depends("step", watch=True)
+    @guarded("Latent traversal: switching the β step")
     def _on_step(self):
-        if self.step is None:
+        if self.step is None or self._switching:
             return
-        st = self._steps()[self.step]
+        self._user_picked = False
+        self.param.update(**self._step_view(self.step))
+
+    def _step_view(self, step: int) -> dict:
+        """Directions (the two highest-KL ones) and grid centre for one β step; also narrows the
+        direction menus to the step's latent size."""
+        st = self._steps()[step]
         latent = len(st["kl_per_dim"])
         self.param.dim_x.objects = self.param.dim_y.objects = list(range(latent))
         a, b = top_kl_dimensions(st["kl_per_dim"])
-        mu = self.encoded()
-        self.param.update(dim_x=a, dim_y=b, centre_x=round(float(mu[:, a].mean()), 1),
-                          centre_y=round(float(mu[:, b].mean()), 1))
+        mu = cache.encoded(self.state.vae_path, st, self.n_jets)
+        lo, hi = self.param.centre_x.bounds
+        clip = lambda v: float(np.clip(round(float(v), 1), lo, hi))  # noqa: E731
+        return dict(dim_x=a, dim_y=b, centre_x=clip(mu[:, a].mean()), centre_y=clip(mu[:, b].mean()))
 
     def model(self):
-        key = ("model", self.state.vae_path, self.step)
-        if key not in self._cache:
-            run = self.state.vae_run
-            self._cache[key] = run.step_model(self._steps()[self.step])
-        return self._cache[key]
+        return cache.step_model(self.state.vae_path, self._steps()[self.step])
 
     def encoded(self) -> np.ndarray:
-        key = ("mu", self.state.vae_path, self.step, self.n_jets)
-        if key not in self._cache:
-            jets, _ = self.state.vae_jets(self.n_jets)
-            with torch.no_grad():
-                self._cache[key] = self.model().encode(jets).numpy()
-        return self._cache[key]
+        return cache.encoded(self.state.vae_path, self._steps()[self.step], self.n_jets)
 
     def centred(self) -> bool:
-        key = ("centred", self.state.vae_path)
-        if key not in self._cache:
-            ds = load_sample(resolve(self.state.vae_run.config.train_data))
-            self._cache[key] = bool(int(ds.attrs.get("centred", 0)))
-        return self._cache[key]
+        return bool(int(cache.sample_attr(self.state.vae_run.config.train_data, "centred", 0)))
+
+    def latent_size(self) -> int:
+        steps = self._steps()
+        return len(steps[self.step]["kl_per_dim"]) if self.step is not None and self.step < len(steps) else 0
 
     def centre(self) -> np.ndarray:
         mu = self.encoded()
@@ -122,9 +131,20 @@ class TraversalView(pn.viewable.Viewer):
     def traversal(self):
         return traverse(self.model(), (self.dim_x, self.dim_y), self.centre(), self.span, self.n)
 
-    def _plot(self, step, dim_x, dim_y, centre_x, centre_y, span, n, hold):
-        if step is None or dim_x == dim_y:
+    def _plot(self, step, dim_x, dim_y, centre_x, centre_y, span, n, hold, run_version=0):
+        latent = self.latent_size()
+        if getattr(self, "_last_plot", None) is None:
+            self._last_plot = hv.Overlay([hv.RGB(np.zeros((2, 2, 4), np.uint8))])
+        if step is None or dim_x == dim_y or max(dim_x, dim_y) >= latent:
             return hv.Overlay([hv.RGB(np.zeros((2, 2, 4), np.uint8))])
+        try:
+            self._last_plot = self._mosaic(n)
+        except Exception as exc:  # shown in the page; the plot stays as it was
+            self.state.notices.error(f"Latent traversal: {describe(exc)}")
+            log.warning("traversal mosaic failed", exc_info=True)
+        return self._last_plot
+
+    def _mosaic(self, n):
         mu = self.encoded()  # cached per model; not part of the per-move latency
         t0 = time.perf_counter()
         trav = self.traversal()
@@ -137,6 +157,11 @@ class TraversalView(pn.viewable.Viewer):
             self._show_tile(float(trav.u[n // 2]), float(trav.v[n // 2]))
         return plot
 
+    def _clear_tile(self):
+        self.selected.object = hv.Points([])
+        self.info.object = ""
+
+    @guarded("Latent traversal: selecting a tile")
     def _on_tap(self, x=None, y=None):
         """A click on the mosaic: enlarge the jet of the tile under (x, y)."""
         if x is None or getattr(self, "_last", None) is None:
@@ -155,9 +180,10 @@ class TraversalView(pn.viewable.Viewer):
         w = jet[:, 0]
         top = np.argsort(-w)[:5]
         rows = "\n".join(f"| {w[k]:.3f} | {jet[k, 1]:+.3f} | {jet[k, 2]:+.3f} |" for k in top)
-        self.info.object = (f"**Tile ({i}, {j})**: {int((w > 1e-3).sum())} particles with pT/H_T > 0.001\n\n"
+        self.info.object = (f"**Tile ({i}, {j})** at {title}: {int((w > 1e-3).sum())} particles with pT/H_T > 0.001\n\n"
                             f"| pT/H_T | η | φ |\n|---|---|---|\n{rows}")
 
+    @guarded("Latent traversal: moving the centre")
     def _on_double_tap(self, x=None, y=None):
         if x is not None:
             self.param.update(centre_x=round(float(x), 2), centre_y=round(float(y), 2))
@@ -180,7 +206,7 @@ class TraversalView(pn.viewable.Viewer):
             ensure_extension()
             self._dmap = hv.DynamicMap(pn.bind(self._plot, self.param.step, self.param.dim_x, self.param.dim_y,
                                                self.param.centre_x, self.param.centre_y, self.param.span,
-                                               self.param.n, self.param.hold))
+                                               self.param.n, self.param.hold, self.param.run_version))
         return pn.pane.HoloViews(self._dmap, linked_axes=False)
 
     def kl_bars(self):
