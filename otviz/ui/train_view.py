@@ -1,30 +1,51 @@
 """Train page: hyper-parameters, Start/Cancel, live progress and streaming loss curves."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import panel as pn
 import param
 
 from ..models.emdvae import EMDVAEConfig
 from ..train import registry
-from ..train.annealing import emdvae_wjets_config
-from ..train.config import PRESETS
+from ..train.annealing import AnnealConfig, emdvae_wjets_config
+from ..train.config import PRESETS, Stage, TrainConfig
 from ..viz.curves import loss_curves
+from . import state as ui_state
+from .notify import describe, guarded
 from .state import ExplorerState, new_run_dir
 
 
-class TrainSettings(param.Parameterized):
-    """Hyper-parameters of a new OTUS Z→ee run (URL query parameters of the same names preset them)."""
+def config_bounds(cls, name: str, fallback: tuple, lo=None, hi=None, zero_means_default: bool = False) -> tuple:
+    """Widget bounds of a setting from the config class's ``BOUNDS`` (the same ranges its
+    validation enforces), ``fallback`` where the class has none; ``lo``/``hi`` narrow them for
+    the page; ``zero_means_default`` lets 0 stand for "all" / "one pass"."""
+    b = tuple(getattr(cls, "BOUNDS", {}).get(name, fallback))
+    a, z = b
+    if lo is not None:
+        a = lo if a is None else max(a, lo)
+    if hi is not None:
+        z = hi if z is None else min(z, hi)
+    return (0 if zero_means_default else a, z)
 
-    epochs = param.Integer(default=90, bounds=(1, 5000))
-    batch_size = param.Integer(default=20_000, bounds=(100, None))
-    n_projections = param.Integer(default=1000, bounds=(10, 10_000))
-    lam = param.Number(default=1.0, bounds=(0, None), doc="λ on SW(z, E(x))")
-    beta_anchor = param.Number(default=50.0, bounds=(0, None), doc="βE = βD in the anchor stage")
-    tau = param.Number(default=1.0, bounds=(0, None), doc="τ on SW(x, D(z))")
-    lr = param.Number(default=1e-3, bounds=(1e-6, 1.0))
-    max_events = param.Integer(default=0, bounds=(0, None), doc="0: all training events")
+
+class TrainSettings(param.Parameterized):
+    """Hyper-parameters of a new OTUS Z→ee run (URL query parameters of the same names preset them).
+    Bounds come from ``TrainConfig.BOUNDS`` / ``Stage.BOUNDS``."""
+
+    epochs = param.Integer(default=90, bounds=config_bounds(TrainConfig, "epochs", (1, 5000)))
+    batch_size = param.Integer(default=20_000, bounds=config_bounds(TrainConfig, "batch_size", (1, 10_000_000)))
+    n_projections = param.Integer(default=1000, bounds=config_bounds(TrainConfig, "n_projections", (1, 10_000)))
+    lam = param.Number(default=1.0, bounds=config_bounds(Stage, "lam", (0, 1e6)), doc="λ on SW(z, E(x))")
+    beta_anchor = param.Number(default=50.0, bounds=config_bounds(Stage, "beta_e", (0, 1e6)),
+                               doc="βE = βD in the anchor stage")
+    tau = param.Number(default=1.0, bounds=config_bounds(Stage, "tau", (0, 1e6)), doc="τ on SW(x, D(z))")
+    lr = param.Number(default=1e-3, bounds=config_bounds(Stage, "lr", (1e-8, 1.0)))
+    max_events = param.Integer(default=0, bounds=config_bounds(TrainConfig, "max_events", (1, 100_000_000),
+                                                               zero_means_default=True),
+                               doc="0: all training events")
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
-    seed = param.Integer(default=0)
+    seed = param.Integer(default=0, bounds=config_bounds(TrainConfig, "seed", (0, 2 ** 32 - 1)))
 
     def to_config(self, train_data, test_data):
         cfg = PRESETS["otus-zee"](epochs=self.epochs, train_data=train_data, test_data=test_data,
@@ -34,26 +55,36 @@ class TrainSettings(param.Parameterized):
             st.lam, st.tau, st.lr = self.lam, self.tau, self.lr
             if st.name == "anchor":
                 st.beta_e = st.beta_d = self.beta_anchor
+        if hasattr(cfg, "validate"):
+            cfg.validate()
         return cfg
+
+    def describe(self) -> str:
+        return f"OTUS Z→ee, {self.epochs} epochs, {self.max_events or 'all'} events"
 
 
 class AnnealSettings(param.Parameterized):
     """A new EMD-VAE β-annealing run on the shipped W jets (production pass, or the paper's
-    priming + zig-zag + production)."""
+    priming + zig-zag + production). Bounds come from ``AnnealConfig.BOUNDS`` / ``EMDVAEConfig.BOUNDS``;
+    the run's disk need is checked when it starts (:func:`otviz.train.registry.check_resources`)."""
 
     jets = param.Selector(default="centred", objects=["centred", "uncentred"])
     schedule = param.Selector(default="production", objects=["production", "paper"])
-    n_betas = param.Integer(default=9, bounds=(2, 40))
-    beta_min = param.Number(default=10 ** -2.4, bounds=(1e-6, None))
-    beta_max = param.Number(default=1.0, bounds=(1e-6, None))
-    max_epochs = param.Integer(default=6, bounds=(1, 200), doc="epochs per β step at most")
-    steps_per_epoch = param.Integer(default=0, bounds=(0, None), doc="0: one pass over the jets")
-    latent = param.Integer(default=32, bounds=(2, 512))
-    width = param.Integer(default=128, bounds=(8, 2048))
-    lr = param.Number(default=1e-3, bounds=(1e-7, 1.0))
-    max_events = param.Integer(default=0, bounds=(0, None), doc="0: all jets")
+    n_betas = param.Integer(default=9, bounds=config_bounds(AnnealConfig, "n_steps", (1, 40), lo=2))
+    beta_min = param.Number(default=10 ** -2.4, bounds=config_bounds(AnnealConfig, "beta", (1e-6, 100.0)))
+    beta_max = param.Number(default=1.0, bounds=config_bounds(AnnealConfig, "beta", (1e-6, 100.0)))
+    max_epochs = param.Integer(default=6, bounds=config_bounds(AnnealConfig, "max_epochs", (1, 200)),
+                               doc="epochs per β step at most")
+    steps_per_epoch = param.Integer(default=0, bounds=config_bounds(AnnealConfig, "steps_per_epoch", (1, 1_000_000),
+                                                                    zero_means_default=True),
+                                    doc="0: one pass over the jets")
+    latent = param.Integer(default=32, bounds=config_bounds(EMDVAEConfig, "latent", (1, 256), lo=2))
+    width = param.Integer(default=128, bounds=config_bounds(EMDVAEConfig, "width", (1, 1024), lo=8))
+    lr = param.Number(default=1e-3, bounds=config_bounds(AnnealConfig, "lr", (1e-8, 1.0)))
+    max_events = param.Integer(default=0, bounds=config_bounds(AnnealConfig, "max_events", (2, 100_000_000),
+                                                               zero_means_default=True), doc="0: all jets")
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
-    seed = param.Integer(default=0)
+    seed = param.Integer(default=0, bounds=config_bounds(AnnealConfig, "seed", (0, 2 ** 32 - 1)))
 
     def to_config(self):
         if self.beta_max <= self.beta_min:
@@ -64,9 +95,16 @@ class AnnealSettings(param.Parameterized):
             lr=self.lr, max_events=self.max_events or None, device=self.device, seed=self.seed,
             model_config=EMDVAEConfig(latent=self.latent, width=self.width))
 
+    def describe(self) -> str:
+        return (f"EMD-VAE {self.jets} W jets, {self.schedule} schedule of {self.n_betas} β, latent {self.latent}, "
+                f"width {self.width}")
+
 
 class TrainView(pn.viewable.Viewer):
-    """Start/cancel a background run; live progress and streaming loss curves per term."""
+    """Start/cancel a background run; live progress and streaming loss curves per term. Runs are
+    queued in :mod:`otviz.train.registry` (one at a time by default); the list of the server's
+    queued and running dashboard runs lets any session — a reloaded page too — attach to a run
+    and cancel it."""
 
     state = param.ClassSelector(class_=ExplorerState)
 
@@ -75,23 +113,55 @@ class TrainView(pn.viewable.Viewer):
         self.settings = TrainSettings()
         self.anneal = AnnealSettings()
         self.mode = pn.widgets.RadioButtonGroup(options=["OTUS Z→ee", "EMD-VAE β-annealing"], value="OTUS Z→ee")
-        if pn.state.location is not None:
-            pn.state.location.sync(self.settings, {n: n for n in self.settings.param if n != "name"})
-            pn.state.location.sync(self.mode, {"value": "mode"})
+        location = pn.state.location
+        if location is not None:
+            location.sync(self.settings, {n: n for n in self.settings.param if n != "name"},
+                          on_error=self._apply_url_parameters)
+            location.sync(self.mode, {"value": "mode"})
         self.steps_table = pn.pane.Markdown("")
         self.start_button = pn.widgets.Button(name="Start training", button_type="primary")
         self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", disabled=True)
         self.progress = pn.indicators.Progress(name="progress", value=0, max=100, width=420, bar_color="info")
         self.status = pn.pane.Markdown("Idle. Runs train in a background thread; this page only polls them.")
         self.curve = pn.pane.HoloViews(loss_curves([]), linked_axes=False)
+        self.runs_list = pn.pane.Markdown("", width=420)
+        self.run_select = pn.widgets.Select(name="Queued and running dashboard runs", options={}, width=300)
+        self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True)
+        self.cancel_other_button = pn.widgets.Button(name="Cancel run", button_type="warning", width=100,
+                                                     disabled=True)
         self.start_button.on_click(self._start)
         self.cancel_button.on_click(self._cancel)
+        self.attach_button.on_click(lambda _: self.attach(self.run_select.value))
+        self.cancel_other_button.on_click(lambda _: self._cancel_selected())
         self.rundir = None
         self._seen = 0
         self._points: list[dict] = []
         self._beta_steps: list[dict] = []
+        self._done = True
+        self._listed = None
         self._cb = None
+        self._refresh_run_list()
+        if _served():
+            self._cb = pn.state.add_periodic_callback(self.poll, period=700)
+            pn.state.on_session_destroyed(self._session_destroyed)
 
+    # ------------------------------------------------------------------ URL parameters
+    def _apply_url_parameters(self, values: dict):
+        """URL query parameters that could not be applied together: apply each valid one, name the
+        rejected ones in the page."""
+        rejected = []
+        for name, value in values.items():
+            try:
+                self.settings.param.update(**{name: value})
+            except Exception:
+                p = self.settings.param[name]
+                allowed = f"allowed {p.bounds[0]} … {p.bounds[1]}" if getattr(p, "bounds", None) else "invalid"
+                rejected.append(f"{name}={value} ({allowed})")
+        if rejected:
+            self.state.notices.error("URL parameters rejected: " + ", ".join(rejected) +
+                                     "; the other parameters were applied.")
+
+    # ------------------------------------------------------------------ start, cancel, attach
     def _config(self):
         if self.mode.value.startswith("EMD-VAE"):
             return self.anneal.to_config()
@@ -101,29 +171,84 @@ class TrainView(pn.viewable.Viewer):
         return self.settings.to_config(train, test)
 
     def _start(self, _=None):
-        self.rundir = new_run_dir()
         try:
-            registry.start_run(self.rundir, self._config())
+            cfg = self._config()
+            registry.prune_runs(ui_state.RUNS / "ui")
+            rundir = new_run_dir()
+            label = (self.anneal if self.mode.value.startswith("EMD-VAE") else self.settings).describe()
+            registry.submit(rundir, cfg, label=label)
         except Exception as exc:
-            self.status.object = f"**Could not start:** {type(exc).__name__}: {exc}"
+            self.status.object = f"**Could not start:** {describe(exc)}"
+            self.state.notices.error(f"Could not start the run: {describe(exc)}")
             return
-        self._seen, self._points, self._beta_steps = 0, [], []
+        self.attach(rundir)
+
+    def attach(self, rundir):
+        """Show (and let this session cancel) a queued, running or finished run of the registry."""
+        if not rundir or registry.get_entry(rundir) is None and registry.get_run(rundir) is None:
+            return
+        self.rundir = Path(rundir)
+        self._seen, self._points, self._beta_steps, self._done = 0, [], [], False
         self.steps_table.object = ""
+        self.progress.value = 0
+        self.curve.object = loss_curves([])
         self.start_button.disabled, self.cancel_button.disabled = True, False
-        self.status.object = f"Started run `{self.rundir}`."
-        self._cb = pn.state.add_periodic_callback(self.poll, period=500)
+        self.status.object = f"Attached to run `{self.rundir}`."
+        self.poll()
 
     def _cancel(self, _=None):
-        run = registry.get_run(self.rundir) if self.rundir else None
-        if run is not None:
-            run.cancel()
+        if self.rundir is not None:
+            registry.cancel(self.rundir)
+            self.poll()
 
+    def _cancel_selected(self):
+        if self.run_select.value:
+            registry.cancel(self.run_select.value)
+            self.poll()
+
+    def _session_destroyed(self, _context=None):
+        if self._cb is not None:
+            self._cb.stop()
+            self._cb = None
+
+    # ------------------------------------------------------------------ polling
+    def _refresh_run_list(self):
+        active = registry.entries(active_only=True)
+        listed = [(str(e.rundir), e.state, registry.queue_position(e.rundir)) for e in active]
+        if listed == self._listed:
+            return
+        self._listed = listed
+        rows = []
+        for e, (_, st, pos) in zip(active, listed):
+            where = f"queued, position {pos}" if pos else st
+            rows.append(f"| `{e.rundir.name}` | {e.label} | {where} |")
+        self.runs_list.object = ("| run | what | state |\n|---|---|---|\n" + "\n".join(rows)) if rows else \
+            "No dashboard run is queued or training on this server."
+        self.run_select.options = {f"{e.rundir.name} ({s})": str(e.rundir) for e, (_, s, _p) in zip(active, listed)}
+        self.attach_button.disabled = self.cancel_other_button.disabled = not active
+
+    @guarded("Train page")
     def poll(self):
-        """Read new events of the run and update progress, status and curves."""
-        run = registry.get_run(self.rundir) if self.rundir else None
+        """Read new events of the attached run and update progress, status, curves and the list of
+        the server's dashboard runs (the periodic callback of a served page)."""
+        self._refresh_run_list()
+        if self.rundir is None or self._done:
+            return
+        entry = registry.get_entry(self.rundir)
+        run = registry.get_run(self.rundir)
+        if entry is not None and entry.state in ("queued", "starting"):
+            pos = registry.queue_position(self.rundir)
+            n_active = len(registry.active_runs())
+            self.status.object = (f"**Queued** (position {pos}): {n_active} run(s) training on this server, "
+                                  f"at most {registry.max_active_runs()} at a time. Run `{self.rundir}`.")
+            return
         if run is None:
+            if entry is not None and not entry.active:  # cancelled while queued, or failed to start
+                self._finish(entry.state, entry.message)
             return
         events = run.events_since(self._seen)
+        if self._seen == 0 and not events:
+            self.status.object = f"Started run `{self.rundir}`: loading the data …"
         self._seen += len(events)
         for ev in events:
             if ev["type"] == "step" and "beta_step" in ev:
@@ -145,16 +270,17 @@ class TrainView(pn.viewable.Viewer):
             terms = ("rate", "distortion") if self._points and "rate" in self._points[0] else None
             self.curve.object = loss_curves(self._points, x="step", **({"terms": terms} if terms else {}))
         if not run.running:
-            if self._cb is not None:
-                self._cb.stop()
-                self._cb = None
-            self.start_button.disabled, self.cancel_button.disabled = False, True
-            if run.status == "done":
-                self.progress.value = 100
-                self.status.object = f"**Done.** Run `{self.rundir}` is now selectable in the Run menu."
-                self.state.refresh_runs(select=str(self.rundir))
-            else:
-                self.status.object = f"**{run.status}** {run.message}"
+            self._finish(run.status, run.message)
+
+    def _finish(self, status: str, message: str = ""):
+        self._done = True
+        self.start_button.disabled, self.cancel_button.disabled = False, True
+        if status == "done":
+            self.progress.value = 100
+            self.status.object = f"**Done.** Run `{self.rundir}` is now selectable in the Run menu."
+            self.state.refresh_runs(select=str(self.rundir))
+        else:
+            self.status.object = f"**{status}** {message}"
 
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
@@ -190,7 +316,15 @@ class TrainView(pn.viewable.Viewer):
         return pn.Row(
             pn.Column(self.mode, pn.bind(lambda _: self._form(), self.mode),
                       pn.Row(self.start_button, self.cancel_button)),
-            pn.Column(self.progress, self.status, self.curve, self.steps_table),
+            pn.Column(self.progress, self.status, self.curve, self.steps_table,
+                      pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
+                      pn.Row(self.run_select, self.attach_button, self.cancel_other_button)),
         )
+
+
+def _served() -> bool:
+    """Whether this runs inside a served session (periodic callbacks need one)."""
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
 
 
