@@ -21,10 +21,25 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
     try:
         yield Path(tmp)
+        _test_slow_write(path)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _test_slow_write(path: Path):
+    """Test hook: ``OTVIZ_TEST_SLOW_WRITE=SECONDS`` (or ``NAME:SECONDS`` for targets named NAME)
+    sleeps between writing the temporary file and the rename, so a fault test can kill a process
+    while a checkpoint write is in flight. Unset in normal use."""
+    spec = os.environ.get("OTVIZ_TEST_SLOW_WRITE")
+    if not spec:
+        return
+    name, _, secs = spec.rpartition(":")
+    if not name or name == path.name:
+        import time
+
+        time.sleep(float(secs))
 
 
 def write_bytes(path, data: bytes):

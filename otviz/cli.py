@@ -1,17 +1,79 @@
-"""Command line: ``otviz generate …`` and ``otviz info …``."""
+"""Command line: ``otviz generate``, ``info``, ``train``, ``evaluate``, ``dimension``.
+
+Errors are one line on stderr, ``otviz: error: …`` naming the file, field or flag, with exit
+status 2 (``--debug`` shows the traceback); a training run that fails (e.g. a persistent
+non-finite loss) prints ``otviz: training failed: …`` and exits with 1; Ctrl-C exits with 130.
+Output cut off by a closed pipe (``otviz info FILE | head -1``) ends quietly with status 141
+(128 + SIGPIPE, as ``cat`` or ``yes`` killed by SIGPIPE report it).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
+
+EXIT_ERROR, EXIT_FAILED, EXIT_PIPE, EXIT_INTERRUPTED = 2, 1, 141, 130
+
+# config field → the flag that sets it (for error messages)
+FIELD_FLAGS = {
+    "epochs": "--epochs", "finetune_epochs": "--finetune-epochs", "batch_size": "--batch-size",
+    "n_projections": "--n-projections", "max_events": "--max-events", "checkpoint_every": "--checkpoint-every",
+    "seed": "--seed", "device": "--device", "train_data": "--data", "test_data": "--test", "n_betas": "--betas",
+    "n_steps": "--betas", "beta": "--beta-min/--beta-max", "beta_min": "--beta-min", "beta_max": "--beta-max",
+    "max_epochs": "--max-epochs", "steps_per_epoch": "--steps-per-epoch", "lr": "--lr", "latent": "--latent",
+    "width": "--width", "threads": "--threads", "emd_backend": "--emd-backend",
+}
+OTUS_ONLY = ("epochs", "finetune_epochs", "test", "n_projections", "checkpoint_every", "no_mass_feature")
+ANNEAL_ONLY = ("schedule", "betas", "beta_min", "beta_max", "max_epochs", "steps_per_epoch", "lr", "latent", "width",
+               "emd_backend", "threads", "workers", "scheduler")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``otviz: error: …``, exit status 2)."""
+
+    def error(self, message):
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f" (otviz {sub} --help)" if sub else " (otviz --help)"
+        self.exit(EXIT_ERROR, f"otviz: error: {sub + ': ' if sub else ''}{message}{hint}\n")
+
+
+def count(text: str) -> int:
+    """An integer count; also accepts integral scientific notation (``1e6``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    if not v.is_integer():
+        raise argparse.ArgumentTypeError(f"invalid count {text!r} (not a whole number)")
+    return int(v)
+
+
+def _positive(args, name, flag, lo=1, hi=None):
+    v = getattr(args, name)
+    if v is not None and (v < lo or (hi is not None and v > hi)):
+        rng = f"{lo} … {hi}" if hi is not None else f"≥ {lo}"
+        raise ValueError(f"{flag} {v}: allowed {rng}")
 
 
 def _cmd_generate(args) -> int:
     from .data.detector import DetectorConfig
     from .data.generate import generate_to_file
 
-    cfg = DetectorConfig.from_json(open(args.detector).read()) if args.detector else DetectorConfig()
+    _positive(args, "events", "--events")
+    _positive(args, "chunk_size", "--chunk-size")
+    if not args.scheduler:
+        _positive(args, "workers", "--workers", 1, 256)
+    if args.detector:
+        with open(args.detector) as f:
+            cfg = DetectorConfig.from_json(f.read(), source=f"--detector {args.detector}")
+    else:
+        cfg = DetectorConfig()
     out = args.out or f"runs/{args.process}_seed{args.seed}_n{args.events}.nc"
     command = "otviz " + " ".join(shlex.quote(a) for a in args.argv)
     ds, stats = generate_to_file(
@@ -66,32 +128,77 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _refuse_foreign_flags(args):
+    """Flags of the other model are an error, not silently ignored."""
+    other = ANNEAL_ONLY if args.model == "otus-zee" else OTUS_ONLY
+    given = [n for n in other if getattr(args, n) not in (None, False)]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise ValueError(f"{flags}: not an option of otviz train {args.model}")
+
+
+def _open_run(run_cls, out, cfg, args, stored_cls):
+    """Open ``out`` for training ``cfg``: ``--restart`` replaces a stored run, ``--resume``
+    continues it with its stored settings (runtime flags such as --device still apply), neither:
+    the same settings resume, other settings are refused (RunExistsError naming the fields)."""
+    import dataclasses
+
+    from .train.trainer import RUNTIME_FIELDS, config_differences, format_differences
+
+    cfg_path = out / "config.json"
+    if args.restart:
+        return run_cls(out, cfg, restart=True)
+    if args.resume:
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"{out}: no run to resume (no config.json)")
+        try:
+            stored = stored_cls.from_json(cfg_path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{cfg_path}: cannot resume this run here: {exc}") from exc
+        diff = config_differences(stored, cfg)
+        if diff:
+            print(f"{out}: resuming with the stored settings (ignoring {format_differences(diff)})", file=sys.stderr)
+        runtime = {k: getattr(cfg, k) for k in RUNTIME_FIELDS if hasattr(cfg, k)}
+        return run_cls(out, dataclasses.replace(stored, **runtime))
+    return run_cls(out, cfg)
+
+
 def _cmd_train(args) -> int:
+    if args.restart and args.resume:
+        raise ValueError("--restart and --resume exclude each other")
+    _refuse_foreign_flags(args)
     if args.model == "emdvae-wjets":
         return _cmd_anneal(args)
     if len(args.out) != 1 or (args.data and len(args.data) != 1):
         raise ValueError("otus-zee trains one run: give one --out and at most one --data")
-    args.out, args.data = args.out[0], (args.data[0] if args.data else None)
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
-    from .train.config import PRESETS
+    from .train.config import PRESETS, TrainConfig
     from .train.trainer import TrainingRun
 
-    out = Path(args.out)
-    if (out / "config.json").exists():
-        run = TrainingRun(out)
+    out = Path(args.out[0])
+    overrides = {k: v for k, v in {
+        "train_data": args.data[0] if args.data else None, "test_data": args.test, "device": args.device,
+        "seed": args.seed, "batch_size": args.batch_size, "n_projections": args.n_projections,
+        "max_events": args.max_events, "checkpoint_every": args.checkpoint_every,
+        "mass_feature": False if args.no_mass_feature else None,
+    }.items() if v is not None}
+    if args.test:
+        from .paths import resolve
+
+        if not resolve(args.test).exists():
+            raise FileNotFoundError(f"{args.test} (--test): no such file")
+    epochs = 90 if args.epochs is None else args.epochs
+    cfg = PRESETS[args.model](epochs=epochs, finetune_epochs=args.finetune_epochs or 0, **overrides)
+    run = _open_run(TrainingRun, out, cfg, args, TrainConfig)
+    if run.finished:
+        print(f"{out}: already finished ({len(json.loads((out / 'history.json').read_text() or '[]'))} epochs); "
+              "nothing to do (--restart trains it again, replacing it)")
+        return 0
+    if not run.fresh and (out / "checkpoint.pt").exists():
         print(f"resuming the run in {out}")
-    else:
-        overrides = {k: v for k, v in {
-            "train_data": args.data, "test_data": args.test, "device": args.device, "seed": args.seed,
-            "batch_size": args.batch_size, "n_projections": args.n_projections, "max_events": args.max_events,
-            "checkpoint_every": args.checkpoint_every,
-            "mass_feature": False if args.no_mass_feature else None,
-        }.items() if v is not None}
-        cfg = PRESETS[args.model](epochs=args.epochs, finetune_epochs=args.finetune_epochs, **overrides)
-        run = TrainingRun(out, cfg)
     bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
                disable=args.quiet, file=sys.stderr)
 
@@ -105,36 +212,47 @@ def _cmd_train(args) -> int:
         elif ev["type"] == "nan_rollback":
             bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}")
 
-    status = run.run_blocking(progress)
-    bar.close()
+    try:
+        status = run.run_blocking(progress)
+    finally:
+        bar.close()
     secs = sum(h["seconds"] for h in run.history)
     print(f"{status}: {len(run.history)} epochs in {secs:.0f} s of training; run directory {out}")
-    return 0 if status == "done" else 1
+    return 0 if status == "done" else EXIT_FAILED
 
 
 def _anneal_config(args, data):
-    from .data.io import load
-    from .models.emdvae import EMDVAEConfig
-    from .train.annealing import emdvae_wjets_config
+    import xarray as xr
 
-    centred = bool(int(load(data).attrs.get("centred", 0)))
+    from .models.emdvae import EMDVAEConfig
+    from .paths import resolve
+    from .train.annealing import emdvae_wjets_config
+    from .train.trainer import check_sample
+
+    check_sample(resolve(data), "jets", "--data")
+    with xr.open_dataset(resolve(data), engine="h5netcdf") as ds:
+        centred = bool(int(ds.attrs.get("centred", 0)))
     overrides = {k: v for k, v in {
         "device": args.device, "seed": args.seed, "batch_size": args.batch_size, "max_events": args.max_events,
         "max_epochs": args.max_epochs, "steps_per_epoch": args.steps_per_epoch, "lr": args.lr,
         "emd_backend": args.emd_backend, "threads": args.threads,
     }.items() if v is not None}
-    cfg = emdvae_wjets_config(centred, schedule=args.schedule, n_betas=args.betas, beta_min=args.beta_min,
-                              beta_max=args.beta_max, **overrides)
+    kw = {k: v for k, v in {"n_betas": args.betas, "beta_min": args.beta_min, "beta_max": args.beta_max}.items()
+          if v is not None}
+    cfg = emdvae_wjets_config(centred, schedule=args.schedule or "production", **kw, **overrides)
     cfg.train_data = data
-    cfg.model_config = EMDVAEConfig(latent=args.latent, width=args.width)
-    return cfg
+    cfg.model_config = EMDVAEConfig(latent=32 if args.latent is None else args.latent,
+                                    width=128 if args.width is None else args.width)
+    return cfg.validate()
 
 
 def _cmd_anneal(args) -> int:
-    """``otviz train emdvae-wjets``: one β-annealing run in this process, or several as Dask jobs."""
+    """``otviz train emdvae-wjets``: one β-annealing run in this process, or several as Dask jobs.
+    Every run directory is opened (validated, checked against its stored settings, config.json
+    written) here before any training starts."""
     from pathlib import Path
 
-    from .train.annealing import AnnealingRun
+    from .train.annealing import AnnealConfig, AnnealingRun
 
     outs = [Path(o) for o in args.out]
     datas = args.data or ["data/wjets_centred.nc"]
@@ -142,18 +260,32 @@ def _cmd_anneal(args) -> int:
         datas = datas * len(outs)
     if len(datas) != len(outs):
         raise ValueError(f"give one --data per --out ({len(datas)} data files for {len(outs)} run directories)")
-    jobs = [(o, None if (o / "config.json").exists() else _anneal_config(args, d)) for o, d in zip(outs, datas)]
-    if len(jobs) > 1 or args.scheduler:
+    if len(set(o.resolve() for o in outs)) != len(outs):
+        raise ValueError("--out: each run needs its own directory")
+    workers = 2 if args.workers is None else args.workers
+    if not args.scheduler and not 1 <= workers <= 256:
+        raise ValueError(f"--workers {workers}: allowed 1 … 256")
+    cfgs = [_anneal_config(args, d) for d in datas]  # validate everything before touching any directory
+    runs = [_open_run(AnnealingRun, o, c, args, AnnealConfig) for o, c in zip(outs, cfgs)]
+    for o, r in zip(outs, runs):
+        if r.finished:
+            n = len(json.loads((o / "steps.json").read_text() or "[]")) if (o / "steps.json").exists() else 0
+            print(f"{o}: already finished ({n} β steps); nothing to do (--restart trains it again, replacing it)")
+    todo = [(o, r) for o, r in zip(outs, runs) if not r.finished]
+    if not todo:
+        return 0
+    if len(runs) > 1 or args.scheduler:
         from .train.jobs import run_annealing_jobs
 
-        for o, c in jobs:
-            print(f"{o}: {'resuming' if c is None else 'new run on ' + c.train_data}")
-        results = run_annealing_jobs(jobs, workers=args.workers, scheduler=args.scheduler)
+        for o, r in todo:
+            print(f"{o}: {'new run on ' + r.config.train_data if r.fresh else 'resuming'}")
+        results = run_annealing_jobs([(o, None) for o, _ in todo], workers=workers, scheduler=args.scheduler)
         for r in results:
             print(f"{r['rundir']}: {r['status']} after {r['steps']} β steps {r['message']}")
-        return 0 if all(r["status"] == "done" for r in results) else 1
-    out, cfg = jobs[0]
-    run = AnnealingRun(out, cfg)  # cfg None: resume
+        return 0 if all(r["status"] == "done" for r in results) else EXIT_FAILED
+    out, run = todo[0]
+    if not run.fresh and (out / "checkpoint.pt").exists():
+        print(f"resuming the run in {out}")
 
     def progress(ev):
         if args.quiet:
@@ -169,12 +301,31 @@ def _cmd_anneal(args) -> int:
     secs = sum(h["seconds"] for h in run.history)
     print(f"{status}: {len(run.steps_done)} β steps, {len(run.history)} epochs in {secs:.0f} s of training; "
           f"run directory {out}")
-    return 0 if status == "done" else 1
+    return 0 if status == "done" else EXIT_FAILED
+
+
+def _require_run(rundir, kind: str, command: str):
+    """A one-line error unless ``rundir`` is a run directory of ``kind`` (otus / emdvae)."""
+    from pathlib import Path
+
+    from .train.run import read_config, run_kind
+
+    path = Path(rundir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{rundir}: no such run directory")
+    read_config(path)  # names config.json when it is missing or invalid
+    have = run_kind(path)
+    if have != kind:
+        names = {"otus": "an OTUS run", "emdvae": "an EMD-VAE annealing run"}
+        other = {"otus": "otviz evaluate", "emdvae": "otviz dimension"}[have]
+        raise ValueError(f"{rundir}: {names[have]}; otviz {command} takes {names[kind]} (use {other})")
 
 
 def _cmd_evaluate(args) -> int:
     from .metrics.evaluate import evaluate_run
 
+    _positive(args, "n_projections", "--n-projections", 1, 10_000)
+    _require_run(args.rundir, "otus", "evaluate")
     ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -191,9 +342,12 @@ def _cmd_dimension(args) -> int:
     from .metrics.dimension import write_dimensionality
     from .train.run import load_run
 
+    _positive(args, "jets", "--jets", 2, 100_000)
+    _positive(args, "workers", "--workers", 1, 256)
+    _require_run(args.rundir, "emdvae", "dimension")
     run = load_run(args.rundir)
-    if run.kind != "emdvae":
-        raise ValueError(f"{args.rundir}: not an EMD-VAE annealing run")
+    if not run.steps:
+        raise ValueError(f"{args.rundir}: no finished β step yet (steps.json is empty)")
     t0 = time.perf_counter()
     ds = write_dimensionality(run, n_jets=args.jets, workers=args.workers)
     ht = ds.attrs["ht_median_GeV"]
@@ -210,17 +364,22 @@ def _cmd_dimension(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="otviz", description=__doc__)
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    p = _Parser(prog="otviz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                parents=[common])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    g = sub.add_parser("generate", help="generate a Pythia 8 sample with the detector model")
+    g = sub.add_parser("generate", help="generate a Pythia 8 sample with the detector model", parents=[common])
     g.add_argument("process", choices=["zee", "ttbar", "wjets"])
-    g.add_argument("--events", type=int, required=True, help="number of accepted events")
+    g.add_argument("--events", type=count, required=True,
+                   help="number of accepted events (refused when the memory or disk it needs is not free)")
     g.add_argument("--out", help="output netCDF file (default runs/PROCESS_seedS_nN.nc)")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     g.add_argument("--scheduler", help="address of an existing Dask scheduler (instead of a LocalCluster)")
-    g.add_argument("--chunk-size", type=int, help="accepted events per task (part of the seed's meaning)")
+    g.add_argument("--chunk-size", type=count, help="accepted events per task (part of the seed's meaning)")
     g.add_argument("--full", action="store_true", help="full Pythia (MPI and hadronisation on)")
     g.add_argument("--centre", action="store_true", help="wjets: centre constituents on the jet axis")
     g.add_argument("--detector", help="JSON file with DetectorConfig overrides")
@@ -229,69 +388,132 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="also print the timing as JSON")
     g.set_defaults(func=_cmd_generate)
 
-    t = sub.add_parser("train", help="train a model (resumes if RUNDIR holds a run)")
+    t = sub.add_parser("train", help="train a model (resumes RUNDIR's run when the settings are the same)",
+                       parents=[common])
     t.add_argument("model", choices=["otus-zee", "emdvae-wjets"])
     t.add_argument("--data", nargs="+", help="training sample (default data/zee_train.nc, data/wjets_centred.nc); "
                    "emdvae-wjets: one per --out")
-    t.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
     t.add_argument("--out", required=True, nargs="+",
                    help="run directory; emdvae-wjets: several run as parallel Dask jobs")
-    t.add_argument("--epochs", type=int, default=90)
-    t.add_argument("--finetune-epochs", type=int, default=0, help="decoder-only SW(x, D(z)) epochs at the end")
+    t.add_argument("--restart", action="store_true",
+                   help="start over in a directory that holds a run (finished or not), replacing it")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the directory's run with its stored settings (setting flags are ignored)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
     t.add_argument("--seed", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--n-projections", type=int)
-    t.add_argument("--max-events", type=int, help="use only the first N training events")
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--no-mass-feature", action="store_true",
-                   help="distances on the four-vector components only (the paper's setup)")
+    t.add_argument("--batch-size", type=count)
+    t.add_argument("--max-events", type=count, help="use only the first N training events")
     t.add_argument("--quiet", action="store_true")
+    o = t.add_argument_group("otus-zee")
+    o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90)")
+    o.add_argument("--finetune-epochs", type=count, help="decoder-only SW(x, D(z)) epochs at the end (default 0)")
+    o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
+    o.add_argument("--n-projections", type=count)
+    o.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints (default 5)")
+    o.add_argument("--no-mass-feature", action="store_true",
+                   help="distances on the four-vector components only (the paper's setup)")
     a = t.add_argument_group("emdvae-wjets (β-annealing)")
-    a.add_argument("--schedule", choices=["production", "paper"], default="production",
-                   help="one rising production pass, or priming + zig-zag + production")
-    a.add_argument("--betas", type=int, default=9, help="number of log-spaced β values")
-    a.add_argument("--beta-min", type=float, default=10 ** -2.4)
-    a.add_argument("--beta-max", type=float, default=1.0)
-    a.add_argument("--max-epochs", type=int, help="epochs per β step at most")
-    a.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: one pass)")
+    a.add_argument("--schedule", choices=["production", "paper"],
+                   help="one rising production pass (default), or priming + zig-zag + production")
+    a.add_argument("--betas", type=count, help="number of log-spaced β values (default 9)")
+    a.add_argument("--beta-min", type=float, help="default 10^-2.4")
+    a.add_argument("--beta-max", type=float, help="default 1")
+    a.add_argument("--max-epochs", type=count, help="epochs per β step at most")
+    a.add_argument("--steps-per-epoch", type=count, help="batches per epoch (default: one pass)")
     a.add_argument("--lr", type=float)
-    a.add_argument("--latent", type=int, default=32)
-    a.add_argument("--width", type=int, default=128)
+    a.add_argument("--latent", type=count, help="default 32")
+    a.add_argument("--width", type=count, help="default 128")
     a.add_argument("--emd-backend", choices=["auto", "exact", "sinkhorn"])
-    a.add_argument("--threads", type=int, help="torch CPU threads per run")
-    a.add_argument("--workers", type=int, default=2, help="LocalCluster workers for several runs")
+    a.add_argument("--threads", type=count, help="torch CPU threads per run")
+    a.add_argument("--workers", type=count, help="LocalCluster workers for several runs (default 2)")
     a.add_argument("--scheduler", help="address of an existing Dask scheduler")
     t.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("evaluate", help="fidelity metrics of a trained run on its test sample")
+    ev = sub.add_parser("evaluate", help="fidelity metrics of a trained OTUS run on its test sample",
+                        parents=[common])
     ev.add_argument("rundir")
     ev.add_argument("--test", help="test sample (default: the run's test_data)")
-    ev.add_argument("--n-projections", type=int, default=1000)
+    ev.add_argument("--n-projections", type=count, default=1000)
     ev.add_argument("--json", action="store_true", help="print all numbers as JSON")
     ev.set_defaults(func=_cmd_evaluate)
 
-    dm = sub.add_parser("dimension", help="D1/D2 vs β, KL per dimension and D_corr of an EMD-VAE run")
+    dm = sub.add_parser("dimension", help="D1/D2 vs β, KL per dimension and D_corr of an EMD-VAE run",
+                        parents=[common])
     dm.add_argument("rundir")
-    dm.add_argument("--jets", type=int, default=1000, help="jets for the correlation dimension (pairs ~ n²/2)")
-    dm.add_argument("--workers", type=int, default=2, help="threads for the pairwise exact EMDs")
+    dm.add_argument("--jets", type=count, default=1000, help="jets for the correlation dimension (pairs ~ n²/2)")
+    dm.add_argument("--workers", type=count, default=2, help="threads for the pairwise exact EMDs")
     dm.set_defaults(func=_cmd_dimension)
 
-    i = sub.add_parser("info", help="validate a sample file and summarise it")
+    i = sub.add_parser("info", help="validate a sample file and summarise it", parents=[common])
     i.add_argument("path")
     i.set_defaults(func=_cmd_info)
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, naming the flag of a config field where there is one."""
+    from .errors import ConfigError
+
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        msg = f"{exc.filename}: {exc.strerror}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    if isinstance(exc, ConfigError) and exc.field in FIELD_FLAGS and FIELD_FLAGS[exc.field] not in msg:
+        msg = f"{msg} ({FIELD_FLAGS[exc.field]})"
+    return " ".join(msg.split())
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Errors about the input (files, flags, settings, run directories) print their message alone;
+    anything else also names its type and points at --debug."""
+    from .errors import RunBusyError
+
+    return isinstance(exc, (ValueError, OSError, RunBusyError))
+
+
 def main(argv=None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    import traceback
+
+    from .train.trainer import TrainingFailed
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    debug = getattr(args, "debug", False)
     try:
-        return args.func(args)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"otviz: error: {exc}", file=sys.stderr)
-        return 2
+        try:
+            rc = args.func(args)
+            sys.stdout.flush()
+            return rc
+        except BrokenPipeError:
+            raise
+        except TrainingFailed as exc:
+            if debug:
+                traceback.print_exc()
+            print(f"otviz: training failed: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            print("otviz: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            if _is_user_error(exc):
+                print(f"otviz: error: {_one_line(exc)}", file=sys.stderr)
+            else:
+                hint = "" if debug else " (--debug shows the traceback)"
+                print(f"otviz: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+            return EXIT_ERROR
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly; point stdout at /dev/null so the
+        # interpreter's final flush does not complain either
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

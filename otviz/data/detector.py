@@ -22,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import awkward as ak
 import numpy as np
 
+from ..errors import ConfigError, check_bounds
 from ..physics import fourvec as fv
 
 
@@ -36,6 +38,11 @@ class Resolution:
     a: float  # stochastic term, GeV^1/2
     b: float  # constant term
     c: float = 0.0  # noise term, GeV
+
+    BOUNDS: ClassVar[dict[str, tuple]] = {"a": (0.0, 10.0), "b": (0.0, 10.0), "c": (0.0, 1000.0)}
+
+    def __post_init__(self):
+        check_bounds(self)
 
     def relative(self, energy):
         e = np.maximum(np.asarray(energy, dtype=float), 1e-9)
@@ -80,19 +87,60 @@ class DetectorConfig:
     constituent_r: float = 0.07
     n_constituents: int = 50
 
+    # field → inclusive (min, max) (otviz.errors.check_bounds; also usable as widget bounds).
+    # n_jets is fixed: the ttbar layout stores exactly four jets.
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "electron_angle": (0.0, 1.0), "electron_pt_min": (0.0, 1e4), "electron_eta_max": (0.0, 10.0),
+        "electron_efficiency": (0.0, 1.0), "electron_dressing_dr": (0.0, 2.0),
+        "photon_angle": (0.0, 1.0), "photon_e_min": (0.0, 1e4),
+        "hadron_angle": (0.0, 1.0), "hadron_e_min": (0.0, 1e4),
+        "track_pt_res_slope": (0.0, 1.0), "track_pt_res_const": (0.0, 1.0), "track_angle": (0.0, 1.0),
+        "track_pt_min": (0.0, 1e4), "track_eta_max": (0.0, 10.0), "calo_eta_max": (0.0, 10.0),
+        "jet_angle": (0.0, 1.0), "jet_r": (0.01, 2.0), "jet_pt_min": (0.0, 1e4), "jet_eta_max": (0.0, 10.0),
+        "n_jets": (4, 4), "fatjet_r": (0.1, 3.0), "constituent_r": (0.001, 1.0), "n_constituents": (1, 500),
+    }
+    RESOLUTIONS: ClassVar[tuple[str, ...]] = ("electron_energy", "photon_energy", "hadron_energy", "jet_energy")
+
+    def __post_init__(self):
+        for name in self.RESOLUTIONS:
+            if not isinstance(getattr(self, name), Resolution):
+                raise ConfigError(f"DetectorConfig.{name} = {getattr(self, name)!r}: must be a resolution "
+                                  '{"a": …, "b": …, "c": …}', name)
+        check_bounds(self)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "DetectorConfig":
-        d = json.loads(text)
+    def from_json(cls, text: str, source: str = "detector config") -> "DetectorConfig":
+        """Parse overrides of any field; unknown keys, wrong types and out-of-range values raise
+        :class:`otviz.errors.ConfigError` naming ``source`` and the field."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: not valid JSON: {exc}") from exc
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: must be a JSON object of DetectorConfig fields")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown DetectorConfig field(s) {unknown}", unknown[0])
         kw = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in d:
-                continue
-            v = d[f.name]
-            kw[f.name] = Resolution(**v) if isinstance(v, dict) else v
-        return cls(**kw)
+        try:
+            for name, v in d.items():
+                if name in cls.RESOLUTIONS:
+                    if not isinstance(v, dict) or not set(v) <= {"a", "b", "c"} or not {"a", "b"} <= set(v):
+                        raise ConfigError(f'DetectorConfig.{name} = {v!r}: must be {{"a": …, "b": …[, "c": …]}}',
+                                          name)
+                    try:
+                        kw[name] = Resolution(**v)
+                    except ConfigError as exc:
+                        raise ConfigError(str(exc).replace("Resolution.", f"DetectorConfig.{name}."), name) from exc
+                else:
+                    kw[name] = v
+            return cls(**kw)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}", exc.field, exc.value, exc.allowed) from exc
 
 
 # ----------------------------------------------------------------------------- smearing

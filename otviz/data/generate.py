@@ -21,6 +21,76 @@ from . import pythia as gen
 from .io import make_dataset, save
 
 DEFAULT_CHUNK = {"zee": 5000, "ttbar": 1000, "wjets": 500}
+# Peak memory of the merging process per byte of the stored (float32) arrays: the chunks arrive
+# as float64 (2×), are concatenated (2×), converted (1×), validated (float64 copies) and read
+# back after writing; measured 5.0–5.2× (zee 10⁶, wjets 10⁵ events), so 8× with a margin.
+MEMORY_FACTOR = 8.0
+DISK_FACTOR = 1.1  # the netCDF file (zlib) is at most about the raw size, plus metadata
+BASE_MEMORY = 512 * 2 ** 20  # Python, Dask client and worker overheads
+
+
+def bytes_per_event(process: str, cfg: det.DetectorConfig | None = None) -> int:
+    """float32 bytes one accepted event takes in the dataset layout (z, x and, for wjets, jet)."""
+    cfg = cfg or det.DetectorConfig()
+    proc = gen.get_process(process)
+    n = len(proc.z_particles) * 4
+    n += cfg.n_constituents * 3 + 4 if proc.x_particles is None else len(proc.x_particles) * 4
+    return 4 * n
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (psutil when installed, else /proc/meminfo)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in f if ln.split()[1:2]}
+        return info.get("MemAvailable", info.get("MemFree", 0))
+    except (OSError, ValueError):
+        return 2 ** 62  # unknown: do not refuse
+
+
+def resource_estimate(process: str, n_events: int, cfg: det.DetectorConfig | None = None) -> dict:
+    """Estimated peak memory (bytes, the merging process) and disk (bytes, the output file)."""
+    b = bytes_per_event(process, cfg) * int(n_events)
+    return {"bytes_per_event": bytes_per_event(process, cfg), "memory": int(b * MEMORY_FACTOR) + BASE_MEMORY,
+            "disk": int(b * DISK_FACTOR) + 2 ** 20}
+
+
+def _gb(n: int) -> str:
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e6:.3g} MB"
+
+
+def check_resources(process: str, n_events: int, cfg: det.DetectorConfig | None = None, out=None) -> dict:
+    """Refuse (:class:`otviz.errors.InsufficientResources`, one line) a generation whose estimated
+    memory or (with ``out``) disk is not free; returns the estimate."""
+    from ..errors import InsufficientResources
+
+    est = resource_estimate(process, n_events, cfg)
+    mem = available_memory()
+    if est["memory"] > mem:
+        raise InsufficientResources(
+            f"--events {n_events}: generating {process} needs about {_gb(est['memory'])} of memory "
+            f"({est['bytes_per_event']} bytes per event × {MEMORY_FACTOR:g}); {_gb(mem)} available")
+    if out is not None:
+        import shutil
+        from pathlib import Path
+
+        folder = Path(out).resolve().parent
+        while not folder.exists():
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free
+        if est["disk"] > free:
+            raise InsufficientResources(
+                f"--events {n_events}: {out} needs about {_gb(est['disk'])} of disk; {_gb(free)} free in {folder}")
+    return est
 
 
 def package_versions() -> dict[str, str]:
@@ -34,10 +104,10 @@ def package_versions() -> dict[str, str]:
 
 
 def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
-    if n_events <= 0:
-        raise ValueError(f"--events must be positive, got {n_events}")
-    if chunk_size <= 0:
-        raise ValueError(f"--chunk-size must be positive, got {chunk_size}")
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events <= 0:
+        raise ValueError(f"--events must be a positive integer, got {n_events!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
+        raise ValueError(f"--chunk-size must be a positive integer, got {chunk_size!r}")
     sizes = [chunk_size] * (n_events // chunk_size)
     if n_events % chunk_size:
         sizes.append(n_events % chunk_size)
@@ -79,6 +149,10 @@ def generate(
         raise ValueError(f"--workers must be at least 1, got {workers}")
     cfg = cfg or det.DetectorConfig()
     chunk_size = chunk_size or DEFAULT_CHUNK[process]
+    chunk_sizes(1, chunk_size)  # argument checks before the estimate, the estimate before any work
+    if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events <= 0:
+        raise ValueError(f"--events must be a positive integer, got {n_events!r}")
+    check_resources(process, n_events, cfg)
     sizes = chunk_sizes(n_events, chunk_size)
     tasks = [
         dict(process=process, n_events=n, seed=seed, chunk=i, cfg=cfg, fast=fast, centre=centre)
@@ -139,6 +213,11 @@ def generate_to_file(path, overwrite: bool = False, **kw):
     path = Path(path)
     if path.exists() and not overwrite:  # fail before spending minutes generating
         raise FileExistsError(f"{path}: exists (pass --force to replace it)")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, not an output file")
+    n, process = kw.get("n_events"), kw.get("process")
+    if isinstance(n, int) and n > 0 and process in gen.PROCESSES:
+        check_resources(process, n, kw.get("cfg"), out=path)
     ds, stats = generate(**kw)
     save(ds, path, overwrite=overwrite)
     stats["path"] = str(path)

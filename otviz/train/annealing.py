@@ -24,15 +24,17 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from ..data.io import load as load_sample
+from ..errors import ConfigError, check_bounds, check_choice, check_number
 from ..data.jets import normalised_jets, trim_padding
 from ..models.emdvae import EMDVAE, EMDVAEConfig, emdvae_loss
 from ..paths import resolve as resolve_path
-from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json
+from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json, check_sample
 
 
 @dataclass
@@ -85,6 +87,53 @@ class AnnealConfig:
     max_nan_retries: int = 5
     nan_lr_factor: float = 0.5
 
+    # field → inclusive (min, max), None for open. ``n_steps``: β steps of the whole schedule,
+    # ``beta``: every β of it (the presets' n_betas, beta_min, beta_max use the same ranges).
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "batch_size": (1, 100_000), "steps_per_epoch": (1, 1_000_000), "lr": (1e-8, 1.0),
+        "lr_factor": (1e-3, 1.0), "plateau_patience": (1, 200), "early_stop_patience": (1, 200),
+        "max_epochs": (1, 200), "min_delta": (0.0, 0.999), "val_fraction": (0.001, 0.9), "R": (1e-3, 100.0),
+        "seed": (0, 2 ** 32 - 1), "threads": (1, 1024), "max_events": (2, 100_000_000),
+        "max_nan_retries": (0, 100), "nan_lr_factor": (1e-3, 1.0),
+        "n_steps": (1, 40), "beta": (1e-6, 100.0),
+    }
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "AnnealConfig":
+        """Raise :class:`otviz.errors.ConfigError` (a ValueError) naming the first field that is
+        out of range or of the wrong type; called on construction, after the presets' overrides
+        and before a run directory is created."""
+        from .config import _check_str, check_device
+
+        own = "AnnealConfig"
+        check_choice(own, "kind", self.kind, ("emdvae-anneal",))
+        _check_str(own, "model", self.model)
+        _check_str(own, "train_data", self.train_data)
+        check_bounds(self)
+        check_choice(own, "emd_backend", self.emd_backend, ("auto", "exact", "sinkhorn"))
+        check_device(own, self.device)
+        if not isinstance(self.model_config, EMDVAEConfig):
+            raise ConfigError(f"{own}.model_config: must be an EMDVAEConfig", "model_config")
+        self.model_config.validate()
+        if not isinstance(self.schedule, list) or not all(
+                isinstance(p, AnnealPass) and isinstance(p.betas, list) for p in self.schedule):
+            raise ConfigError(f"{own}.schedule: must be a list of passes (name, betas)", "schedule")
+        lo, hi = self.BOUNDS["n_steps"]
+        n = sum(len(p.betas) for p in self.schedule)
+        if not lo <= n <= hi:
+            raise ConfigError(f"{own}.schedule has {n} β steps: allowed {lo} … {hi}"
+                              + (" (the annealing schedule has no β steps)" if n == 0 else ""), "n_steps", n,
+                              f"{lo} … {hi}")
+        lo, hi = self.BOUNDS["beta"]
+        for p in self.schedule:
+            for b in p.betas:
+                if isinstance(b, bool) or not isinstance(b, (int, float)) or not (lo <= b <= hi):
+                    raise ConfigError(f"{own}.schedule: every β must be > 0 and in [{lo:g}, {hi:g}]; got {b!r} "
+                                      f"in pass {p.name!r}", "beta", b, f"[{lo:g}, {hi:g}]")
+        return self
+
     @property
     def steps(self) -> list[tuple[str, float]]:
         """The flat schedule: (pass name, β) per β step."""
@@ -96,20 +145,32 @@ class AnnealConfig:
     @classmethod
     def from_json(cls, text: str) -> "AnnealConfig":
         d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ConfigError("an annealing config must be a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown annealing config fields: {sorted(unknown)}")
+            raise ConfigError(f"unknown annealing config fields: {sorted(unknown)}")
         if d.get("kind", "emdvae-anneal") != "emdvae-anneal":
-            raise ValueError(f"not an annealing config (kind={d.get('kind')!r})")
-        d["schedule"] = [AnnealPass(**p) for p in d.get("schedule", [])]
-        d["model_config"] = EMDVAEConfig(**d.get("model_config", {}))
-        cfg = cls(**d)
-        if not cfg.steps:
-            raise ValueError("the annealing schedule has no β steps")
-        if any(b <= 0 for _, b in cfg.steps):
-            raise ValueError("every β of the schedule must be > 0")
-        return cfg
+            raise ConfigError(f"not an annealing config (kind={d.get('kind')!r})", "kind")
+        try:
+            d["schedule"] = [AnnealPass(**p) for p in d.get("schedule", [])]
+            d["model_config"] = EMDVAEConfig(**d.get("model_config", {}))
+            return cls(**d)
+        except ConfigError:
+            raise
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"malformed annealing config: {type(exc).__name__}: {exc}") from exc
+
+
+def check_anneal_preset(n_betas, beta_min, beta_max) -> None:
+    """The presets' schedule arguments against ``AnnealConfig.BOUNDS`` (n_steps, beta)."""
+    check_number("emdvae_wjets_config", "n_betas", n_betas, *AnnealConfig.BOUNDS["n_steps"], integer=True)
+    for name, b in (("beta_min", beta_min), ("beta_max", beta_max)):
+        check_number("emdvae_wjets_config", name, b, *AnnealConfig.BOUNDS["beta"])
+    if beta_min > beta_max:
+        raise ConfigError(f"emdvae_wjets_config: beta_min = {beta_min:g} exceeds beta_max = {beta_max:g}",
+                          "beta_min", beta_min, f"≤ beta_max ({beta_max:g})")
 
 
 def emdvae_wjets_config(centred: bool = True, schedule: str = "production", n_betas: int = 9,
@@ -117,7 +178,8 @@ def emdvae_wjets_config(centred: bool = True, schedule: str = "production", n_be
     """Preset: the small CPU EMD-VAE on the shipped W jets. ``schedule`` is ``production`` (one
     rising pass) or ``paper`` (priming, one zig-zag, production)."""
     if schedule not in ("production", "paper"):
-        raise ValueError(f"unknown schedule {schedule!r}: production or paper")
+        raise ConfigError(f"unknown schedule {schedule!r}: production or paper", "schedule")
+    check_anneal_preset(n_betas, beta_min, beta_max)
     paper = schedule == "paper"
     cfg = AnnealConfig(
         model="emdvae-wjets-centred" if centred else "emdvae-wjets",
@@ -126,9 +188,9 @@ def emdvae_wjets_config(centred: bool = True, schedule: str = "production", n_be
     )
     for k, v in overrides.items():
         if not hasattr(cfg, k):
-            raise ValueError(f"unknown annealing option {k!r}")
+            raise ConfigError(f"unknown annealing option {k!r}", k)
         setattr(cfg, k, v)
-    return cfg
+    return cfg.validate()
 
 
 def step_file(index: int, pass_name: str, beta: float) -> str:
@@ -142,11 +204,14 @@ class AnnealingRun(BackgroundRun):
     Events: ``step`` (batch), ``epoch``, ``beta_step`` (a finished β step with its metrics),
     ``checkpoint``, ``resumed``, ``nan_rollback``, ``done`` / ``cancelled`` / ``failed``."""
 
-    def __init__(self, rundir, config: AnnealConfig | None = None):
-        self._open(rundir, config, AnnealConfig)
+    def __init__(self, rundir, config: AnnealConfig | None = None, restart: bool = False):
+        self.steps_done: list[dict] = []
+        self._open(rundir, config, AnnealConfig, restart=restart)
         self.loss_fn = emdvae_loss  # replaceable in tests
         self.model: EMDVAE | None = None
-        self.steps_done: list[dict] = []
+
+    def _check_data(self, config):
+        check_sample(resolve_path(config.train_data), "jets", "train_data")
 
     # ------------------------------------------------------------------ data
     def _load_data(self):
@@ -192,6 +257,7 @@ class AnnealingRun(BackgroundRun):
         train, val = self._load_data()
         torch.manual_seed(cfg.seed)
         model = EMDVAE(cfg.model_config).to(self.device)
+        model.fit_standardisation(train)  # encoder inputs to unit spread (a checkpoint overrides it)
         self.model = model
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         steps = cfg.steps
@@ -206,6 +272,9 @@ class AnnealingRun(BackgroundRun):
             pos = dict(state["pos"])
             self.history = list(state["history"])
             self.steps_done = list(state["steps_done"])
+            # history.json / steps.json may be ahead of the weights after a kill: trim them
+            atomic_write_json(self.rundir / "history.json", self.history)
+            atomic_write_json(self.rundir / "steps.json", self.steps_done)
             self._emit(type="resumed", beta_step=pos["step"], epoch=pos["epoch"])
         else:
             self._checkpoint(model, opt, pos)
@@ -247,17 +316,22 @@ class AnnealingRun(BackgroundRun):
             seconds = time.perf_counter() - t0
             vm = self.evaluate(model, val, beta) if not nan else {"loss": math.nan}
             if nan or not math.isfinite(vm["loss"]):
-                pos = dict(good["pos"])
-                pos["retries"] += 1
-                if pos["retries"] > cfg.max_nan_retries:
-                    raise TrainingFailed(f"non-finite loss at β = {beta:.4g}; gave up after "
+                # the roll-back restores the weights and the schedule position, but the retry
+                # count and the learning-rate cut run on (they are the run's, not the checkpoint's)
+                # and are checkpointed at once, so a resume keeps them too
+                retries, lr_scale = pos["retries"] + 1, pos["lr_scale"] * cfg.nan_lr_factor
+                if retries > cfg.max_nan_retries:
+                    raise TrainingFailed(f"non-finite loss at β step {pos['step'] + 1}/{len(steps)} ({pass_name}, "
+                                         f"β = {beta:.4g}), epoch {pos['epoch'] + 1}; gave up after "
                                          f"{cfg.max_nan_retries} roll-backs")
-                pos["lr_scale"] *= cfg.nan_lr_factor
-                pos["lr"] *= cfg.nan_lr_factor
+                gp = good["pos"]
+                pos = dict(gp, retries=retries, lr_scale=lr_scale, lr=gp["lr"] * lr_scale / gp["lr_scale"])
                 model.load_state_dict(good["model"])
                 opt = torch.optim.Adam(model.parameters(), lr=pos["lr"])
                 self.history = list(good["history"])
                 self.steps_done = list(good["steps_done"])
+                self._checkpoint(model, opt, pos)
+                good = torch.load(ckpt, map_location=self.device, weights_only=True)
                 self._emit(type="nan_rollback", beta_step=pos["step"], epoch=pos["epoch"],
                            retries=pos["retries"], lr_scale=pos["lr_scale"])
                 continue

@@ -4,8 +4,26 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ..errors import ConfigError, check_bounds, check_choice, check_number
 from ..models.otus import GeneratorConfig, OTUSConfig
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(owner: str, device) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not (device in DEVICES or (isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"{owner}.device = {device!r}: must be auto, cpu, cuda or cuda:N", "device", device,
+                          "auto | cpu | cuda | cuda:N")
+
+
+def _check_str(owner: str, name: str, value, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{owner}.{name} = {value!r}: must be a non-empty string", name, value, "a non-empty string")
 
 
 @dataclass
@@ -28,6 +46,22 @@ class Stage:
     lr_decay: float = 0.0
     train: str = "both"  # "both" | "decoder"
 
+    # field → inclusive (min, max); a stage of 0 epochs is skipped
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "epochs": (0, 5000), "lam": (0.0, 1e6), "beta_e": (0.0, 1e6), "beta_d": (0.0, 1e6), "tau": (0.0, 1e6),
+        "lr": (1e-8, 1.0), "lr_decay": (0.0, 1e3),
+    }
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "Stage":
+        """Raise :class:`otviz.errors.ConfigError` naming the first field out of range."""
+        _check_str("Stage", "name", self.name)
+        check_bounds(self)
+        check_choice(f"Stage {self.name!r}", "train", self.train, ("both", "decoder"))
+        return self
+
 
 @dataclass
 class TrainConfig:
@@ -48,6 +82,56 @@ class TrainConfig:
     max_events: int | None = None  # subsample the training data (quick runs, tests)
     model_config: OTUSConfig = field(default_factory=OTUSConfig)
 
+    # field → inclusive (min, max), None for open; ``epochs`` / ``finetune_epochs`` are the
+    # preset's arguments (``otus_zee_config``): the main schedule and the decoder fine-tune
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "epochs": (1, 5000), "finetune_epochs": (0, 5000),
+        "batch_size": (1, 10_000_000), "n_projections": (1, 10_000), "seed": (0, 2 ** 32 - 1),
+        "checkpoint_every": (1, 5000), "max_nan_retries": (0, 100), "nan_lr_factor": (1e-3, 1.0),
+        "max_events": (1, 100_000_000),
+    }
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`otviz.errors.ConfigError` (a ValueError) naming the first field that is
+        out of range or of the wrong type; called on construction, after the presets' overrides
+        and before a run directory is created."""
+        own = "TrainConfig"
+        _check_str(own, "model", self.model)
+        _check_str(own, "train_data", self.train_data)
+        _check_str(own, "test_data", self.test_data, optional=True)
+        check_bounds(self)
+        check_choice(own, "loss_space", self.loss_space, ("standardised", "raw"))
+        check_device(own, self.device)
+        if not isinstance(self.mass_feature, bool):
+            raise ConfigError(f"{own}.mass_feature = {self.mass_feature!r}: must be true or false", "mass_feature")
+        if not isinstance(self.stages, list) or not all(isinstance(s, Stage) for s in self.stages):
+            raise ConfigError(f"{own}.stages: must be a list of Stage", "stages")
+        for s in self.stages:
+            s.validate()
+        hi = self.BOUNDS["epochs"][1] + self.BOUNDS["finetune_epochs"][1]
+        if not 1 <= self.total_epochs <= hi:
+            raise ConfigError(f"{own}.stages: {self.total_epochs} epochs in all; allowed 1 … {hi}", "epochs",
+                              self.total_epochs, f"1 … {hi}")
+        mc = self.model_config
+        if not isinstance(mc, OTUSConfig):
+            raise ConfigError(f"{own}.model_config: must be an OTUSConfig", "model_config")
+        for name in ("z_particles", "x_particles"):
+            parts = getattr(mc, name)
+            if not parts or not all(isinstance(p, str) and p for p in parts):
+                raise ConfigError(f"OTUSConfig.{name} = {parts!r}: must be a non-empty list of particle names", name)
+        for g in (mc.encoder, mc.decoder):
+            if not isinstance(g, GeneratorConfig):
+                raise ConfigError("OTUSConfig.encoder/decoder: must be GeneratorConfig", "model_config")
+            if hasattr(g, "validate"):
+                g.validate()
+        if self.anchor_particle not in mc.x_particles or self.anchor_particle not in mc.z_particles:
+            raise ConfigError(f"{own}.anchor_particle = {self.anchor_particle!r}: must be one of the particles in "
+                              f"both z {list(mc.z_particles)} and x {list(mc.x_particles)}", "anchor_particle")
+        return self
+
     @property
     def total_epochs(self) -> int:
         return sum(s.epochs for s in self.stages)
@@ -58,19 +142,28 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         d = json.loads(text)
-        d["stages"] = [Stage(**s) for s in d.get("stages", [])]
-        d["model_config"] = OTUSConfig.from_dict(d["model_config"])
+        if not isinstance(d, dict):
+            raise ConfigError("a training config must be a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown training config fields: {sorted(unknown)}")
-        return cls(**d)
+            raise ConfigError(f"unknown training config fields: {sorted(unknown)}")
+        try:
+            d["stages"] = [Stage(**s) for s in d.get("stages", [])]
+            d["model_config"] = OTUSConfig.from_dict(d["model_config"])
+            return cls(**d)
+        except ConfigError:
+            raise
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"malformed training config: {type(exc).__name__}: {exc}") from exc
 
 
 def otus_zee_config(epochs: int = 90, finetune_epochs: int = 0, **overrides) -> TrainConfig:
     """The staged Z→ee schedule of OTUS §6.3.3 scaled to ``epochs``: an anchor stage
     (βE = βD = 50, the paper's 80 of 880 epochs ≈ 9 %), then the anchors off with the learning
     rate decaying as 1/(1 + e/10); optionally a decoder-only fine-tune on SW(x, D(z))."""
+    for name, value in (("epochs", epochs), ("finetune_epochs", finetune_epochs)):
+        check_number("otus_zee_config", name, value, *TrainConfig.BOUNDS[name], integer=True)
     anchor = max(1, round(epochs * 80 / 880))
     stages = [
         Stage("anchor", anchor, lam=1.0, beta_e=50.0, beta_d=50.0, tau=1.0),
@@ -90,9 +183,9 @@ def otus_zee_config(epochs: int = 90, finetune_epochs: int = 0, **overrides) -> 
     )
     for k, v in overrides.items():
         if not hasattr(cfg, k):
-            raise ValueError(f"unknown training option {k!r}")
+            raise ConfigError(f"unknown training option {k!r}", k)
         setattr(cfg, k, v)
-    return cfg
+    return cfg.validate()
 
 
 PRESETS = {"otus-zee": otus_zee_config}

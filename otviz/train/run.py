@@ -11,6 +11,7 @@ from ..models.emdvae import EMDVAE
 from ..models.otus import OTUS
 from .annealing import AnnealConfig
 from .config import TrainConfig
+from .trainer import clean_temporary_files, run_status  # noqa: F401  (run_status is public here)
 
 
 def run_kind(path) -> str:
@@ -86,7 +87,12 @@ def load_run(path, device: str = "cpu") -> Run:
     (B, N, 3) arrays of (pT/H_T, η, φ); ``run.steps`` lists the β steps, ``run.step_model(step)``
     loads the weights saved at one of them."""
     path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such run directory")
     config = read_config(path)
+    status = run_status(path)
+    if status["status"] != "running":  # a killed writer's orphaned temporary files
+        clean_temporary_files(path)
     weights = path / "model.pt"
     if not weights.exists():
         weights = path / "checkpoint.pt"
@@ -99,13 +105,24 @@ def load_run(path, device: str = "cpu") -> Run:
     except (KeyError, RuntimeError) as exc:
         raise ValueError(f"{weights}: weights do not match the run's config.json: {exc}") from exc
     model.to(device).eval()
-    hist_file = path / "history.json"
-    history = json.loads(hist_file.read_text()) if hist_file.exists() else list(state.get("history", []))
-    status_file = path / "status.json"
-    status = json.loads(status_file.read_text()) if status_file.exists() else {"status": "unknown"}
-    steps_file = path / "steps.json"
-    steps = json.loads(steps_file.read_text()) if steps_file.exists() else []
+    if weights.name == "checkpoint.pt":
+        # an unfinished run: the records that match the checkpoint's weights (history.json and
+        # steps.json may be up to one checkpoint interval ahead after a kill)
+        history = list(state.get("history", []))
+        steps = list(state.get("steps_done", []))
+    else:
+        history = _read_json(path / "history.json", list(state.get("history", [])))
+        steps = _read_json(path / "steps.json", [])
     return Run(path=path, config=config, model=model, history=history, status=status, steps=steps)
+
+
+def _read_json(f: Path, default):
+    if not f.exists():
+        return default
+    try:
+        return json.loads(f.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{f}: not valid JSON: {exc}") from exc
 
 
 def _load_state(f: Path, device) -> dict:

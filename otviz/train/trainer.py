@@ -8,15 +8,29 @@ caller's thread. Run directory::
     checkpoint.pt      latest state (model, optimiser, epoch, RNG, history), atomic
     model.pt           final model weights, atomic
     history.json       one record per epoch (each loss term, lr, events/s, seconds)
-    status.json        state of the run (running / done / cancelled / failed + message)
+    status.json        state of the run (running / done / cancelled / failed / interrupted +
+                       message); while running also the training process (pid, host) and a
+                       heartbeat time, so :func:`run_status` shows a killed run as "interrupted"
 
 All checkpoint files are written to a temporary file and renamed, and read with
-``torch.load(..., weights_only=True)``.
+``torch.load(..., weights_only=True)``; orphaned temporary files of a killed process are removed
+when the run is opened again (here and by ``load_run``), and a resumed run trims history.json to
+its checkpoint.
+
+Opening a directory (``TrainingRun(rundir, config)`` / ``AnnealingRun``): the config is validated
+and the data checked before anything is written; a directory holding a run with other settings
+is refused (:class:`otviz.errors.RunExistsError` naming the differing fields) unless
+``restart=True``, which replaces it; the same settings resume it (a finished run — model.pt —
+is left as it is); a run that never wrote a checkpoint starts fresh; a run another live process
+trains is refused (:class:`otviz.errors.RunBusyError`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import socket
 import threading
 import time
 import traceback
@@ -25,7 +39,9 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_bytes
+from ..data.io import DataValidationError
 from ..data.io import load as load_sample
+from ..errors import RunBusyError, RunExistsError
 from ..models.otus import OTUS
 from ..paths import resolve as resolve_path
 from ..physics import fourvec as fv
@@ -59,7 +75,196 @@ def four_vectors(ds, name) -> torch.Tensor:
 
 
 class TrainingFailed(RuntimeError):
-    pass
+    """Training gave up (e.g. a persistent non-finite loss); the run's status is "failed"."""
+
+
+# ---------------------------------------------------------------------- run directory state
+HEARTBEAT_S = 10.0  # a running run rewrites status.json this often
+STALE_S = 120.0  # a run on another host whose heartbeat is older than this counts as interrupted
+RUNTIME_FIELDS = ("device", "threads")  # may differ between a run's starts without refusing
+RUN_FILES = ("checkpoint.pt", "model.pt", "history.json", "status.json", "steps.json", "metrics.nc",
+             "metrics.json", "dimension.nc")
+_ACTIVE: set[str] = set()  # run directories trained by a thread of this process
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), to tell a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if os.path.exists(f"/proc/{pid}"):
+        now = _proc_start(pid)
+        if now is None or (start is not None and now != start):
+            return False  # a zombie, or the pid now belongs to another process
+    return True
+
+
+def _key(rundir) -> str:
+    return str(Path(rundir).resolve())
+
+
+def run_status(path) -> dict:
+    """The effective status of a run directory: status.json's record, except that a run recorded
+    as "running" whose process is gone (not alive on this host, or no heartbeat from another host
+    for ``STALE_S`` seconds) is reported as "interrupted" (``recorded`` keeps "running").
+    No status.json: ``{"status": "unknown"}``."""
+    path = Path(path)
+    try:
+        st = json.loads((path / "status.json").read_text())
+        if not isinstance(st, dict) or "status" not in st:
+            raise ValueError("no status field")
+    except FileNotFoundError:
+        return {"status": "unknown", "message": ""}
+    except (OSError, ValueError) as exc:
+        return {"status": "unknown", "message": f"status.json unreadable: {exc}"}
+    if st["status"] != "running":
+        return st
+    pid, host = st.get("pid"), st.get("host")
+    beat = float(st.get("heartbeat", st.get("time", 0.0)))
+    if pid is not None and host == socket.gethostname():
+        if int(pid) == os.getpid():
+            with _ACTIVE_LOCK:
+                alive = _key(path) in _ACTIVE
+        else:
+            alive = _pid_alive(int(pid), st.get("proc_start"))
+        why = f"the training process (pid {pid} on {host}) is gone"
+    else:
+        alive = time.time() - beat < STALE_S
+        why = f"no heartbeat from {host or 'the training process'} for {time.time() - beat:.0f} s"
+    if alive:
+        return st
+    return dict(st, status="interrupted", recorded="running", message=why)
+
+
+def clean_temporary_files(rundir) -> list[Path]:
+    """Remove the atomic writes' orphaned temporary files (``.NAME.*.tmp``) of a run directory
+    and its steps/ folder; call only when no live process trains there. Returns what it removed."""
+    removed = []
+    for folder in (Path(rundir), Path(rundir) / "steps"):
+        if folder.is_dir():
+            for f in folder.glob(".*.tmp"):
+                try:
+                    f.unlink()
+                    removed.append(f)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+def config_differences(stored, new) -> dict[str, tuple]:
+    """Flattened field → (stored, new) for every setting that differs, ``RUNTIME_FIELDS`` aside."""
+    out: dict[str, tuple] = {}
+
+    def walk(a, b, name):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in dict.fromkeys([*a, *b]):
+                walk(a.get(k), b.get(k), f"{name}.{k}" if name else str(k))
+        elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                walk(x, y, f"{name}[{i}]")
+        elif a != b:
+            out[name] = (_brief(a), _brief(b))
+
+    a, b = dataclasses.asdict(stored), dataclasses.asdict(new)
+    for k in RUNTIME_FIELDS:
+        a.pop(k, None)
+        b.pop(k, None)
+    walk(a, b, "")
+    return out
+
+
+def _brief(v):
+    """Lists of stages / passes as their names and sizes (``[anchor 8, main 82]``)."""
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, dict) for x in v):
+        def one(x):
+            size = x.get("epochs", len(x["betas"]) if isinstance(x.get("betas"), list) else "")
+            return f"{x.get('name', '?')} {size}".strip()
+        return "[" + ", ".join(one(x) for x in v) + "]"
+    return v
+
+
+def format_differences(diff: dict[str, tuple], limit: int = 4) -> str:
+    """``field: stored → new`` for the first ``limit`` differences."""
+    def show(v):
+        return v if isinstance(v, str) and v.startswith("[") else repr(v)
+
+    items = [f"{k}: {show(a)} → {show(b)}" for k, (a, b) in diff.items()]
+    more = f", … {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _describe_stored(cfg_path: Path) -> str:
+    try:
+        d = json.loads(cfg_path.read_text())
+    except (OSError, ValueError):
+        return "an unreadable config.json"
+    if isinstance(d, dict) and d.get("kind") == "emdvae-anneal":
+        return "an EMD-VAE annealing run"
+    return "an OTUS run" if isinstance(d, dict) and "stages" in d else "another kind of run"
+
+
+def clear_run_files(rundir) -> None:
+    """Delete what a run wrote (checkpoint first, then the weights, the records, the per-β-step
+    weights and config.json); other files in the directory are left alone."""
+    rundir = Path(rundir)
+    for name in RUN_FILES:
+        (rundir / name).unlink(missing_ok=True)
+    steps = rundir / "steps"
+    if steps.is_dir():
+        for f in steps.glob("*.pt"):
+            f.unlink()
+        clean_temporary_files(rundir)
+        try:
+            steps.rmdir()
+        except OSError:
+            pass
+    clean_temporary_files(rundir)
+    (rundir / "config.json").unlink(missing_ok=True)
+
+
+def check_sample(path, expect: str, what: str) -> None:
+    """Check (lazily, without reading the arrays) that ``path`` is a sample whose ``x``/``z``
+    layout is ``expect``: ``"jets"`` (x(event, constituent, feature)) or a tuple of x particle
+    names; raise a one-line error naming the file and the ``what`` field otherwise."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} ({what}): no such file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            process = ds.attrs.get("process", "unknown")
+            xdims = tuple(ds["x"].dims) if "x" in ds.variables else None
+            xparts = list(ds["x_particle"].values.tolist()) if "x_particle" in ds.coords else None
+            zparts = list(ds["z_particle"].values.tolist()) if "z_particle" in ds.coords else None
+    except Exception as exc:  # h5py/netCDF errors for truncated or foreign files
+        raise DataValidationError(f"{path} ({what}): cannot be read as a netCDF-4 sample (truncated or not an "
+                                  f"otviz file?): {type(exc).__name__}: {exc}") from exc
+    if xdims is None:
+        raise DataValidationError(f"{path} ({what}): no variable 'x' — not an otviz sample")
+    if expect == "jets":
+        if xdims != ("event", "constituent", "feature"):
+            raise DataValidationError(f"{path} ({what}): a {process} sample with x{xdims}; the EMD-VAE trains on "
+                                      "jet constituents x(event, constituent, feature) — give a wjets sample")
+        return
+    xp, zp = list(expect[0]), list(expect[1])
+    if xparts != xp or zparts != zp:
+        have = f"x particles {xparts}" if xparts is not None else f"x{xdims}"
+        raise DataValidationError(f"{path} ({what}): a {process} sample with {have}; this model needs x particles "
+                                  f"{xp} and z particles {zp}")
 
 
 class BackgroundRun:
@@ -67,24 +272,63 @@ class BackgroundRun:
     ``events_since(i)`` and ``status``; subclasses implement ``_train()``. ``run_blocking`` trains
     in the caller's thread (CLI, Dask workers)."""
 
-    def _open(self, rundir, config, config_cls):
-        """Bind to ``rundir``: a new run writes ``config``; ``config=None`` reopens the directory's
-        run (to resume); a directory holding a different config is refused."""
+    def _open(self, rundir, config, config_cls, restart: bool = False):
+        """Bind to ``rundir``. ``config=None`` reopens the directory's run with its stored
+        settings (to resume). With a ``config``: a new or checkpoint-less directory starts fresh,
+        the same settings resume (``RUNTIME_FIELDS`` such as the device may change), other settings
+        are refused naming the differing fields unless ``restart`` (start over, replacing the
+        run). The config is validated and the data checked before anything is written."""
         self.rundir = Path(rundir)
         cfg_path = self.rundir / "config.json"
+        if config is not None:
+            config.validate()
+            resolve_device(config.device)
+            self._check_data(config)
+        if self.rundir.exists() and not self.rundir.is_dir():
+            raise NotADirectoryError(f"{self.rundir}: not a directory")
+        st = run_status(self.rundir)
+        if st["status"] == "running":
+            raise RunBusyError(f"{self.rundir}: a run is training there (pid {st.get('pid')} on {st.get('host')}); "
+                               "cancel it or wait")
+        stored, stored_error = None, None
+        if cfg_path.exists():
+            try:
+                stored = config_cls.from_json(cfg_path.read_text())
+            except ValueError as exc:
+                stored_error = exc
+        has_weights = (self.rundir / "checkpoint.pt").exists() or (self.rundir / "model.pt").exists()
+        fresh = False
         if config is None:
             if not cfg_path.exists():
                 raise FileNotFoundError(f"{self.rundir}: no config.json — not a training run directory")
-            config = config_cls.from_json(cfg_path.read_text())
-        elif cfg_path.exists() and config_cls.from_json(cfg_path.read_text()) != config:
-            raise FileExistsError(f"{self.rundir}: holds a run with a different config.json; choose a new directory")
+            if stored_error is not None:
+                raise ValueError(f"{cfg_path}: {stored_error}")
+            config = stored
+        elif restart or not cfg_path.exists() or not has_weights:
+            fresh = True
+        elif stored_error is not None:
+            want = "an EMD-VAE annealing run" if config_cls.__name__ == "AnnealConfig" else "an OTUS run"
+            raise RunExistsError(f"{self.rundir}: holds {_describe_stored(cfg_path)}, not {want}; "
+                                 "--restart replaces it")
+        else:
+            diff = config_differences(stored, config)
+            if diff:
+                raise RunExistsError(
+                    f"{self.rundir}: holds a run with a different config ({format_differences(diff)}); "
+                    "resume it with its stored settings (--resume) or start over, replacing it (--restart)", diff)
         self.config = config
-        self.rundir.mkdir(parents=True, exist_ok=True)
-        if not cfg_path.exists():
-            write_bytes(cfg_path, config.to_json().encode())
         self.device = resolve_device(config.device)
+        if fresh and self.rundir.exists():
+            clear_run_files(self.rundir)
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        clean_temporary_files(self.rundir)
+        if fresh:
+            write_bytes(cfg_path, config.to_json().encode())
+        self.fresh = fresh  # a new run (nothing of an earlier one kept)
+        self.finished = not fresh and (self.rundir / "model.pt").exists()
         self._events: list[dict] = []
         self._lock = threading.Lock()
+        self._status_lock = threading.Lock()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self.status = "idle"
@@ -139,13 +383,51 @@ class BackgroundRun:
             cb(ev)
 
     def _set_status(self, status, message=""):
-        self.status, self.message = status, message
-        atomic_write_json(self.rundir / "status.json", {"status": status, "message": message, "time": time.time()})
+        with self._status_lock:
+            self.status, self.message = status, message
+            now = time.time()
+            atomic_write_json(self.rundir / "status.json", {
+                "status": status, "message": message, "time": now, "heartbeat": now, "pid": os.getpid(),
+                "host": socket.gethostname(), "proc_start": _proc_start(os.getpid())})
+
+    def _heartbeat(self, stop: threading.Event):
+        while not stop.wait(HEARTBEAT_S):
+            with self._status_lock:
+                if stop.is_set() or self.status != "running":
+                    return
+                try:
+                    path = self.rundir / "status.json"
+                    st = json.loads(path.read_text())
+                    st["heartbeat"] = time.time()
+                    atomic_write_json(path, st)
+                except (OSError, ValueError):
+                    pass
+
+    def _load_finished(self):
+        """A finished run (model.pt) reopened with the same settings: report it, write nothing."""
+        for name, attr in (("history.json", "history"), ("steps.json", "steps_done")):
+            try:
+                setattr(self, attr, json.loads((self.rundir / name).read_text()))
+            except (OSError, ValueError):
+                pass
+        self.status, self.message = "done", "already finished"
+        self._emit(type="done", already_finished=True)
 
     def _main(self):
+        if getattr(self, "finished", False):
+            self._load_finished()
+            return
+        key = _key(self.rundir)
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(key)
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True,
+                                name=f"otviz-heartbeat-{self.rundir.name}")
         try:
             self._set_status("running")
+            beat.start()
             self._train()
+            stop.set()
             if self._cancel.is_set():
                 self._set_status("cancelled", "cancelled by the user")
                 self._emit(type="cancelled")
@@ -153,10 +435,22 @@ class BackgroundRun:
                 self._set_status("done")
                 self._emit(type="done")
         except Exception as exc:  # reported to the UI, never silently swallowed
+            stop.set()
             self._set_status("failed", f"{type(exc).__name__}: {exc}")
             self._emit(type="failed", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             if getattr(self, "_progress_cb", None) is not None:
                 raise
+        except BaseException as exc:  # KeyboardInterrupt / SystemExit: resumable, say so
+            stop.set()
+            self._set_status("interrupted", f"interrupted ({type(exc).__name__})")
+            raise
+        finally:
+            stop.set()
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(key)
+
+    def _check_data(self, config):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _train(self):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -165,14 +459,21 @@ class BackgroundRun:
 class TrainingRun(BackgroundRun):
     """A (possibly resumed) training run in ``rundir``.
 
-    ``TrainingRun(rundir, config)`` starts a new run (the directory must not hold another run's
-    config); ``TrainingRun(rundir)`` reopens an existing one and resumes from its checkpoint.
+    ``TrainingRun(rundir, config)`` starts a new run, or resumes the directory's run when its
+    stored settings are the same (other settings are refused unless ``restart=True``, which
+    starts over); ``TrainingRun(rundir)`` reopens an existing one and resumes from its checkpoint.
     """
 
-    def __init__(self, rundir, config: TrainConfig | None = None):
-        self._open(rundir, config, TrainConfig)
+    def __init__(self, rundir, config: TrainConfig | None = None, restart: bool = False):
+        self._open(rundir, config, TrainConfig, restart=restart)
         self.loss_fn = otus_loss  # replaceable in tests (e.g. to inject a NaN)
         self.model: OTUS | None = None
+
+    def _check_data(self, config):
+        mc = config.model_config
+        check_sample(resolve_path(config.train_data), (mc.x_particles, mc.z_particles), "train_data")
+        if config.test_data and resolve_path(config.test_data).exists():
+            check_sample(resolve_path(config.test_data), (mc.x_particles, mc.z_particles), "test_data")
 
     def _load_data(self):
         cfg = self.config
@@ -230,6 +531,8 @@ class TrainingRun(BackgroundRun):
             start_epoch = int(state["epoch"])
             self.history = list(state["history"])
             retries, lr_scale = int(state["nan_retries"]), float(state["lr_scale"])
+            # history.json may be ahead of the weights after a kill: trim it to the checkpoint
+            atomic_write_json(self.rundir / "history.json", self.history)
             si, _ = self._stage_at(start_epoch)
             if si < len(cfg.stages):
                 opt = self._make_optimizer(model, cfg.stages[si])
@@ -293,10 +596,13 @@ class TrainingRun(BackgroundRun):
                 self._emit(type="step", epoch=epoch, step=step, steps=steps, stage=stage.name,
                            total_epochs=total, events_per_s=rate, lr=lr, **terms)
             if nan:
+                # retries and the learning-rate cut are counted for the whole run (never restored
+                # from the checkpoint rolled back to) and saved with it, so a resume keeps them
                 retries += 1
                 if retries > cfg.max_nan_retries:
                     raise TrainingFailed(
-                        f"non-finite loss at epoch {epoch}; gave up after {cfg.max_nan_retries} roll-backs"
+                        f"non-finite loss at epoch {epoch} ({stage.name} stage); gave up after "
+                        f"{cfg.max_nan_retries} roll-backs"
                     )
                 model.load_state_dict(good_state["model"])
                 epoch = int(good_state["epoch"])
@@ -304,6 +610,8 @@ class TrainingRun(BackgroundRun):
                 opt = self._make_optimizer(model, cfg.stages[self._stage_at(epoch)[0]])
                 prev_stage = self._stage_at(epoch)[0]
                 self.history = list(good_state["history"])
+                self._checkpoint(model, opt, epoch, retries, lr_scale)
+                good_state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
                 self._emit(type="nan_rollback", epoch=epoch, retries=retries, lr_scale=lr_scale)
                 continue
             seconds = time.perf_counter() - t0

@@ -135,8 +135,9 @@ def test_nan_rolls_back_to_the_last_checkpoint(tmp_path):
 
 
 def test_existing_directory_with_another_config_is_refused(tmp_path):
-    AnnealingRun(tmp_path / "r", tiny())
-    with pytest.raises(FileExistsError):
+    first = AnnealingRun(tmp_path / "r", tiny())
+    first.run_blocking(lambda ev: first.cancel() if ev["type"] == "checkpoint" else None)  # has a checkpoint
+    with pytest.raises(FileExistsError, match=r"seed: 0 → 3.*--restart"):
         AnnealingRun(tmp_path / "r", tiny(seed=3))
 
 

@@ -137,8 +137,14 @@ def test_cancel_and_device(tmp_path):
 
 
 def test_refuses_to_mix_runs(tmp_path):
+    # a directory whose run never wrote a checkpoint starts fresh with the new settings
     TrainingRun(tmp_path / "r", small_config(epochs=2))
-    with pytest.raises(FileExistsError, match="different config"):
+    fresh = TrainingRun(tmp_path / "r", small_config(epochs=1, max_events=1000))
+    assert fresh.fresh
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["max_events"] == 1000
+    assert fresh.run_blocking() == "done"
+    # once it has a checkpoint, other settings are refused naming the differing fields
+    with pytest.raises(FileExistsError, match=r"different config \(.*max_events: 1000 → 4000.*--restart"):
         TrainingRun(tmp_path / "r", small_config(epochs=3))
     with pytest.raises(FileNotFoundError, match="not a training run"):
         TrainingRun(tmp_path / "nothing")
