@@ -8,8 +8,13 @@ implicit conditional generators (OTUS §6.2.2). For a map u → v:
    noise starts wide), or fixed ε ~ N(0, 1) (the tt̄ variant, §6.2.3);
 3. core network on [ū, ε] → w̄, the standardised 3-momenta of the output particles
    (an MLP, or Linear → 2×[BatchNorm, ReLU, Linear] + skip → Linear for the tt̄ variant);
-4. un-standardise w = μ_v + σ_v·w̄, or with the input-to-output residual w = p_u + σ_v·w̄;
-5. Minkowski layer: E = sqrt(|p|² + m²) with the output particles' masses (OTUS Eq. 10).
+4. un-standardise w = μ_v + σ_v·w̄, or with the input-to-output residual w = p_u + σ_v·w̄
+   (``out_init_scale`` < 1 shrinks the core's initial last layer, so that training starts near
+   the identity map p_u with a little noise — components start at their floor; 0 is the exact
+   identity, from which the noise amplitude gets no gradient);
+5. Minkowski layer: E = sqrt(|p|² + m²) with the output particles' masses (OTUS Eq. 10), taken
+   from ``OTUSConfig.masses`` (by particle name, default the table ``otviz.physics.masses``:
+   electrons 0.511 MeV, jets and MET 0, b quarks 4.7 GeV), never from the data.
 
 ``encode``/``decode`` take and return raw GeV tensors shaped (events, particles, 4).
 """
@@ -24,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..physics import fourvec as fv
+from ..physics.masses import mass_of
 
 
 @dataclass
@@ -34,6 +40,7 @@ class GeneratorConfig:
     noise_dim: int | None = None  # None: the output dimension (3 × particles)
     residual_core: bool = False  # Linear → 2×[BN, ReLU, Linear] + skip → Linear
     input_residual: bool = False  # add the input 3-momenta to the output (needs equal particle counts)
+    out_init_scale: float = 1.0  # scales the initial weights of the core's last layer (0 with input_residual: identity)
 
     # field → inclusive (min, max) (otviz.errors.check_bounds; also the dashboard's widget bounds)
     BOUNDS: ClassVar[dict[str, tuple]] = {"hidden": (1, 4096), "layers": (0, 16), "noise_dim": (1, 4096)}
@@ -54,12 +61,28 @@ class OTUSConfig:
     x_particles: tuple[str, ...] = ("e-", "e+")
     encoder: GeneratorConfig = field(default_factory=GeneratorConfig)
     decoder: GeneratorConfig = field(default_factory=GeneratorConfig)
+    # particle name → mass in GeV for the Minkowski layer; names not given (or None: all) are
+    # filled from the table otviz.physics.masses at construction, so config.json records them
+    masses: dict[str, float] | None = None
+
+    def __post_init__(self):
+        given = dict(self.masses or {})
+        names = dict.fromkeys((*self.z_particles, *self.x_particles))
+        try:
+            self.masses = {n: float(given[n]) if n in given else mass_of(n) for n in names}
+        except KeyError as exc:
+            raise ValueError(f"OTUSConfig: {exc.args[0]}; give its mass in masses={{name: GeV}}") from None
+
+    def particle_masses(self, space: str) -> list[float]:
+        """Masses (GeV) of the particles of ``space`` ("z" or "x"), in order."""
+        return [self.masses[n] for n in (self.z_particles if space == "z" else self.x_particles)]
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d):
+        """From ``to_dict`` output; configs written before ``masses`` existed get the table's."""
         d = dict(d)
         d["z_particles"] = tuple(d["z_particles"])
         d["x_particles"] = tuple(d["x_particles"])
@@ -95,9 +118,12 @@ class ResidualCore(nn.Module):
 
 
 class ConditionalGenerator(nn.Module):
-    """One direction of OTUS: raw four-vectors (B, P_in, 4) → raw four-vectors (B, P_out, 4)."""
+    """One direction of OTUS: raw four-vectors (B, P_in, 4) → raw four-vectors (B, P_out, 4).
 
-    def __init__(self, n_in_particles: int, n_out_particles: int, cfg: GeneratorConfig):
+    ``out_masses``: the output particles' masses in GeV (Minkowski layer E = sqrt(|p|² + m²),
+    OTUS Eq. 10); kept in the ``out_mass`` buffer, which ``fit_standardisation`` leaves alone."""
+
+    def __init__(self, n_in_particles: int, n_out_particles: int, cfg: GeneratorConfig, out_masses=None):
         super().__init__()
         self.cfg = cfg
         self.n_in, self.n_out = n_in_particles, n_out_particles
@@ -113,23 +139,31 @@ class ConditionalGenerator(nn.Module):
             self.noise_net = None
         n_core_in = d_in + self.noise_dim
         self.core = ResidualCore(n_core_in, d_out, cfg.hidden) if cfg.residual_core else mlp(n_core_in, d_out, cfg.hidden, cfg.layers)
+        if cfg.out_init_scale != 1.0:
+            last = self.core.out if cfg.residual_core else self.core[-1]
+            with torch.no_grad():
+                last.weight.mul_(cfg.out_init_scale)
+                last.bias.mul_(cfg.out_init_scale)
         self.register_buffer("in_mean", torch.zeros(d_in))
         self.register_buffer("in_std", torch.ones(d_in))
         self.register_buffer("out_mean", torch.zeros(d_out))
         self.register_buffer("out_std", torch.ones(d_out))
-        self.register_buffer("out_mass", torch.zeros(n_out_particles))
+        masses = torch.zeros(n_out_particles) if out_masses is None else torch.as_tensor(out_masses, dtype=torch.float32)
+        if masses.shape != (n_out_particles,):
+            raise ValueError(f"out_masses: expected {n_out_particles} masses, got {tuple(masses.shape)}")
+        self.register_buffer("out_mass", masses.clone())
 
     @torch.no_grad()
     def fit_standardisation(self, u: torch.Tensor, v: torch.Tensor):
-        """Set the input/output statistics and output masses from raw samples u (B, P_in, 4),
-        v (B, P_out, 4). In OTUS both come from the (unpaired) training marginals."""
+        """Set the input/output standardisation from raw samples u (B, P_in, 4), v (B, P_out, 4).
+        In OTUS both come from the (unpaired) training marginals. The output masses are not
+        touched: they come from the config's mass table, not from the data."""
         uf = u.reshape(len(u), -1).double()
         vf = v[..., :3].reshape(len(v), -1).double()
         self.in_mean.copy_(uf.mean(0))
         self.in_std.copy_(uf.std(0).clamp_min(1e-6))
         self.out_mean.copy_(vf.mean(0))
         self.out_std.copy_(vf.std(0).clamp_min(1e-6))
-        self.out_mass.copy_(fv.mass(v.double()).median(0).values)
 
     def noise(self, ubar, generator=None):
         shape = (ubar.shape[0], self.noise_dim)
@@ -162,8 +196,8 @@ class OTUS(nn.Module):
         super().__init__()
         self.cfg = cfg
         nz, nx = len(cfg.z_particles), len(cfg.x_particles)
-        self.encoder = ConditionalGenerator(nx, nz, cfg.encoder)
-        self.decoder = ConditionalGenerator(nz, nx, cfg.decoder)
+        self.encoder = ConditionalGenerator(nx, nz, cfg.encoder, cfg.particle_masses("z"))
+        self.decoder = ConditionalGenerator(nz, nx, cfg.decoder, cfg.particle_masses("x"))
         self.acceptance = acceptance
 
     def fit_standardisation(self, x: torch.Tensor, z: torch.Tensor):

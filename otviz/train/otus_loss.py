@@ -14,8 +14,18 @@ with the accepted x̃′ only.
 Distances are computed on the flattened four-vectors, in GeV or divided by the per-feature
 standard deviation of the training data (``scale``), which balances px, py, pz and E.
 Optionally (``mass_feature`` in the config, an otviz addition to the paper) the invariant mass
-of the particle system is appended as one more standardised coordinate of every distance: the
-marginals of px, py, pz, E alone constrain the e⁺e⁻ correlations, hence m_ee, only weakly.
+m of the particle system is appended as one more coordinate of every distance: the marginals of
+px, py, pz, E alone constrain the e⁺e⁻ correlations, hence m_ee, only weakly. The coordinate is
+the Cauchy (Breit–Wigner) CDF transform
+
+    u(m) = (2/π)·atan((m − m₀)/γ) ∈ (−1, 1),   m₀ = median, γ = IQR/2 of the truth batch's m
+
+(for a Breit–Wigner peak of half-width γ at m₀, u is uniform: the probability integral
+transform). u resolves the peak on the scale of its width and keeps the far tails (m̂ > 60 GeV
+reaches 60 GeV below the Z peak) from dominating the squared distances; m divided by its
+standard deviation, as before, left SW blind to the m_ee width (measured, data/pretrained/README.md).
+m₀ and γ come from the truth side of each distance (x for MSE(x, x̃) and SW(x, x̃′), z for
+SW(z, z̃)) and the same transform is applied to both of its samples.
 """
 from __future__ import annotations
 
@@ -32,23 +42,37 @@ def anchor_cost(u: torch.Tensor, v: torch.Tensor, iu: int, iv: int) -> torch.Ten
     return (1.0 - cos).mean()
 
 
-def features(a, scale, mass_scale=None):
-    """Flattened four-vectors divided by ``scale``; with ``mass_scale``, the invariant mass of
-    all particles (m_ee for Z→ee) divided by it is appended as one more coordinate."""
+def mass_transform(truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m₀, γ) of the mass coordinate from a truth batch (B, P, 4): median and half the
+    inter-quartile range of its invariant mass, without gradient."""
+    with torch.no_grad():
+        m = fv.invariant_mass(truth)
+        q = torch.quantile(m.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=m.device))
+        return q[1].to(m.dtype), ((q[2] - q[0]) / 2).clamp_min(1e-6).to(m.dtype)
+
+
+def features(a, scale, mass=None):
+    """Flattened four-vectors divided by ``scale``; with ``mass`` = (m₀, γ), the invariant mass m
+    of all particles (m_ee for Z→ee) is appended as u = (2/π)·atan((m − m₀)/γ)."""
     f = a.reshape(a.shape[0], -1) / scale
-    if mass_scale is None:
+    if mass is None:
         return f
-    return torch.cat([f, (fv.invariant_mass(a) / mass_scale)[:, None]], 1)
+    m0, gamma = mass
+    u = (2.0 / torch.pi) * torch.atan((fv.invariant_mass(a) - m0) / gamma)
+    return torch.cat([f, u[:, None]], 1)
 
 
 def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, anchor_x: int, anchor_z: int,
               x_mass_scale=None, z_mass_scale=None):
     """Return (total loss, dict of the terms as floats). ``x_scale``/``z_scale``: per-feature
-    divisors (flattened 4×P) applied before the squared distances; ``*_mass_scale``: append the
-    system's invariant mass as a feature (None: off)."""
+    divisors (flattened 4×P) applied before the squared distances; ``*_mass_scale``: None turns
+    the mass coordinate off; otherwise it is on, with m₀, γ from the truth batch
+    (``mass_transform``; the value passed is not needed)."""
     b = x.shape[0]
-    xs = lambda a: features(a, x_scale, x_mass_scale)  # noqa: E731
-    zs = lambda a: features(a, z_scale, z_mass_scale)  # noqa: E731
+    xm = None if x_mass_scale is None else mass_transform(x)
+    zm = None if z_mass_scale is None else mass_transform(z)
+    xs = lambda a: features(a, x_scale, xm)  # noqa: E731
+    zs = lambda a: features(a, z_scale, zm)  # noqa: E731
     terms = {}
     x_prime = model.decode(z, generator)
     accept = getattr(model, "acceptance", None)

@@ -1,0 +1,17 @@
+import pytest
+
+from otviz.physics.masses import MASSES, mass_of, masses_for
+
+
+def test_table_values_and_name_lookup():
+    assert mass_of("e-") == mass_of("e+") == pytest.approx(0.51099895e-3, rel=1e-8)
+    assert mass_of("mu-") == pytest.approx(0.1056583755) and mass_of("tau+") == pytest.approx(1.777, abs=1e-3)
+    assert mass_of("b") == mass_of("b~") == 4.7  # MadGraph sm / OTUS
+    for light in ("nu_e~", "u", "d~", "s", "c", "g", "gamma", "MET", "jet1", "jet4"):
+        assert mass_of(light) == 0.0
+    assert mass_of("Z") == pytest.approx(91.188, abs=0.01) and mass_of("W+") == pytest.approx(80.37, abs=0.02)
+    assert mass_of("t~") == pytest.approx(172.6, abs=0.5) and mass_of("H") == pytest.approx(125.2, abs=0.2)
+    assert all(m >= 0 for m in MASSES.values())
+    assert masses_for(["e-", "MET"]) == {"e-": MASSES["e"], "MET": 0.0}
+    with pytest.raises(KeyError, match="no mass"):
+        mass_of("graviton")
