@@ -478,7 +478,10 @@ def main(argv=None) -> int:
     from .train.trainer import TrainingFailed
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line, see _Parser.error) and --help
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     args.argv = argv
     debug = getattr(args, "debug", False)
     try:

@@ -72,3 +72,55 @@ def test_chunk_sizes():
     assert chunk_sizes(600, 300) == [300, 300]
     with pytest.raises(ValueError):
         chunk_sizes(10, 0)
+
+
+def test_generation_needing_more_memory_or_disk_than_is_free_is_refused(tmp_path, capsys, monkeypatch):
+    import otviz.data.generate as G
+    from otviz.errors import InsufficientResources
+
+    # bytes per accepted event from the dataset layout (float32 z, x and the wjets jet)
+    assert G.bytes_per_event("zee") == 4 * (2 * 4 + 2 * 4)
+    assert G.bytes_per_event("ttbar") == 4 * (6 * 4 + 6 * 4)
+    assert G.bytes_per_event("wjets") == 4 * (2 * 4 + 50 * 3 + 4)
+    est = G.resource_estimate("zee", 10 ** 6)
+    assert est["memory"] == 64 * 10 ** 6 * G.MEMORY_FACTOR + G.BASE_MEMORY and est["disk"] > 64 * 10 ** 6
+    for events in ("1e12", "1000000000000"):
+        assert main(["generate", "zee", "--events", events, "--out", str(tmp_path / "big.nc")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "memory" in err and "--events 1000000000000" in err
+    # too little memory / disk for a modest request: refused before any work
+    monkeypatch.setattr(G, "available_memory", lambda: 100 * 2 ** 20)
+    with pytest.raises(InsufficientResources, match="memory"):
+        G.generate("zee", 10_000, progress=False)
+    monkeypatch.undo()
+
+    class Usage:
+        free = 10_000
+
+    monkeypatch.setattr("shutil.disk_usage", lambda p: Usage)
+    assert main(["generate", "wjets", "--events", "1000", "--out", str(tmp_path / "sub" / "w.nc")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "disk" in err and "w.nc" in err
+    assert not list(tmp_path.rglob("*.nc"))
+
+
+def test_detector_overrides_are_validated(tmp_path):
+    from otviz.data.detector import DetectorConfig, Resolution
+    from otviz.errors import ConfigError
+
+    assert DetectorConfig.from_json('{"jet_r": 0.4}').jet_r == 0.4
+    assert DetectorConfig.from_json(DetectorConfig().to_json()) == DetectorConfig()
+    for text, needle in [('{"bogus": 1}', "unknown DetectorConfig field"), ('{"jet_r": "x"}', "jet_r"),
+                         ('{"jet_r": -0.4}', "jet_r"), ('{"n_constituents": 2.5}', "n_constituents"),
+                         ('{"electron_efficiency": 1.2}', "electron_efficiency"),
+                         ('{"hadron_energy": {"a": 0.5, "b": 0.03, "d": 1}}', "hadron_energy"),
+                         ('{"hadron_energy": {"a": -0.5, "b": 0.03}}', "hadron_energy.a"), ("[1, 2]", "JSON object"),
+                         ("{", "not valid JSON")]:
+        with pytest.raises(ConfigError, match=needle):
+            DetectorConfig.from_json(text)
+    with pytest.raises(ConfigError, match=r"^o.json: unknown"):
+        DetectorConfig.from_json('{"bogus": 1}', source="o.json")
+    with pytest.raises(ConfigError, match="track_angle"):
+        DetectorConfig(track_angle=-1.0)
+    with pytest.raises(ConfigError, match="b = -0.1"):
+        Resolution(0.1, -0.1)

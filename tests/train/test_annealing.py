@@ -156,3 +156,64 @@ def test_parallel_jobs_on_dask_and_cli(tmp_path, capsys):
     assert run.model.cfg.latent == 8 and len(run.steps) == 2
     assert main(args) == 0
     assert "2 β steps" in capsys.readouterr().out
+
+
+def _always_nan(calls, limit=60):
+    def loss(*a, **k):
+        calls.append(1)
+        if len(calls) > limit:  # a roll-back loop that never ends would stop here
+            raise RuntimeError("still rolling back")
+        return torch.tensor(float("nan"), requires_grad=True), {}
+    return loss
+
+
+def test_persistent_nan_ends_the_run_after_the_configured_roll_backs(tmp_path):
+    run = AnnealingRun(tmp_path / "r", tiny(n_betas=2, max_nan_retries=3))
+    calls = []
+    run.loss_fn = _always_nan(calls)
+    run.start()
+    assert run.wait(120) == "failed"
+    rb = [e for e in run.events_since(0) if e["type"] == "nan_rollback"]
+    assert [e["retries"] for e in rb] == [1, 2, 3]
+    assert [e["lr_scale"] for e in rb] == [0.5, 0.25, 0.125]  # the cut compounds across roll-backs
+    assert "β step 1/2" in run.message and "gave up after 3 roll-backs" in run.message
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["status"] == "failed"
+    assert len(calls) == 4
+
+
+def test_nan_retries_and_lr_cut_survive_a_resume(tmp_path):
+    run = AnnealingRun(tmp_path / "r", tiny(n_betas=2, max_nan_retries=3))
+    calls = []
+    run.loss_fn = _always_nan(calls)
+    assert run.run_blocking(lambda ev: run.cancel() if ev["type"] == "nan_rollback" and ev["retries"] == 2
+                            else None) == "cancelled"
+    pos = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["pos"]
+    assert pos["retries"] == 2 and pos["lr_scale"] == 0.25 and pos["lr"] == pytest.approx(0.25e-3)
+    resumed = AnnealingRun(tmp_path / "r")
+    resumed.loss_fn = _always_nan(calls)
+    resumed.start()
+    assert resumed.wait(120) == "failed" and "gave up after 3 roll-backs" in resumed.message
+    assert [e["retries"] for e in resumed.events_since(0) if e["type"] == "nan_rollback"] == [3]
+
+
+def test_config_bounds_are_data_and_enforced():
+    from otviz.errors import ConfigError
+    from otviz.models.emdvae import EMDVAEConfig
+
+    assert AnnealConfig.BOUNDS["max_epochs"] == (1, 200) and AnnealConfig.BOUNDS["n_steps"] == (1, 40)
+    assert EMDVAEConfig.BOUNDS["latent"] == (1, 256) and EMDVAEConfig.BOUNDS["width"] == (1, 1024)
+    for kw, needle in [(dict(max_epochs=0), "max_epochs"), (dict(batch_size=0), "batch_size"),
+                       (dict(lr=0.0), "lr"), (dict(lr=2.0), "lr"), (dict(max_events=0), "max_events"),
+                       (dict(steps_per_epoch=0), "steps_per_epoch"), (dict(n_betas=0), "n_betas"),
+                       (dict(beta_min=-1.0), "beta_min"), (dict(beta_min=0.5, beta_max=0.1), "beta_min"),
+                       (dict(emd_backend="fast"), "emd_backend"), (dict(device="tpu"), "device"),
+                       (dict(max_epochs=3.5), "max_epochs"), (dict(threads=0), "threads")]:
+        with pytest.raises(ConfigError, match=needle):
+            emdvae_wjets_config(True, **kw)
+    with pytest.raises(ConfigError, match=r"latent = 0 is out of range: allowed 1 … 256"):
+        EMDVAEConfig(latent=0)
+    cfg = tiny()
+    cfg.max_epochs = -1  # a value set after construction is caught before anything is written
+    with pytest.raises(ConfigError, match="max_epochs"):
+        AnnealingRun("/nonexistent/never-created", cfg)
+    assert EMDVAEConfig.paper().latent == 256  # the published sizes are inside the bounds

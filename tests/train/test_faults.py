@@ -65,16 +65,16 @@ def _kill(proc):
 
 def _check_after_kill(rundir: Path, every: int):
     """The invariants a SIGKILL must leave: returns the checkpoint's epoch."""
-    from otviz.train.run import run_status
-
-    assert run_status(rundir)["status"] == "interrupted"
     on_disk = len(json.loads((rundir / "history.json").read_text()))  # epochs finished before the kill
     run = otviz.load_run(rundir)  # loads, and clears the killed writer's temporary files
     assert not _tmp_files(rundir)
-    assert run.status["status"] == "interrupted"
     done = int(torch.load(rundir / "checkpoint.pt", weights_only=True)["epoch"])
     assert [h["epoch"] for h in run.history] == list(range(done))  # the history of the weights loaded
     assert on_disk - done <= every  # at most one checkpoint interval lost
+    assert run.status["status"] == "interrupted"
+    from otviz.train.run import run_status
+
+    assert run_status(rundir)["status"] == "interrupted"
     return done
 
 
@@ -130,13 +130,14 @@ def test_sigkill_of_an_annealing_run_during_a_checkpoint_write(tmp_path):
     finally:
         if proc.poll() is None:
             _kill(proc)
+    run = otviz.load_run(rundir)
+    assert not _tmp_files(rundir)
+    state = torch.load(rundir / "checkpoint.pt", weights_only=True)
+    assert run.history == state["history"] and run.steps == state["steps_done"]
+    assert run.status["status"] == "interrupted"
     from otviz.train.run import run_status
 
     assert run_status(rundir)["status"] == "interrupted"
-    run = otviz.load_run(rundir)
-    assert not _tmp_files(rundir) and run.status["status"] == "interrupted"
-    state = torch.load(rundir / "checkpoint.pt", weights_only=True)
-    assert run.history == state["history"] and run.steps == state["steps_done"]
     out = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     run = otviz.load_run(rundir)

@@ -148,3 +148,58 @@ def test_refuses_to_mix_runs(tmp_path):
         TrainingRun(tmp_path / "r", small_config(epochs=3))
     with pytest.raises(FileNotFoundError, match="not a training run"):
         TrainingRun(tmp_path / "nothing")
+
+
+def test_nan_retries_and_lr_cut_are_checkpointed_and_survive_a_resume(tmp_path):
+    nan = lambda *a, **k: (torch.tensor(float("nan"), requires_grad=True), {})  # noqa: E731
+    run = TrainingRun(tmp_path / "r", small_config(epochs=3, max_nan_retries=3))
+    run.loss_fn = nan
+    assert run.run_blocking(lambda ev: run.cancel() if ev["type"] == "nan_rollback" and ev["retries"] == 2
+                            else None) == "cancelled"
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    assert ck["nan_retries"] == 2 and ck["lr_scale"] == 0.25
+    resumed = TrainingRun(tmp_path / "r")
+    resumed.loss_fn = nan
+    assert resumed.start().wait(120) == "failed"
+    assert "gave up after 3 roll-backs" in resumed.message
+    assert [e["retries"] for e in resumed.events_since(0) if e["type"] == "nan_rollback"] == [3]
+
+
+def test_train_config_bounds_and_nothing_invalid_written(tmp_path):
+    from otviz.errors import ConfigError
+    from otviz.models.otus import GeneratorConfig
+    from otviz.train import Stage, TrainConfig
+
+    assert TrainConfig.BOUNDS["n_projections"] == (1, 10_000) and TrainConfig.BOUNDS["epochs"] == (1, 5000)
+    assert Stage.BOUNDS["lr"] == (1e-8, 1.0) and GeneratorConfig.BOUNDS["hidden"][0] == 1
+    for kw, needle in [(dict(epochs=0), "epochs"), (dict(epochs=-3), "epochs"), (dict(epochs=5001), "epochs"),
+                       (dict(finetune_epochs=-2), "finetune_epochs"), (dict(batch_size=0), "batch_size"),
+                       (dict(batch_size=-10), "batch_size"), (dict(n_projections=0), "n_projections"),
+                       (dict(n_projections=10_001), "n_projections"), (dict(checkpoint_every=0), "checkpoint_every"),
+                       (dict(max_events=-5), "max_events"), (dict(max_events=0), "max_events"),
+                       (dict(batch_size="big"), "batch_size"), (dict(loss_space="gev"), "loss_space"),
+                       (dict(anchor_particle="mu-"), "anchor_particle"), (dict(nan_lr_factor=0.0), "nan_lr_factor")]:
+        with pytest.raises(ConfigError, match=needle) as info:
+            small_config(**kw)
+        assert isinstance(info.value, ValueError) and ("allowed" in str(info.value) or "must be" in str(info.value))
+    with pytest.raises(ConfigError, match=r"Stage.lr = 0.0 is out of range"):
+        Stage("main", 3, lr=0.0)
+    with pytest.raises(ConfigError, match="hidden"):
+        GeneratorConfig(hidden=0)
+    cfg = small_config()
+    cfg.batch_size = 0  # set after construction: caught before the run directory exists
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainingRun(tmp_path / "new", cfg)
+    assert not (tmp_path / "new").exists()
+    text = small_config().to_json().replace('"n_projections": 100', '"n_projections": 0')
+    with pytest.raises(ConfigError, match="n_projections"):
+        TrainConfig.from_json(text)
+    # wrong data for the model: refused before anything is written
+    with pytest.raises(ValueError, match=r"wjets.nc \(train_data\).*e-"):
+        TrainingRun(tmp_path / "wrong", small_config(train_data=str(ROOT / "data" / "wjets.nc")))
+    assert not (tmp_path / "wrong").exists()
+    # runs trained to completion still load
+    for name in ("otus-zee", "emdvae-wjets", "emdvae-wjets-centred"):
+        run = otviz.load_run(ROOT / "data" / "pretrained" / name)
+        assert run.status["status"] == "done" and run.history
+        run.config.validate()

@@ -1,0 +1,174 @@
+"""The command line: one-line errors with exit status 2 (tracebacks only with --debug), a failed
+training run in one line with status 1, quiet broken pipes, protected finished runs and the
+--restart / --resume semantics of a run directory that holds a run."""
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import otviz
+from otviz.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+ZEE, ZEE_TEST, WJETS = str(DATA / "zee_train.nc"), str(DATA / "zee_test.nc"), str(DATA / "wjets.nc")
+PRETRAINED = DATA / "pretrained"
+
+
+def _one_error_line(capsys, *needles):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("otviz: "), err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+OTUS = ["train", "otus-zee", "--data", ZEE, "--test", ZEE_TEST]
+VAE = ["train", "emdvae-wjets", "--data", WJETS]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (OTUS + ["--batch-size", "0"], ["batch_size", "--batch-size", "1 …"]),
+    (OTUS + ["--checkpoint-every", "0"], ["checkpoint_every", "--checkpoint-every"]),
+    (OTUS + ["--n-projections", "0"], ["n_projections", "1 … 10000"]),
+    (OTUS + ["--epochs", "0"], ["epochs", "--epochs"]),
+    (OTUS + ["--epochs", "-3"], ["epochs", "--epochs"]),
+    (OTUS + ["--max-events", "-5"], ["max_events", "--max-events"]),
+    (OTUS + ["--finetune-epochs", "-2"], ["finetune_epochs"]),
+    (OTUS + ["--batch-size", "-10"], ["batch_size"]),
+    (OTUS + ["--lr", "0.1"], ["--lr", "not an option of otviz train otus-zee"]),
+    (["train", "otus-zee", "--data", WJETS], ["wjets.nc", "train_data", "e-"]),
+    (VAE + ["--batch-size", "0"], ["batch_size", "--batch-size"]),
+    (VAE + ["--lr", "1e9"], ["lr", "--lr", "[1e-08, 1]"]),
+    (VAE + ["--betas", "0"], ["n_betas", "--betas"]),
+    (VAE + ["--max-epochs", "0"], ["max_epochs", "--max-epochs"]),
+    (VAE + ["--latent", "0"], ["latent", "--latent"]),
+    (VAE + ["--latent", "257"], ["latent", "1 … 256"]),
+    (VAE + ["--width", "4096"], ["width", "1 … 1024"]),
+    (VAE + ["--beta-min", "-1"], ["beta_min", "--beta-min"]),
+    (VAE + ["--betas", "20", "--schedule", "paper"], ["β steps", "1 … 40"]),
+    (VAE + ["--epochs", "3"], ["--epochs", "not an option of otviz train emdvae-wjets"]),
+    (["train", "emdvae-wjets", "--data", ZEE], ["zee_train.nc", "jet constituents"]),
+    (OTUS + ["--restart", "--resume"], ["--restart and --resume"]),
+])
+def test_invalid_training_settings_are_one_line_and_write_nothing(tmp_path, capsys, args, needles):
+    out = tmp_path / "run"
+    assert main(args + ["--out", str(out)]) == 2
+    _one_error_line(capsys, "otviz: error:", *needles)
+    assert not out.exists()  # validated before the run directory is created
+
+
+def test_bad_inputs_of_the_other_commands(tmp_path, capsys):
+    truncated = tmp_path / "cut.nc"
+    truncated.write_bytes((DATA / "zee_test.nc").read_bytes()[:50_000])
+    (tmp_path / "notarun").mkdir()
+    bad_json = tmp_path / "det.json"
+    cases = [
+        (["info", str(tmp_path / "missing.nc")], ["missing.nc", "no such file"]),
+        (["info", str(truncated)], ["cut.nc", "truncated"]),
+        (["evaluate", str(tmp_path / "missing")], ["missing", "no such run directory"]),
+        (["evaluate", str(tmp_path / "notarun")], ["notarun", "config.json"]),
+        (["evaluate", str(PRETRAINED / "emdvae-wjets")], ["EMD-VAE", "otviz evaluate takes an OTUS run"]),
+        (["dimension", str(PRETRAINED / "otus-zee")], ["an OTUS run", "otviz dimension takes an EMD-VAE"]),
+        (["dimension", str(tmp_path / "notarun")], ["notarun", "config.json"]),
+        (["generate", "zee", "--events", "0", "--out", str(tmp_path / "a.nc")], ["--events"]),
+        (["generate", "zee", "--events", "1e12", "--out", str(tmp_path / "a.nc")], ["--events", "memory"]),
+        (["generate", "zee", "--events", "abc"], ["--events", "invalid count"]),
+        (["generate", "zee", "--events", "10", "--detector", str(tmp_path / "none.json")], ["none.json"]),
+    ]
+    for args, needles in cases:
+        assert main(args) == 2, args
+        _one_error_line(capsys, "otviz: error:", *needles)
+    for text, needles in [('{"jet_r": 0.4, "bogus": 1}', ["det.json", "unknown", "bogus"]),
+                          ('{"jet_r": "wide"}', ["jet_r", "must be a number"]),
+                          ('{"electron_efficiency": 1.5}', ["electron_efficiency", "[0, 1]"]),
+                          ('{"jet_energy": {"a": 0.6}}', ["jet_energy"])]:
+        bad_json.write_text(text)
+        assert main(["generate", "zee", "--events", "10", "--detector", str(bad_json),
+                     "--out", str(tmp_path / "d.nc")]) == 2
+        _one_error_line(capsys, "otviz: error:", *needles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.nc", "det.json", "notarun"]  # nothing written
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    assert main(["--debug", "info", str(tmp_path / "missing.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("otviz: error:")
+    assert main(["info", str(tmp_path / "missing.nc"), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly_with_141():
+    # the reader is gone before otviz writes anything (as with `otviz info FILE | head -1`)
+    proc = subprocess.Popen([sys.executable, "-m", "otviz.cli", "info", ZEE_TEST], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 141 and err == ""
+
+
+def _hashes(folder: Path):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_training_into_a_copy_of_a_shipped_run_refuses(tmp_path, capsys):
+    copy = tmp_path / "otus-zee"
+    shutil.copytree(PRETRAINED / "otus-zee", copy)
+    before = _hashes(copy)
+    assert main(["train", "otus-zee", "--out", str(copy), "--epochs", "1"]) == 2
+    _one_error_line(capsys, str(copy), "different config", "stages", "--restart")
+    assert _hashes(copy) == before
+    # the same settings find it finished and leave it alone
+    assert main(["train", "otus-zee", "--out", str(copy), "--quiet"]) == 0
+    assert "already finished (90 epochs)" in capsys.readouterr().out
+    assert _hashes(copy) == before
+    # and an OTUS run is not trained into as an EMD-VAE run
+    assert main(["train", "emdvae-wjets", "--out", str(copy), "--max-events", "200"]) == 2
+    _one_error_line(capsys, "an OTUS run", "--restart")
+    assert _hashes(copy) == before
+
+
+def _tiny(out, *extra):
+    return ["train", "otus-zee", "--data", ZEE, "--test", ZEE_TEST, "--out", str(out), "--max-events", "1000",
+            "--batch-size", "500", "--n-projections", "20", "--device", "cpu", "--quiet", *extra]
+
+
+def test_failed_run_directory_resume_restart_and_failure_line(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    # a run that fails: a persistent non-finite loss → one line, exit status 1
+    monkeypatch.setattr("otviz.train.trainer.otus_loss",
+                        lambda *a, **k: (torch.tensor(float("nan"), requires_grad=True), {}))
+    assert main(_tiny(out, "--epochs", "2")) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("otviz: training failed: ")
+    assert "gave up after 3 roll-backs" in err and "Traceback" not in err
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
+    monkeypatch.undo()
+    # other settings: refused, naming the differing fields and both flags; nothing changes
+    before = _hashes(out)
+    assert main(_tiny(out, "--epochs", "3", "--seed", "5")) == 2
+    _one_error_line(capsys, "seed: 0 → 5", "stages", "--resume", "--restart")
+    assert _hashes(out) == before
+    # --resume continues with the stored settings (2 epochs), saying what it ignores
+    assert main(_tiny(out, "--epochs", "3", "--seed", "5", "--resume")) == 0
+    cap = capsys.readouterr()
+    assert "ignoring" in cap.err and "seed: 0 → 5" in cap.err and "resuming the run" in cap.out
+    run = otviz.load_run(out)
+    assert run.status["status"] == "done" and len(run.history) == 2 and run.config.seed == 0
+    # finished: the same settings do nothing, --restart starts over with the new ones
+    assert main(_tiny(out, "--epochs", "2")) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert main(_tiny(out, "--epochs", "1", "--seed", "5", "--restart")) == 0
+    run = otviz.load_run(out)
+    assert run.config.seed == 5 and len(run.history) == 1 and run.status["status"] == "done"
+    # --resume of a directory without a run
+    assert main(_tiny(tmp_path / "empty", "--resume")) == 2
+    _one_error_line(capsys, "no run to resume")
