@@ -126,8 +126,8 @@ def test_training_into_a_copy_of_a_shipped_run_refuses(tmp_path, capsys):
     assert main(["train", "otus-zee", "--out", str(copy), "--epochs", "1"]) == 2
     _one_error_line(capsys, str(copy), "different config", "stages", "--restart")
     assert _hashes(copy) == before
-    # the same settings find it finished and leave it alone
-    assert main(["train", "otus-zee", "--out", str(copy), "--quiet"]) == 0
+    # resuming it finds it finished and leaves it alone
+    assert main(["train", "otus-zee", "--out", str(copy), "--resume", "--quiet"]) == 0
     assert "already finished (90 epochs)" in capsys.readouterr().out
     assert _hashes(copy) == before
     # and an OTUS run is not trained into as an EMD-VAE run
