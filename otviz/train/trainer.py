@@ -152,10 +152,11 @@ def run_status(path) -> dict:
 def clean_temporary_files(rundir) -> list[Path]:
     """Remove the atomic writes' orphaned temporary files (``.NAME.*.tmp``) of a run directory
     and its steps/ folder; call only when no live process trains there. Returns what it removed."""
-    removed = []
-    for folder in (Path(rundir), Path(rundir) / "steps"):
+    rundir, removed = Path(rundir), []
+    patterns = [(rundir, f".{name}.*.tmp") for name in (*RUN_FILES, "config.json")] + [(rundir / "steps", ".*.pt.*.tmp")]
+    for folder, pattern in patterns:  # only the run's own files: never another writer's in a shared folder
         if folder.is_dir():
-            for f in folder.glob(".*.tmp"):
+            for f in folder.glob(pattern):
                 try:
                     f.unlink()
                     removed.append(f)
@@ -304,6 +305,9 @@ class BackgroundRun:
             if stored_error is not None:
                 raise ValueError(f"{cfg_path}: {stored_error}")
             config = stored
+        elif not cfg_path.exists() and has_weights and not restart:
+            raise RunExistsError(f"{self.rundir}: holds a checkpoint.pt or model.pt but no config.json; "
+                                 "--restart replaces them")
         elif restart or not cfg_path.exists() or not has_weights:
             fresh = True
         elif stored_error is not None:
@@ -318,7 +322,7 @@ class BackgroundRun:
                     "resume it with its stored settings (--resume) or start over, replacing it (--restart)", diff)
         self.config = config
         self.device = resolve_device(config.device)
-        if fresh and self.rundir.exists():
+        if fresh and (cfg_path.exists() or restart):  # only a run's own files; never those of a non-run folder
             clear_run_files(self.rundir)
         self.rundir.mkdir(parents=True, exist_ok=True)
         clean_temporary_files(self.rundir)

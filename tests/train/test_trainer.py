@@ -203,3 +203,19 @@ def test_train_config_bounds_and_nothing_invalid_written(tmp_path):
         run = otviz.load_run(ROOT / "data" / "pretrained" / name)
         assert run.status["status"] == "done" and run.history
         run.config.validate()
+
+
+def test_a_folder_that_is_not_a_run_keeps_its_files(tmp_path):
+    from otviz.errors import RunExistsError
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / ".zee.nc.abc.tmp").write_text("another writer's temporary file")
+    run = TrainingRun(folder, small_config(epochs=1))
+    assert run.fresh and (folder / "notes.txt").exists() and (folder / ".zee.nc.abc.tmp").exists()
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "model.pt").write_bytes(b"not ours")
+    with pytest.raises(RunExistsError, match="no config.json"):
+        TrainingRun(tmp_path / "weights", small_config(epochs=1))
+    assert (tmp_path / "weights" / "model.pt").read_bytes() == b"not ours"
