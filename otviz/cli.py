@@ -350,16 +350,16 @@ def _cmd_dimension(args) -> int:
         raise ValueError(f"{args.rundir}: no finished β step yet (steps.json is empty)")
     t0 = time.perf_counter()
     ds = write_dimensionality(run, n_jets=args.jets, workers=args.workers)
-    ht = ds.attrs["ht_median_GeV"]
-    print(f"{args.rundir}/dimension.nc ({time.perf_counter() - t0:.1f} s; H_T median {ht:.0f} GeV)")
-    print("  β_mid     β·H_T [GeV]   D1      D2")
+    ht = ds.attrs["ht_mean_GeV"]
+    print(f"{args.rundir}/dimension.nc ({time.perf_counter() - t0:.1f} s; mean H_T {ht:.0f} GeV)")
+    print("  β_mid     β·⟨H_T⟩ [GeV]   D1      D2")
     for b, d1, d2 in zip(ds.beta_mid.values, ds.D1.values, ds.D2.values):
         print(f"  {b:8.4g}  {b * ht:9.3g}   {d1:6.2f}  {d2:6.2f}")
     print("  β         R       D=<EMD²>   active dims (KL > 0.1)")
     for i, b in enumerate(ds.beta.values):
         kl = ds.kl_per_dim.values[i]
         print(f"  {b:8.4g}  {ds.rate.values[i]:6.2f}  {ds.distortion.values[i]:9.3g}  {int((kl > 0.1).sum())}")
-    print("  D_corr(Q):  " + ", ".join(f"{q:.3g}: {d:.2f}" for q, d in zip(ds.q_mid.values, ds.D_corr.values)))
+    print("  D_corr(Q) at β = Q/2:  " + ", ".join(f"{b:.3g}: {d:.2f}" for b, d in zip(ds.beta_of_q.values, ds.D_corr.values)))
     return 0
 
 

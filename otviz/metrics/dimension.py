@@ -8,10 +8,18 @@ pair). For a d-dimensional Gaussian with standard deviations σ_i and the optima
 D = Σ_i min(β², σ_i²) and R = Σ_{σ_i > β} log(σ_i/β), so D₁ = D₂ = #{i : σ_i > β}
 (appendix A.3, Eq. 9): :func:`gaussian_optimum`.
 
-    D_corr(Q) = d log C(Q) / d log Q,   C(Q) = Σ_{i≠j} Θ(Q − EMD(x_i, x_j))     (correlation dimension)
+    D_corr(Q) = d log C(Q) / d log Q,   C(Q) = Σ_{i≠j} Θ(Q² − EMD²(x_i, x_j))     (Eq. 3)
 
 from pairwise exact EMDs (POT) between jets: :func:`pairwise_emd`, :func:`correlation_dimension`.
+As in the paper's Fig. 3, D_corr(Q) is drawn on the β axis at β = Q/2 (``Q_PER_BETA``; "no direct
+relation between Q and β has been established … arbitrarily plotted with Q = 2β").
+
+Units: EMDs, β and Q are dimensionless (jets normalised to H_T = Σ pT, R = 1); the paper's
+resolution in GeV is β·⟨H_T⟩ with the *mean* H_T of the training jets (``ht_mean_GeV``).
 """
+
+#: D_corr(Q) is plotted against β = Q / Q_PER_BETA (seed 001, Fig. 3: Q = 2β)
+Q_PER_BETA = 2.0
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -103,8 +111,8 @@ def production_curves(steps: list[dict]):
 def run_dimensionality(run, n_jets: int = 1000, n_q: int = 25, workers: int = 2, seed: int = 0):
     """xarray Dataset of an EMD-VAE run's dimensionality: R, D, KL per dimension vs β (production
     pass), D₁, D₂ at β_mid, and the data's correlation dimension D_corr(Q) from exact EMDs between
-    ``n_jets`` training jets (Q on the same axis as β: EMD in units of H_T·R). ``ht_median`` (GeV)
-    converts either axis to GeV."""
+    ``n_jets`` training jets (Q in the same units as β: EMD in units of H_T·R; ``beta_of_q`` = Q/2
+    is where the paper draws it on the β axis). ``ht_mean_GeV`` = ⟨H_T⟩ converts β to GeV."""
     import xarray as xr
 
     from ..data.io import load as load_sample
@@ -128,10 +136,13 @@ def run_dimensionality(run, n_jets: int = 1000, n_q: int = 25, workers: int = 2,
             "D1": (("beta_mid",), d1), "D2": (("beta_mid",), d2),
             "D_corr": (("q_mid",), dcorr),
         },
-        coords={"beta": beta, "beta_mid": mid, "q_mid": q_mid, "latent_dim": np.arange(kl.shape[1])},
+        coords={"beta": beta, "beta_mid": mid, "q_mid": q_mid, "beta_of_q": (("q_mid",), q_mid / Q_PER_BETA),
+                "latent_dim": np.arange(kl.shape[1])},
         attrs={"run": str(run.path), "train_data": str(run.config.train_data), "n_jets_corr": len(sub),
-               "ht_median_GeV": float(np.median(ht)), "seed": seed,
-               "description": "D1 = -dR/dlog(beta), D2 = dD/d(beta^2) (EMD-VAE Eq. 2); D_corr = dlog C(Q)/dlog Q"},
+               "ht_mean_GeV": float(np.mean(ht)), "ht_median_GeV": float(np.median(ht)), "seed": seed,
+               "q_per_beta": Q_PER_BETA,
+               "description": "D1 = -dR/dlog(beta), D2 = dD/d(beta^2) (EMD-VAE Eq. 2); D_corr = dlog C(Q)/dlog Q "
+                              "(Eq. 3), drawn at beta = Q/2 (Fig. 3); beta in GeV = beta * ht_mean_GeV"},
     )
     return ds
 
@@ -144,6 +155,16 @@ def write_dimensionality(run, **kw):
     with atomic_path(run.path / "dimension.nc") as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
     return ds
+
+
+def ht_mean(ds) -> float:
+    """⟨H_T⟩ in GeV of a stored dimension dataset (files written before it existed: the median)."""
+    return float(ds.attrs.get("ht_mean_GeV", ds.attrs.get("ht_median_GeV")))
+
+
+def beta_of_q(ds):
+    """Where D_corr(Q) of a stored dimension dataset sits on the β axis: β = Q / 2."""
+    return ds["beta_of_q"].values if "beta_of_q" in ds.coords else ds.q_mid.values / Q_PER_BETA
 
 
 def read_dimensionality(path):

@@ -31,6 +31,9 @@ class EMDVAEConfig:
     particle_layers: int = 2
     encoder_layers: int = 2
     decoder_layers: int = 3
+    # per-feature standardisation of the encoder inputs, fitted on the training jets (see
+    # EMDVAE.fit_standardisation); False: raw (pT/H_T, η, cos φ, sin φ) as in the paper's code
+    standardise_inputs: bool = True
 
     # field → inclusive (min, max) (otviz.errors.check_bounds; also the dashboard's widget bounds)
     BOUNDS: ClassVar[dict[str, tuple]] = {"n_particles": (1, 500), "latent": (1, 256), "width": (1, 1024),
@@ -73,12 +76,47 @@ class EMDVAE(nn.Module):
         self.log_var = nn.Linear(cfg.width, cfg.latent)
         self.decoder = nn.Sequential(_stack(cfg.latent, cfg.width, cfg.decoder_layers),
                                      nn.Linear(cfg.width, cfg.n_particles * 4))
+        # encoder input standardisation f̄ = (f − m)/s per feature of (pT/H_T, η, cos φ, sin φ);
+        # identity until fit_standardisation (and for runs saved before it existed)
+        self.register_buffer("in_mean", torch.zeros(4))
+        self.register_buffer("in_std", torch.ones(4))
+
+    @staticmethod
+    def features(jets: torch.Tensor) -> torch.Tensor:
+        """Per-particle encoder inputs (pT/H_T, η, cos φ, sin φ): (B, N, 3) → (B, N, 4)."""
+        pt, eta, phi = jets[..., 0], jets[..., 1], jets[..., 2]
+        return torch.stack([pt, eta, torch.cos(phi), torch.sin(phi)], -1)
+
+    @torch.no_grad()
+    def fit_standardisation(self, jets: torch.Tensor):
+        """Set ``in_mean``/``in_std`` to the mean and standard deviation of each encoder input
+        feature over the real (pT > 0) particles of ``jets``. Without it a direction of small
+        spread (a narrow η or φ distribution, the cos φ ≈ 1 of centred jets) reaches the
+        network as a tiny input, and the saddle at which the VAE leaves it unencoded is so
+        flat that training never escapes it (the Hessian's negative eigenvalue scales with the
+        input variance; seed 001 appendix A.3 gives the loss). Features with no spread keep s = 1."""
+        if not self.cfg.standardise_inputs:
+            return self
+        jets = torch.as_tensor(jets, dtype=self.in_mean.dtype, device=self.in_mean.device)
+        f = self.features(jets)[jets[..., 0] > 0].double()
+        mean, std = f.mean(0), f.std(0)
+        self.in_mean.copy_(mean)
+        self.in_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        return self
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`nn.Module.load_state_dict`; weights saved before the input standardisation
+        existed load with the identity (their model never standardised)."""
+        state_dict = dict(state_dict)
+        state_dict.setdefault("in_mean", torch.zeros(4))
+        state_dict.setdefault("in_std", torch.ones(4))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def posterior(self, jets: torch.Tensor):
         """(μ, log σ²) of q(z|x) for jets (B, N, 3) of (pT/H_T, η, φ)."""
         jets = torch.as_tensor(jets, dtype=self.mu.weight.dtype, device=self.mu.weight.device)
-        pt, eta, phi = jets[..., 0], jets[..., 1], jets[..., 2]
-        feats = torch.stack([pt, eta, torch.cos(phi), torch.sin(phi)], -1)
+        pt = jets[..., 0]
+        feats = (self.features(jets) - self.in_mean) / self.in_std
         h = self.particle(feats) * (pt > 0).unsqueeze(-1).to(feats.dtype)  # padding contributes nothing
         h = self.dense(h.sum(1) / math.sqrt(self.cfg.width))
         return self.mu(h), self.log_var(h)

@@ -257,6 +257,7 @@ class AnnealingRun(BackgroundRun):
         train, val = self._load_data()
         torch.manual_seed(cfg.seed)
         model = EMDVAE(cfg.model_config).to(self.device)
+        model.fit_standardisation(train)  # encoder inputs to unit spread (a checkpoint overrides it)
         self.model = model
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         steps = cfg.steps

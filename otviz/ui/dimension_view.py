@@ -5,7 +5,7 @@ import numpy as np
 import panel as pn
 import param
 
-from ..metrics.dimension import dimensionalities, production_curves, read_dimensionality
+from ..metrics.dimension import dimensionalities, ht_mean, production_curves, read_dimensionality
 from ..viz.dimension import dimension_plot, kl_plot, rate_distortion_plot
 from .state import ExplorerState
 
@@ -30,11 +30,11 @@ class DimensionView(pn.viewable.Viewer):
         stored = read_dimensionality(run.path)
         if stored is not None:
             q_mid, dcorr = stored.q_mid.values, stored.D_corr.values
-            ht = float(stored.attrs["ht_median_GeV"])
+            ht = ht_mean(stored)
             note = f"D_corr from exact EMDs between {stored.attrs['n_jets_corr']} training jets."
         else:
             q_mid = dcorr = None
-            ht = float(np.median(self.state.vae_jets(3000)[1]))
+            ht = float(np.mean(self.state.vae_jets(3000)[1]))
             note = f"D_corr not computed yet for this run: `otviz dimension {run.path}`."
         rows = "\n".join(f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |" for b, a, c in zip(mid, d1, d2))
         table = pn.pane.Markdown("| β_mid | GeV | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=300)
@@ -43,7 +43,7 @@ class DimensionView(pn.viewable.Viewer):
                 pn.pane.HoloViews(dimension_plot(mid, d1, d2, q_mid, dcorr, ht=ht), linked_axes=False),
                 pn.pane.HoloViews(kl_plot(beta, kl, ht=ht), linked_axes=False),
             ),
-            pn.Column(pn.pane.Markdown(f"H_T median {ht:.0f} GeV: β·H_T is the resolution in GeV. {note}", width=300),
+            pn.Column(pn.pane.Markdown(f"Mean H_T {ht:.0f} GeV: β·⟨H_T⟩ is the resolution in GeV (seed 001). {note}", width=300),
                       table, pn.pane.HoloViews(rate_distortion_plot(beta, rate, dist, width=320), linked_axes=False)),
         )
 

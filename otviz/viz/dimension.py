@@ -21,7 +21,7 @@ def _gev_axis(ht: float):
         gev = Range1d(start=(xr.start or 1e-3) * ht, end=(xr.end or 1.0) * ht)
         fig.extra_x_ranges = {"gev": gev}
         fig.extra_x_scales = {"gev": type(fig.x_scale)()}
-        fig.add_layout(LogAxis(x_range_name="gev", axis_label="β·H_T [GeV]"), "above")
+        fig.add_layout(LogAxis(x_range_name="gev", axis_label="β·⟨H_T⟩ [GeV]"), "above")
         cb = CustomJS(args=dict(src=xr, dst=gev, k=ht), code="dst.start = src.start * k; dst.end = src.end * k;")
         xr.js_on_change("start", cb)
         xr.js_on_change("end", cb)
@@ -31,8 +31,11 @@ def _gev_axis(ht: float):
 
 def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, width=620, height=340, title="",
                    ymax: float = 12.0):
-    """D₁ = −dR/d log β and D₂ = dD/dβ² (and the data's D_corr(Q)) against β on a log-β axis;
-    the y axis stops at ``ymax`` (the few-dimension regime; pan/zoom for the rest)."""
+    """D₁ = −dR/d log β and D₂ = dD/dβ² (and the data's D_corr(Q), drawn at β = Q/2 as in seed 001
+    Fig. 3) against β on a log-β axis, with a top axis β·⟨H_T⟩ in GeV (``ht`` = mean H_T); the
+    y axis stops at ``ymax`` (the few-dimension regime; pan/zoom for the rest)."""
+    from ..metrics.dimension import Q_PER_BETA
+
     ensure_extension()
     layers = [
         hv.Curve((beta_mid, d1), "β", "dimension", label="D₁ = −dR/d log β").opts(color=COLOURS["D1"]),
@@ -40,11 +43,13 @@ def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, 
         hv.Curve((beta_mid, d2), "β", "dimension", label="D₂ = dD/dβ²").opts(color=COLOURS["D2"], line_dash="dashed"),
         hv.Scatter((beta_mid, d2), "β", "dimension").opts(color=COLOURS["D2"], size=6, marker="square"),
     ]
+    qb = None
     if q_mid is not None and dcorr is not None:
-        layers.append(hv.Curve((q_mid, dcorr), "β", "dimension", label="D_corr(Q = β) of the data").opts(
+        qb = np.asarray(q_mid) / Q_PER_BETA
+        layers.append(hv.Curve((qb, dcorr), "β", "dimension", label=f"D_corr(Q = {Q_PER_BETA:g}β) of the data").opts(
             color=COLOURS["D_corr"], line_dash="dotted"))
-    lo = float(np.nanmin(np.r_[beta_mid, q_mid if q_mid is not None else []]))
-    hi = float(np.nanmax(np.r_[beta_mid, q_mid if q_mid is not None else []]))
+    lo = float(np.nanmin(np.r_[beta_mid, qb if qb is not None else []]))
+    hi = float(np.nanmax(np.r_[beta_mid, qb if qb is not None else []]))
     return hv.Overlay(layers).opts(
         logx=True, width=width, height=height, show_grid=True, legend_position="top_right", xlim=(lo / 1.5, hi * 1.5),
         ylim=(-0.5, ymax), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel="β (EMD units of H_T)")

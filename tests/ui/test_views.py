@@ -84,7 +84,7 @@ def test_latent_traversal_and_dimensionality_pages(app):
     root = pn.panel(app.dimension).get_root(Document())
     assert root is not None
     content = app.dimension._content()
-    assert "H_T median" in content[1][0].object
+    assert "Mean H_T" in content[1][0].object
 
 
 def test_train_page_launches_an_annealing_run(app):
