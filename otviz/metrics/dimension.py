@@ -17,14 +17,14 @@ relation between Q and β has been established … arbitrarily plotted with Q = 
 Units: EMDs, β and Q are dimensionless (jets normalised to H_T = Σ pT, R = 1); the paper's
 resolution in GeV is β·⟨H_T⟩ with the *mean* H_T of the training jets (``ht_mean_GeV``).
 """
-
-#: D_corr(Q) is plotted against β = Q / Q_PER_BETA (seed 001, Fig. 3: Q = 2β)
-Q_PER_BETA = 2.0
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+#: D_corr(Q) is plotted against β = Q / Q_PER_BETA (seed 001, Fig. 3: Q = 2β)
+Q_PER_BETA = 2.0
 
 
 def dimensionalities(beta, rate, distortion):
