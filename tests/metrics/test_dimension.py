@@ -104,5 +104,26 @@ def test_run_dimensionality_from_an_annealing_run(tmp_path):
     assert ds.kl_per_dim.shape == (3, 32) and np.allclose(ds.kl_per_dim.sum("latent_dim"), ds.rate, rtol=1e-5)
     assert ds.D_corr.shape == (7,) and np.isfinite(ds.D_corr).all() and ds.attrs["n_jets_corr"] == 40
     assert 450 < ds.attrs["ht_median_GeV"] < 650
+    # seed 001: β in GeV is β·⟨H_T⟩ with the mean H_T, and D_corr(Q) is drawn at β = Q/2 (Fig. 3)
+    from otviz.data.io import load
+    from otviz.data.jets import normalised_jets
+    from otviz.paths import resolve
+
+    _, ht = normalised_jets(load(resolve(cfg.train_data)))
+    assert ds.attrs["ht_mean_GeV"] == pytest.approx(float(np.mean(ht)))
+    np.testing.assert_allclose(ds.beta_of_q.values, ds.q_mid.values / 2)
     back = read_dimensionality(tmp_path / "r")
     assert np.allclose(back.D_corr, ds.D_corr)
+
+
+def test_dimension_plot_draws_d_corr_at_half_q():
+    """The paper's Fig. 3 plots D_corr(Q) at Q = 2β: a D_corr point computed at Q sits at β = Q/2."""
+    import holoviews as hv
+
+    from otviz.viz.dimension import dimension_plot
+
+    q = np.array([0.02, 0.04, 0.08])
+    plot = dimension_plot(np.array([0.01, 0.02]), np.array([2.0, 1.0]), np.array([2.0, 1.0]), q, np.array([3, 2, 1.0]))
+    curves = [el for el in plot if isinstance(el, hv.Curve) and "D_corr" in el.label]
+    assert len(curves) == 1 and "Q = 2β" in curves[0].label
+    np.testing.assert_allclose(curves[0].dimension_values(0), q / 2)
