@@ -143,7 +143,7 @@ def _predict(model, fn, a, batch=50_000, seed=0):
     gen = torch.Generator(device="cpu").manual_seed(seed)
     outs = []
     for i in range(0, len(a), batch):
-        t = torch.as_tensor(a[i:i + batch], dtype=torch.float32)
+        t = torch.from_numpy(np.array(a[i:i + batch], dtype=np.float32))  # a copy: inputs may be read-only
         outs.append(fn(t, gen).numpy())
     return np.concatenate(outs)
 
