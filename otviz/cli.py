@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--beta-min", type=float, help="default 10^-2.4")
     a.add_argument("--beta-max", type=float, help="default 1")
     a.add_argument("--max-epochs", type=count, help="epochs per β step at most")
-    a.add_argument("--steps-per-epoch", type=count, help="batches per epoch (default: one pass)")
+    a.add_argument("--steps-per-epoch", type=count, help="batches between validations (default 250)")
     a.add_argument("--lr", type=float)
     a.add_argument("--latent", type=count, help="default 32")
     a.add_argument("--width", type=count, help="default 128")

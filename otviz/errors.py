@@ -71,7 +71,8 @@ def check_choice(owner: str, name: str, value, choices):
 
 def check_bounds(obj) -> None:
     """Check every field of the dataclass ``obj`` named in ``type(obj).BOUNDS``. Integer fields
-    (default an ``int``) must hold ints; a field whose default is ``None`` may be ``None``."""
+    (default an ``int``) must hold ints; a field whose default or type annotation is ``None``
+    (``int | None``) may be ``None``."""
     cls = type(obj)
     fields = {f.name: f for f in dataclasses.fields(obj)}
     for name, (lo, hi) in cls.BOUNDS.items():
@@ -82,4 +83,4 @@ def check_bounds(obj) -> None:
         integer = (isinstance(default, int) and not isinstance(default, bool)) or (
             default is None and isinstance(lo, int) and not isinstance(lo, bool))
         check_number(cls.__name__, name, getattr(obj, name), lo, hi, integer=integer,
-                     optional=f.default is None)
+                     optional=f.default is None or "None" in str(f.type))

@@ -217,3 +217,13 @@ def test_config_bounds_are_data_and_enforced():
     with pytest.raises(ConfigError, match="max_epochs"):
         AnnealingRun("/nonexistent/never-created", cfg)
     assert EMDVAEConfig.paper().latent == 256  # the published sizes are inside the bounds
+
+
+def test_configs_with_one_pass_epochs_still_load():
+    """``steps_per_epoch = None`` (one pass over the jets per epoch; the default of runs made before
+    it became 250) is a valid setting, not an out-of-range one."""
+    d = json.loads(emdvae_wjets_config(True).to_json())
+    d["steps_per_epoch"] = None
+    assert AnnealConfig.from_json(json.dumps(d)).steps_per_epoch is None
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        AnnealConfig(steps_per_epoch=0)
