@@ -239,7 +239,7 @@ def _anneal_config(args, data):
     }.items() if v is not None}
     kw = {k: v for k, v in {"n_betas": args.betas, "beta_min": args.beta_min, "beta_max": args.beta_max}.items()
           if v is not None}
-    cfg = emdvae_wjets_config(centred, schedule=args.schedule or "production", **kw, **overrides)
+    cfg = emdvae_wjets_config(centred, schedule=args.schedule or "primed", **kw, **overrides)
     cfg.train_data = data
     cfg.model_config = EMDVAEConfig(latent=32 if args.latent is None else args.latent,
                                     width=128 if args.width is None else args.width)
@@ -413,11 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--no-mass-feature", action="store_true",
                    help="distances on the four-vector components only (the paper's setup)")
     a = t.add_argument_group("emdvae-wjets (β-annealing)")
-    a.add_argument("--schedule", choices=["production", "paper"],
-                   help="one rising production pass (default), or priming + zig-zag + production")
+    a.add_argument("--schedule", choices=["primed", "production", "paper"],
+                   help="primed (default): one step at the smallest β, then the rising production pass; "
+                        "production: that pass alone; paper: priming + zig-zag + production")
     a.add_argument("--betas", type=count, help="number of log-spaced β values (default 9)")
-    a.add_argument("--beta-min", type=float, help="default 10^-2.4")
-    a.add_argument("--beta-max", type=float, help="default 1")
+    a.add_argument("--beta-min", type=float, help="default 10^-1.8")
+    a.add_argument("--beta-max", type=float, help="default 10^0.6")
     a.add_argument("--max-epochs", type=count, help="epochs per β step at most")
     a.add_argument("--steps-per-epoch", type=count, help="batches between validations (default 250)")
     a.add_argument("--lr", type=float)

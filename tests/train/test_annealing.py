@@ -15,7 +15,7 @@ from otviz.train.jobs import run_annealing_jobs
 
 def tiny(centred=True, **kw):
     base = dict(max_events=300, n_betas=3, beta_min=0.01, beta_max=1.0, max_epochs=2, steps_per_epoch=3,
-                batch_size=50, threads=1)
+                batch_size=50, threads=1, schedule="production")
     base.update(kw)
     return emdvae_wjets_config(centred, **base)
 
@@ -47,6 +47,10 @@ def test_config_round_trip_and_errors(tmp_path):
         AnnealConfig.from_json(json.dumps(d))
     with pytest.raises(ValueError, match="schedule"):
         emdvae_wjets_config(True, schedule="nonsense")
+    # the preset's default: one step at the smallest β, then the rising production pass
+    primed = emdvae_wjets_config(True, n_betas=4, beta_min=0.01, beta_max=1.0)
+    assert [(p.name, len(p.betas)) for p in primed.schedule] == [("priming", 1), ("production", 4)]
+    assert primed.schedule[0].betas == [pytest.approx(0.01)] == primed.schedule[1].betas[:1]
 
 
 def test_annealing_saves_every_beta_step_and_loads(tmp_path):
