@@ -140,20 +140,15 @@ def run(path):
 
 
 def otus_outputs(run_path, max_events: int, seed: int) -> dict[str, np.ndarray]:
-    """z, x of the run's test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z)."""
-    import torch
+    """z, x of the run's test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z), drawn as
+    ``otviz evaluate`` draws them (:func:`otviz.metrics.fidelity.model_outputs`)."""
+    from ..metrics.fidelity import model_outputs
 
     def compute():
         r = run(run_path)
         ds = sample(r.config.test_data, max_events)
-        g = torch.Generator().manual_seed(seed)
-        z = torch.from_numpy(np.array(ds["z"].values))
-        x = torch.from_numpy(np.array(ds["x"].values))
-        with torch.no_grad():
-            zt = r.model.encode(x, g)
-            out = {"z": z.numpy(), "x": x.numpy(), "z_tilde": zt.numpy(),
-                   "x_tilde": r.model.decode(zt, g).numpy(), "x_tilde_prime": r.model.decode(z, g).numpy()}
-        return {k: _readonly(v) for k, v in out.items()}
+        out = model_outputs(r.model, np.array(ds["z"].values), np.array(ds["x"].values), seed=seed)
+        return {k: _readonly(np.asarray(v)) for k, v in out.items()}
 
     return CACHE.get(("outputs", _stamp(run_path), int(max_events), int(seed)), compute)
 

@@ -21,12 +21,13 @@ class TransportView(pn.viewable.Viewer):
     def __init__(self, state: ExplorerState, **params):
         super().__init__(state=state, **params)
         self._transport_pane = pn.Row()
-        # the event input: bounds from the data; an out-of-range value is refused with a message
-        self.event_input = pn.widgets.IntInput(name="test event", value=0, start=0, end=0, width=150)
+        # the event input: its range (from the data) is in its label and checked here, so an
+        # out-of-range value is refused with a message and the input reset. (Bokeh's spinner with
+        # low/high keeps its old value silently while still showing what was typed.)
+        self.event_input = pn.widgets.IntInput(name="test event", value=0, width=200)
         self.event_input.param.watch(self._on_event_input, "value")
         state.param.watch(self._refresh, ["run_path", "max_events"])
         self._refresh()
-        self._transport()
 
     @guarded("Transport page")
     def _refresh(self, *_):
@@ -34,14 +35,18 @@ class TransportView(pn.viewable.Viewer):
             return
         n = self.state.n_test
         self.param.event.bounds = (0, max(n - 1, 0))
-        self.event_input.param.update(start=0, end=max(n - 1, 0))
+        self.event_input.name = f"test event (0 … {max(n - 1, 0)})"
         if self.event > n - 1:
             self.event = 0
         zq = [q for q in self.state.quantity_names("z") if "." in q]
         xq = [q for q in self.state.quantity_names("x") if "." in q]
         self.param.z_quantity.objects, self.param.x_quantity.objects = zq, xq
-        self.z_quantity = self.z_quantity if self.z_quantity in zq else (zq[-1] if zq else None)
-        self.x_quantity = self.x_quantity if self.x_quantity in xq else (xq[-1] if xq else None)
+        new = dict(z_quantity=self.z_quantity if self.z_quantity in zq else (zq[-1] if zq else None),
+                   x_quantity=self.x_quantity if self.x_quantity in xq else (xq[-1] if xq else None))
+        changed = new != dict(z_quantity=self.z_quantity, x_quantity=self.x_quantity)
+        self.param.update(**new)  # redraws the transport plots once when a quantity changed …
+        if not changed:
+            self._transport()  # … else here: the data changed
 
     def _on_event_input(self, event):
         value, n = event.new, self.state.n_test
@@ -57,7 +62,7 @@ class TransportView(pn.viewable.Viewer):
         if self.event_input.value != self.event:
             self.event_input.value = self.event
 
-    @param.depends("z_quantity", "x_quantity", "state.run_path", "state.max_events", watch=True)
+    @param.depends("z_quantity", "x_quantity", watch=True)
     @guarded("Transport plot")
     def _transport(self):
         if self.z_quantity is None or self.x_quantity is None:

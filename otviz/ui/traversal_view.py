@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 
 import holoviews as hv
 import numpy as np
@@ -30,6 +31,18 @@ def default_step(steps: list[dict], threshold: float = 0.5) -> int:
     return 0
 
 
+class _WeakHook:
+    """A Bokeh plot hook calling ``obj.method`` through a weak reference."""
+
+    def __init__(self, obj, method: str):
+        self._ref, self._method = weakref.ref(obj), method
+
+    def __call__(self, plot, element):
+        obj = self._ref()
+        if obj is not None:
+            getattr(obj, self._method)(plot, element)
+
+
 class TraversalView(pn.viewable.Viewer):
     """Model/β selector, two latent directions and a grid centre; the 9×9 mosaic of decoded jets
     over the density of encoded jets updates live. Click a tile to enlarge its jet; double-click
@@ -52,6 +65,9 @@ class TraversalView(pn.viewable.Viewer):
     def __init__(self, state: ExplorerState, **params):
         super().__init__(state=state, **params)
         self._switching = False
+        # HoloViews keeps plot hooks in its global option store: hand it a weak reference, so a
+        # closed session's view (and its whole document) can be freed
+        self._click_hook = _WeakHook(self, "_attach_clicks")
         self.selected = pn.pane.HoloViews(hv.Points([]), linked_axes=False)
         self.info = pn.pane.Markdown("")
         self._user_picked = False  # until a click, the selected-jet view follows the centre tile
@@ -149,7 +165,7 @@ class TraversalView(pn.viewable.Viewer):
         t0 = time.perf_counter()
         trav = self.traversal()
         plot = traversal_plot(trav, mu=mu, extent=default_extent(self.centred()),
-                              hooks=[self._attach_clicks])
+                              hooks=[self._click_hook])
         self.last_ms = (time.perf_counter() - t0) * 1e3
         self.timing.object = f"mosaic of {n}×{n} jets decoded and drawn in {self.last_ms:.0f} ms"
         self._last = trav
