@@ -1,10 +1,18 @@
-"""otviz latent explorer: ``panel serve apps/latent_explorer.py --address 127.0.0.1``.
+"""otviz latent explorer: ``python -m otviz.ui.serve`` (or ``python apps/latent_explorer.py``)
+serves it on http://localhost:5006/latent_explorer, bound to localhost and refusing foreign Host
+names; ``panel serve apps/latent_explorer.py --address 127.0.0.1`` works too.
 
 Only assembles library components; all state and training live in ``otviz``.
 """
 import panel as pn
 
 from otviz.ui.explorer import LatentExplorer
+from otviz.ui.serve import foreign_host, main, refusal
 
-pn.extension("tabulator", sizing_mode="fixed")
-LatentExplorer().servable(title="otviz latent explorer")
+if __name__ == "__main__":
+    main()
+else:
+    pn.extension("tabulator", sizing_mode="fixed")
+    host = foreign_host()
+    page = refusal(host) if host else LatentExplorer()
+    page.servable(title="otviz latent explorer")

@@ -270,10 +270,18 @@ def shutdown(timeout: float = 30.0):
 
 
 def _register_atexit():
+    """Cancel runs when the interpreter exits. ``threading``'s own exit hooks run before
+    ``atexit`` and after them thread pools refuse work (a training step using one would fail),
+    so register there when possible; ``python -m otviz.ui.serve`` calls :func:`shutdown` itself
+    as soon as the server has stopped."""
     global _ATEXIT
     with _LOCK:
         if not _ATEXIT:
-            atexit.register(shutdown)
+            hook = getattr(threading, "_register_atexit", None)
+            try:
+                (hook or atexit.register)(shutdown)
+            except RuntimeError:  # already shutting down
+                atexit.register(shutdown)
             _ATEXIT = True
 
 

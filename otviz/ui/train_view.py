@@ -157,9 +157,10 @@ class TrainView(pn.viewable.Viewer):
                 p = self.settings.param[name]
                 allowed = f"allowed {p.bounds[0]} … {p.bounds[1]}" if getattr(p, "bounds", None) else "invalid"
                 rejected.append(f"{name}={value} ({allowed})")
-        if rejected:
-            self.state.notices.error("URL parameters rejected: " + ", ".join(rejected) +
-                                     "; the other parameters were applied.")
+        message = "URL parameters rejected: " + ", ".join(rejected) + "; the other parameters were applied."
+        if rejected and message != getattr(self, "_url_message", None):  # sync re-applies on each sync() call
+            self._url_message = message
+            self.state.notices.error(message)
 
     # ------------------------------------------------------------------ start, cancel, attach
     def _config(self):
@@ -206,7 +207,7 @@ class TrainView(pn.viewable.Viewer):
             registry.cancel(self.run_select.value)
             self.poll()
 
-    def _session_destroyed(self, _context=None):
+    def _session_destroyed(self, session_context):
         if self._cb is not None:
             self._cb.stop()
             self._cb = None

@@ -47,7 +47,8 @@ def _free_port():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = _free_port()
-    env = dict(os.environ, OTVIZ_RUNS=str(tmp_path_factory.mktemp("runs")))
+    # two runs at once: the test trains in two sessions concurrently (the default is one, others queue)
+    env = dict(os.environ, OTVIZ_RUNS=str(tmp_path_factory.mktemp("runs")), OTVIZ_MAX_ACTIVE_RUNS="2")
     log = open(tmp_path_factory.mktemp("log") / "panel.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", "apps/latent_explorer.py", "--address", "127.0.0.1",
@@ -199,7 +200,7 @@ def test_latent_traversal_and_dimensionality_pages_in_the_browser(server, browse
     _no_traceback(page)
 
     page.get_by_text("Dimensionality", exact=True).click()
-    page.get_by_text(re.compile(r"H_T median \d+ GeV")).wait_for()
+    page.get_by_text(re.compile(r"Mean H_T \d+ GeV")).wait_for()
     page.wait_for_function(f"({TITLES_JS})().includes('dimensionality vs resolution β')")
     titles = page.evaluate(TITLES_JS)
     assert "KL per latent direction vs β (production pass)" in titles
