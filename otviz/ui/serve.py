@@ -8,7 +8,9 @@ Runs ``panel serve apps/latent_explorer.py`` with
 * the :mod:`otviz.ui.hostguard` auth module: any request whose ``Host`` is not a local name
   (or one given with ``--allow-host``) is refused with 403 — the defence against DNS rebinding,
   which Bokeh's origin check misses because a rebound page's ``Origin`` equals its ``Host``,
-* closed sessions freed after 5 s instead of Bokeh's 15–17 s.
+* closed sessions freed after 5 s instead of Bokeh's 15–17 s,
+* ``--warm``: the app runs once before the server listens, so the shipped data and model outputs
+  are in the shared cache (:mod:`otviz.ui.cache`) when the first browser arrives.
 
 To share the app on a network, name the interface and the host name browsers will use:
 ``python -m otviz.ui.serve --address 0.0.0.0 --allow-host myhost.example.org``. Options not
@@ -31,7 +33,7 @@ def panel_args(port: int = 5006, address: str = "127.0.0.1", allow_hosts=(), ext
     """The ``panel serve`` arguments of the safe launch (without the leading ``panel serve``)."""
     origins = [f"localhost:{port}", f"127.0.0.1:{port}", *(h if ":" in h or h == "*" else f"{h}:{port}" for h in allow_hosts)]
     args = [str(APP), "--address", address, "--port", str(port), "--auth-module", str(GUARD),
-            "--check-unused-sessions", "2000", "--unused-session-lifetime", "5000"]
+            "--check-unused-sessions", "2000", "--unused-session-lifetime", "5000", "--warm"]
     for o in origins:
         args += ["--allow-websocket-origin", o]
     return args + list(extra)

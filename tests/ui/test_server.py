@@ -44,7 +44,7 @@ def served(tmp_path_factory):
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "otviz.ui.serve", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 90
+    deadline = time.time() + 240  # --warm: the app runs once (loading the data) before the server listens
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
