@@ -11,7 +11,7 @@ import numpy as np
 import panel as pn
 import param
 
-from ..metrics.fidelity import N_SPLITS, STATISTICS, derived_masses, model_outputs, quantities, statistic_with_floor
+from ..metrics.fidelity import N_SPLITS, STATISTICS, derived_masses, quantities, statistic_with_floor
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
 from .picker import QuantityPage
@@ -24,19 +24,10 @@ COMPARISON = {"x_tilde_prime": "x_vs_x_tilde_prime", "x_tilde": "x_vs_x_tilde", 
 class ResidualsView(QuantityPage):
     """Residual histograms of any component or derived mass, with KS/W₁/χ² and their floors."""
 
-    def __init__(self, state, **params):
-        super().__init__(state, **params)
-        self._outputs_key, self._outputs = None, None
-
     def outputs(self) -> dict[str, np.ndarray]:
-        """Truth and model outputs on the shown test events, as ``otviz evaluate`` draws them."""
-        s = self.state
-        key = (s.run_path, s.max_events, s.seed)
-        if key != self._outputs_key:
-            ds = s.test_sample()
-            self._outputs = model_outputs(s.run.model, ds["z"].values, ds["x"].values, seed=s.seed)
-            self._outputs_key = key
-        return self._outputs
+        """Truth and model outputs on the shown test events, as ``otviz evaluate`` draws them
+        (``fidelity.model_outputs``; shared by every page and session through the explorer's cache)."""
+        return self.state.outputs()
 
     def values(self, name: str) -> np.ndarray:
         """The selected quantity of one array of ``outputs()`` (z, x, z_tilde, x_tilde, x_tilde_prime)."""

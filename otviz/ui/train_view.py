@@ -8,7 +8,7 @@ import param
 
 from ..models.emdvae import EMDVAEConfig
 from ..train import registry
-from ..train.annealing import AnnealConfig, emdvae_wjets_config
+from ..train.annealing import SCHEDULES, AnnealConfig, emdvae_wjets_config
 from ..train.config import PRESETS, Stage, TrainConfig
 from ..viz.curves import loss_curves
 from . import state as ui_state
@@ -29,13 +29,21 @@ def config_bounds(cls, name: str, fallback: tuple, lo=None, hi=None, zero_means_
     return (0 if zero_means_default else a, z)
 
 
+_OTUS = PRESETS["otus-zee"]()  # defaults of the page = the preset's (what `otviz train otus-zee` runs)
+_ANNEAL = emdvae_wjets_config()
+
+
 class TrainSettings(param.Parameterized):
     """Hyper-parameters of a new OTUS Z→ee run (URL query parameters of the same names preset them).
-    Bounds come from ``TrainConfig.BOUNDS`` / ``Stage.BOUNDS``."""
+    Defaults are the ``otus-zee`` preset's; bounds come from ``TrainConfig.BOUNDS`` / ``Stage.BOUNDS``."""
 
     epochs = param.Integer(default=90, bounds=config_bounds(TrainConfig, "epochs", (1, 5000)))
-    batch_size = param.Integer(default=20_000, bounds=config_bounds(TrainConfig, "batch_size", (1, 10_000_000)))
-    n_projections = param.Integer(default=1000, bounds=config_bounds(TrainConfig, "n_projections", (1, 10_000)))
+    finetune_epochs = param.Integer(default=0, bounds=config_bounds(TrainConfig, "finetune_epochs", (0, 5000)),
+                                    doc="decoder-only SW(x, D(z)) epochs at the end (the shipped run: 20)")
+    batch_size = param.Integer(default=_OTUS.batch_size,
+                               bounds=config_bounds(TrainConfig, "batch_size", (1, 10_000_000)))
+    n_projections = param.Integer(default=_OTUS.n_projections,
+                                  bounds=config_bounds(TrainConfig, "n_projections", (1, 10_000)))
     lam = param.Number(default=1.0, bounds=config_bounds(Stage, "lam", (0, 1e6)), doc="λ on SW(z, E(x))")
     beta_anchor = param.Number(default=50.0, bounds=config_bounds(Stage, "beta_e", (0, 1e6)),
                                doc="βE = βD in the anchor stage")
@@ -48,10 +56,13 @@ class TrainSettings(param.Parameterized):
     seed = param.Integer(default=0, bounds=config_bounds(TrainConfig, "seed", (0, 2 ** 32 - 1)))
 
     def to_config(self, train_data, test_data):
-        cfg = PRESETS["otus-zee"](epochs=self.epochs, train_data=train_data, test_data=test_data,
+        cfg = PRESETS["otus-zee"](epochs=self.epochs, finetune_epochs=self.finetune_epochs,
+                                  train_data=train_data, test_data=test_data,
                                   batch_size=self.batch_size, n_projections=self.n_projections,
                                   max_events=self.max_events or None, device=self.device, seed=self.seed)
         for st in cfg.stages:
+            if st.train == "decoder":  # the fine-tune keeps the preset's settings
+                continue
             st.lam, st.tau, st.lr = self.lam, self.tau, self.lr
             if st.name == "anchor":
                 st.beta_e = st.beta_d = self.beta_anchor
@@ -64,20 +75,25 @@ class TrainSettings(param.Parameterized):
 
 
 class AnnealSettings(param.Parameterized):
-    """A new EMD-VAE β-annealing run on the shipped W jets (production pass, or the paper's
-    priming + zig-zag + production). Bounds come from ``AnnealConfig.BOUNDS`` / ``EMDVAEConfig.BOUNDS``;
+    """A new EMD-VAE β-annealing run on the shipped W jets (the preset's primed production pass,
+    the production pass alone, or the paper's priming + zig-zag + production); defaults are the
+    ``emdvae-wjets`` preset's. Bounds come from ``AnnealConfig.BOUNDS`` / ``EMDVAEConfig.BOUNDS``;
     the run's disk need is checked when it starts (:func:`otviz.train.registry.check_resources`)."""
 
     jets = param.Selector(default="centred", objects=["centred", "uncentred"])
-    schedule = param.Selector(default="production", objects=["production", "paper"])
-    n_betas = param.Integer(default=9, bounds=config_bounds(AnnealConfig, "n_steps", (1, 40), lo=2))
-    beta_min = param.Number(default=10 ** -2.4, bounds=config_bounds(AnnealConfig, "beta", (1e-6, 100.0)))
-    beta_max = param.Number(default=1.0, bounds=config_bounds(AnnealConfig, "beta", (1e-6, 100.0)))
-    max_epochs = param.Integer(default=6, bounds=config_bounds(AnnealConfig, "max_epochs", (1, 200)),
+    schedule = param.Selector(default="primed", objects=list(SCHEDULES))
+    n_betas = param.Integer(default=len(_ANNEAL.schedule[-1].betas),
+                            bounds=config_bounds(AnnealConfig, "n_steps", (1, 40), lo=2))
+    beta_min = param.Number(default=round(min(_ANNEAL.schedule[-1].betas), 6),
+                            bounds=config_bounds(AnnealConfig, "beta", (1e-6, 100.0)))
+    beta_max = param.Number(default=round(max(_ANNEAL.schedule[-1].betas), 4),
+                            bounds=config_bounds(AnnealConfig, "beta", (1e-6, 100.0)))
+    max_epochs = param.Integer(default=_ANNEAL.max_epochs, bounds=config_bounds(AnnealConfig, "max_epochs", (1, 200)),
                                doc="epochs per β step at most")
-    steps_per_epoch = param.Integer(default=0, bounds=config_bounds(AnnealConfig, "steps_per_epoch", (1, 1_000_000),
-                                                                    zero_means_default=True),
-                                    doc="0: one pass over the jets")
+    steps_per_epoch = param.Integer(default=_ANNEAL.steps_per_epoch,
+                                    bounds=config_bounds(AnnealConfig, "steps_per_epoch", (1, 1_000_000),
+                                                         zero_means_default=True),
+                                    doc="batches between validations (0: one pass over the jets)")
     latent = param.Integer(default=32, bounds=config_bounds(EMDVAEConfig, "latent", (1, 256), lo=2))
     width = param.Integer(default=128, bounds=config_bounds(EMDVAEConfig, "width", (1, 1024), lo=8))
     lr = param.Number(default=1e-3, bounds=config_bounds(AnnealConfig, "lr", (1e-8, 1.0)))
@@ -309,7 +325,7 @@ class TrainView(pn.viewable.Viewer):
                                  "max_epochs": pn.widgets.IntInput, "steps_per_epoch": pn.widgets.IntInput,
                                  "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput}))
         return pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=300, widgets={
-            "epochs": pn.widgets.IntInput, "n_projections": pn.widgets.IntInput,
+            "epochs": pn.widgets.IntInput, "finetune_epochs": pn.widgets.IntInput, "n_projections": pn.widgets.IntInput,
             "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
             "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput}))
 

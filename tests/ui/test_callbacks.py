@@ -96,6 +96,6 @@ def test_url_parameters_apply_the_valid_ones_and_name_the_rejected_ones(query, t
     app = LatentExplorer()
     s = app.train.settings
     assert (s.epochs, s.max_events) == (10, 20000)  # the valid ones applied, whatever their order
-    assert s.batch_size == 20_000  # the invalid one rejected …
+    assert s.batch_size == type(s).param.batch_size.default  # the invalid one rejected …
     shown = app.state.notices.alert
     assert shown.visible and "batch_size=0" in shown.object  # … with a visible message

@@ -56,7 +56,7 @@ def test_train_page_caps_come_from_the_config_classes_and_an_oversized_run_is_re
         a.width = 2048
     # the largest model the bounds allow, on the longest schedule: ≈ 1 GB of step files
     app.train.mode.value = "EMD-VAE β-annealing"
-    a.param.update(n_betas=40, width=1024, latent=256, max_epochs=200)
+    a.param.update(schedule="production", n_betas=40, width=1024, latent=256, max_epochs=200)
     app.train._start()
     assert "Could not start" in app.train.status.object and "MB" in app.train.status.object
     assert app.state.notices.alert.visible

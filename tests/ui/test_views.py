@@ -98,6 +98,8 @@ def test_train_page_launches_an_annealing_run(app):
             break
         time.sleep(0.2)
     assert "Done" in app.train.status.object, app.train.status.object
-    assert app.train.steps_table.object.count("| production |") == 2  # one row per finished β step
+    # the preset's primed schedule: one step at the smallest β, then the production pass; one row per β step
+    table = app.train.steps_table.object
+    assert table.count("| priming |") == 1 and table.count("| production |") == 2
     assert app.state.vae_path == str(app.train.rundir)
-    assert len(app.train._points) == 2 * 2 and "rate" in app.train._points[0]
+    assert len(app.train._points) == 3 * 2 and "rate" in app.train._points[0]
