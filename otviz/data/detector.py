@@ -49,6 +49,9 @@ class Resolution:
         return np.sqrt(self.a ** 2 / e + self.b ** 2 + (self.c / e) ** 2)
 
 
+ETA_FULL = 1e3  # an |η| coverage that means 'everything' (|η| = 1000 needs pT/E ≈ e^-1000)
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """All detector parameters; ``to_json``/``from_json`` round-trip into dataset attributes."""
@@ -90,13 +93,13 @@ class DetectorConfig:
     # field → inclusive (min, max) (otviz.errors.check_bounds; also usable as widget bounds).
     # n_jets is fixed: the ttbar layout stores exactly four jets.
     BOUNDS: ClassVar[dict[str, tuple]] = {
-        "electron_angle": (0.0, 1.0), "electron_pt_min": (0.0, 1e4), "electron_eta_max": (0.0, 10.0),
+        "electron_angle": (0.0, 1.0), "electron_pt_min": (0.0, 1e4), "electron_eta_max": (0.0, ETA_FULL),
         "electron_efficiency": (0.0, 1.0), "electron_dressing_dr": (0.0, 2.0),
         "photon_angle": (0.0, 1.0), "photon_e_min": (0.0, 1e4),
         "hadron_angle": (0.0, 1.0), "hadron_e_min": (0.0, 1e4),
         "track_pt_res_slope": (0.0, 1.0), "track_pt_res_const": (0.0, 1.0), "track_angle": (0.0, 1.0),
-        "track_pt_min": (0.0, 1e4), "track_eta_max": (0.0, 10.0), "calo_eta_max": (0.0, 10.0),
-        "jet_angle": (0.0, 1.0), "jet_r": (0.01, 2.0), "jet_pt_min": (0.0, 1e4), "jet_eta_max": (0.0, 10.0),
+        "track_pt_min": (0.0, 1e4), "track_eta_max": (0.0, ETA_FULL), "calo_eta_max": (0.0, ETA_FULL),
+        "jet_angle": (0.0, 1.0), "jet_r": (0.01, 2.0), "jet_pt_min": (0.0, 1e4), "jet_eta_max": (0.0, ETA_FULL),
         "n_jets": (4, 4), "fatjet_r": (0.1, 3.0), "constituent_r": (0.001, 1.0), "n_constituents": (1, 500),
     }
     RESOLUTIONS: ClassVar[tuple[str, ...]] = ("electron_energy", "photon_energy", "hadron_energy", "jet_energy")

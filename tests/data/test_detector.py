@@ -59,9 +59,9 @@ def test_met_balances_neutrinos_with_perfect_detector():
         jet_energy=det.Resolution(0, 0),
         electron_angle=0.0,
         jet_angle=0.0,
-        calo_eta_max=1e9,
+        calo_eta_max=det.ETA_FULL,
         electron_efficiency=1.0,
-        electron_eta_max=1e9,
+        electron_eta_max=det.ETA_FULL,
         electron_pt_min=0.0,
     )
     py = make_pythia(pythia_settings("ttbar", seed=11))
