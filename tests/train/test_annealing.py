@@ -154,7 +154,7 @@ def test_parallel_jobs_on_dask_and_cli(tmp_path, capsys):
     assert len(lines) == 4 and all("β step" in ln for ln in lines)
     # the CLI: one run in-process (and a second call resumes / finds it finished)
     args = ["train", "emdvae-wjets", "--out", str(tmp_path / "cli"), "--data", "data/wjets.nc", "--max-events", "200",
-            "--betas", "2", "--max-epochs", "1", "--steps-per-epoch", "2", "--latent", "8", "--width", "32", "--quiet"]
+            "--betas", "2", "--schedule", "production", "--max-epochs", "1", "--steps-per-epoch", "2", "--latent", "8", "--width", "32", "--quiet"]
     assert main(args) == 0
     run = otviz.load_run(tmp_path / "cli")
     assert run.model.cfg.latent == 8 and len(run.steps) == 2

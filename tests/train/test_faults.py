@@ -119,7 +119,7 @@ def test_sigkill_at_random_moments_and_during_checkpoint_writes(tmp_path):
 def test_sigkill_of_an_annealing_run_during_a_checkpoint_write(tmp_path):
     rundir = tmp_path / "vae"
     cmd = [sys.executable, "-m", "otviz.cli", "train", "emdvae-wjets", "--out", str(rundir), "--data",
-           str(ROOT / "data" / "wjets.nc"), "--max-events", "200", "--betas", "2", "--max-epochs", "2",
+           str(ROOT / "data" / "wjets.nc"), "--max-events", "200", "--betas", "2", "--schedule", "production", "--max-epochs", "2",
            "--steps-per-epoch", "2", "--latent", "8", "--width", "32", "--device", "cpu", "--threads", "1", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env("checkpoint.pt:1.0"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -72,15 +72,22 @@ def test_short_training_lowers_loss_and_sw(tmp_path):
 def _train_cmd(rundir, epochs):
     return [sys.executable, "-m", "otviz.cli", "train", "otus-zee", "--data", TRAIN, "--test", TEST,
             "--out", str(rundir), "--epochs", str(epochs), "--max-events", "4000", "--batch-size", "1000",
-            "--n-projections", "100", "--checkpoint-every", "1", "--seed", "3", "--quiet"]
+            "--n-projections", "100", "--checkpoint-every", "1", "--seed", "3", "--device", "cpu", "--quiet"]
+
+
+ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     epochs = 6
-    ref = TrainingRun(tmp_path / "ref", small_config(epochs=epochs))
-    ref.run_blocking()
+    # the reference is the same command uninterrupted, one thread each: the sums' order (and so the
+    # last bits) depends on the thread count, which an in-process run inherits from earlier tests
+    ref = subprocess.run(_train_cmd(tmp_path / "ref", epochs), cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=ONE_THREAD)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(killed, epochs), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(_train_cmd(killed, epochs), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=ONE_THREAD)
     deadline = time.time() + 240
     while time.time() < deadline:  # wait until two epochs are checkpointed, then kill -9
         hist = killed / "history.json"
@@ -91,7 +98,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     proc.wait()
     ck = torch.load(killed / "checkpoint.pt", weights_only=True)
     assert 1 <= ck["epoch"] < epochs
-    out = subprocess.run(_train_cmd(killed, epochs), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(_train_cmd(killed, epochs), cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=ONE_THREAD)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "resuming" in out.stdout
     resumed = otviz.load_run(killed)
