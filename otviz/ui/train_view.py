@@ -296,8 +296,9 @@ class TrainView(pn.viewable.Viewer):
             self.progress.value = 100
             self.status.object = f"**Done.** Run `{self.rundir}` is now selectable in the Run menu."
             self.state.refresh_runs(select=str(self.rundir))
-        else:
-            self.status.object = f"**{status}** {message}"
+        else:  # one message per event: "**cancelled** by the user", not "cancelled cancelled by the user"
+            rest = message[len(status):] if message.lower().startswith(status.lower()) else f": {message}" if message else ""
+            self.status.object = f"**{status}**{rest}"
 
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
