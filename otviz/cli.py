@@ -322,11 +322,11 @@ def _require_run(rundir, kind: str, command: str):
 
 
 def _cmd_evaluate(args) -> int:
-    from .metrics.evaluate import evaluate_run
+    from .train.products import evaluate_run
 
     _positive(args, "n_projections", "--n-projections", 1, 10_000)
     _require_run(args.rundir, "otus", "evaluate")
-    ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections)
+    ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections, progress=True)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -339,7 +339,6 @@ def _cmd_evaluate(args) -> int:
 def _cmd_dimension(args) -> int:
     import time
 
-    from .metrics.dimension import write_dimensionality
     from .train.run import load_run
 
     _positive(args, "jets", "--jets", 2, 100_000)
@@ -349,7 +348,7 @@ def _cmd_dimension(args) -> int:
     if not run.steps:
         raise ValueError(f"{args.rundir}: no finished β step yet (steps.json is empty)")
     t0 = time.perf_counter()
-    ds = write_dimensionality(run, n_jets=args.jets, workers=args.workers)
+    ds = run.dimension(n_jets=args.jets, workers=args.workers, progress=True)
     ht = ds.attrs["ht_mean_GeV"]
     print(f"{args.rundir}/dimension.nc ({time.perf_counter() - t0:.1f} s; mean H_T {ht:.0f} GeV)")
     print("  β_mid     β·⟨H_T⟩ [GeV]   D1      D2")

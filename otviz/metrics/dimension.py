@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..progress import Steps
+
 #: D_corr(Q) is plotted against β = Q / Q_PER_BETA (seed 001, Fig. 3: Q = 2β)
 Q_PER_BETA = 2.0
 
@@ -54,10 +56,11 @@ def gaussian_optimum(sigmas, beta):
     return kl.sum(), dist.sum(), kl
 
 
-def pairwise_emd(weights, points, R: float = 1.0, beta: float = 1.0, workers: int = 2):
+def pairwise_emd(weights, points, R: float = 1.0, beta: float = 1.0, workers: int = 2, progress=None):
     """Symmetric matrix of exact EMDs between all jets (POT network simplex, in parallel threads).
 
-    ``weights`` (n, N) normalised pT/H_T, ``points`` (n, N, 2) as (η, φ)."""
+    ``weights`` (n, N) normalised pT/H_T, ``points`` (n, N, 2) as (η, φ). ``progress``: see
+    :mod:`otviz.progress` (one step per finished block of pairs)."""
     import torch
 
     from ..ot.emd import emd
@@ -68,6 +71,7 @@ def pairwise_emd(weights, points, R: float = 1.0, beta: float = 1.0, workers: in
     iu, ju = np.triu_indices(n, k=1)
     out = np.zeros((n, n))
     chunks = np.array_split(np.arange(len(iu)), max(1, workers * 8))
+    step = progress if isinstance(progress, Steps) else Steps(progress, len(chunks), "pairwise EMD")
 
     def work(idx):
         if len(idx) == 0:
@@ -80,6 +84,7 @@ def pairwise_emd(weights, points, R: float = 1.0, beta: float = 1.0, workers: in
     with ThreadPoolExecutor(workers) as pool:
         for idx, v in pool.map(work, chunks):
             out[iu[idx], ju[idx]] = v
+            step(f"{len(idx)} jet pairs")
     return out + out.T
 
 
@@ -108,23 +113,21 @@ def production_curves(steps: list[dict]):
     return beta, rate, dist, kl
 
 
-def run_dimensionality(run, n_jets: int = 1000, n_q: int = 25, workers: int = 2, seed: int = 0):
-    """xarray Dataset of an EMD-VAE run's dimensionality: R, D, KL per dimension vs β (production
-    pass), D₁, D₂ at β_mid, and the data's correlation dimension D_corr(Q) from exact EMDs between
-    ``n_jets`` training jets (Q in the same units as β: EMD in units of H_T·R; ``beta_of_q`` = Q/2
-    is where the paper draws it on the β axis). ``ht_mean_GeV`` = ⟨H_T⟩ converts β to GeV."""
+def dimensionality(steps: list[dict], jets, ht, R: float = 1.0, n_jets: int = 1000, n_q: int = 25,
+                   workers: int = 2, seed: int = 0, progress=None):
+    """xarray Dataset of an EMD-VAE's dimensionality: R, D, KL per dimension vs β from its
+    production-pass β ``steps``, D₁, D₂ at β_mid, and the data's correlation dimension D_corr(Q)
+    from exact EMDs between ``n_jets`` of ``jets`` (B, N, 3) of (pT/H_T, η, φ) picked with ``seed``
+    (Q in the units of β: EMD in units of H_T·R; ``beta_of_q`` = Q/2 is where the paper draws it on
+    the β axis). ``ht`` (B,) in GeV gives ``ht_mean_GeV`` = ⟨H_T⟩, which converts β to GeV.
+    ``progress``: see :mod:`otviz.progress` (the pairwise EMDs)."""
     import xarray as xr
 
-    from ..data.io import load as load_sample
-    from ..data.jets import normalised_jets
-    from ..paths import resolve
-
-    beta, rate, dist, kl = production_curves(run.production_steps())
+    beta, rate, dist, kl = production_curves(steps)
     mid, d1, d2 = dimensionalities(beta, rate, dist)
-    jets, ht = normalised_jets(load_sample(resolve(run.config.train_data)))
     pick = np.random.default_rng(seed).choice(len(jets), size=min(n_jets, len(jets)), replace=False)
-    sub = jets[np.sort(pick)]
-    dmat = pairwise_emd(sub[..., 0], sub[..., 1:], R=run.config.R, workers=workers)
+    sub = np.asarray(jets)[np.sort(pick)]
+    dmat = pairwise_emd(sub[..., 0], sub[..., 1:], R=R, workers=workers, progress=progress)
     vals = dmat[np.triu_indices(len(dmat), k=1)]
     lo = np.quantile(vals, 10.0 / len(vals)) if len(vals) > 100 else vals.min()
     q = np.geomspace(max(lo, 1e-6), vals.max(), n_q)
@@ -138,23 +141,17 @@ def run_dimensionality(run, n_jets: int = 1000, n_q: int = 25, workers: int = 2,
         },
         coords={"beta": beta, "beta_mid": mid, "q_mid": q_mid, "beta_of_q": (("q_mid",), q_mid / Q_PER_BETA),
                 "latent_dim": np.arange(kl.shape[1])},
-        attrs={"run": str(run.path), "train_data": str(run.config.train_data), "n_jets_corr": len(sub),
-               "ht_mean_GeV": float(np.mean(ht)), "ht_median_GeV": float(np.median(ht)), "seed": seed,
-               "q_per_beta": Q_PER_BETA,
+        attrs={"n_jets_corr": len(sub), "ht_mean_GeV": mean_ht(ht), "ht_median_GeV": float(np.median(ht)),
+               "seed": seed, "q_per_beta": Q_PER_BETA,
                "description": "D1 = -dR/dlog(beta), D2 = dD/d(beta^2) (EMD-VAE Eq. 2); D_corr = dlog C(Q)/dlog Q "
                               "(Eq. 3), drawn at beta = Q/2 (Fig. 3); beta in GeV = beta * ht_mean_GeV"},
     )
     return ds
 
 
-def write_dimensionality(run, **kw):
-    """Compute :func:`run_dimensionality` and store it atomically as ``dimension.nc`` in the run."""
-    from ..atomic import atomic_path
-
-    ds = run_dimensionality(run, **kw)
-    with atomic_path(run.path / "dimension.nc") as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-    return ds
+def mean_ht(ht) -> float:
+    """⟨H_T⟩ in GeV of per-jet H_T values: the scale that turns a dimensionless β into GeV."""
+    return float(np.mean(np.asarray(ht, dtype=np.float64)))
 
 
 def ht_mean(ds) -> float:
@@ -165,16 +162,3 @@ def ht_mean(ds) -> float:
 def beta_of_q(ds):
     """Where D_corr(Q) of a stored dimension dataset sits on the β axis: β = Q / 2."""
     return ds["beta_of_q"].values if "beta_of_q" in ds.coords else ds.q_mid.values / Q_PER_BETA
-
-
-def read_dimensionality(path):
-    """The stored ``dimension.nc`` of a run directory, or None."""
-    from pathlib import Path
-
-    import xarray as xr
-
-    f = Path(path) / "dimension.nc"
-    if not f.exists():
-        return None
-    with xr.open_dataset(f, engine="h5netcdf") as ds:
-        return ds.load()

@@ -1,35 +1,11 @@
-"""``otviz evaluate RUNDIR``: compute a run's fidelity metrics and store them in the run."""
+"""The text of ``otviz evaluate``: a metrics summary (``fidelity.metrics_to_json``) as lines.
+
+Computing and storing a run's metrics is the run's job: :func:`otviz.train.products.evaluate`."""
 from __future__ import annotations
-
-import json
-from pathlib import Path
-
-from ..atomic import atomic_path, write_bytes
-from ..data.io import load as load_sample
-from ..paths import resolve as resolve_path
-from .fidelity import evaluate_otus, metrics_to_json
-
-
-def evaluate_run(rundir, test_path=None, n_projections: int = 1000, seed: int = 0):
-    """Evaluate the run's model on ``test_path`` (default its config's test_data); writes
-    ``metrics.nc`` and ``metrics.json`` atomically into the run directory."""
-    from ..train.run import load_run
-
-    run = load_run(rundir)
-    test_path = test_path or run.config.test_data
-    if not test_path:
-        raise ValueError(f"{rundir}: no test sample configured; pass --test")
-    ds = evaluate_otus(run.model, load_sample(resolve_path(test_path)), n_projections=n_projections, seed=seed)
-    ds.attrs["test_data"] = str(test_path)
-    summary = metrics_to_json(ds)
-    rundir = Path(rundir)
-    with atomic_path(rundir / "metrics.nc") as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-    write_bytes(rundir / "metrics.json", json.dumps(summary, indent=1).encode())
-    return ds, summary
 
 
 def format_summary(summary: dict) -> str:
+    """One line per comparison and quantity: value, floor and ratio of each statistic."""
     lines = []
     for comp, c in summary["comparisons"].items():
         lines.append(f"{comp}: SW² = {c['sw']:.4g} GeV² (floor {c['sw_floor']:.4g}, ratio {c['sw_ratio']:.2f})")

@@ -32,6 +32,7 @@ from scipy import stats
 
 from ..ot.sliced import sliced_wasserstein
 from ..physics import fourvec as fv
+from ..progress import Steps
 from .peak import fit_peak
 
 STATISTICS = ("ks", "w1", "chi2r")
@@ -138,26 +139,34 @@ def peak_summary(m) -> dict:
     return {"mass": mass, "fwhm": fwhm, "iqr": width_iqr(m)}
 
 
+PREDICT_BATCH = 50_000  # events per forward pass of ``model_outputs``
+
+
 @torch.no_grad()
-def _predict(model, fn, a, batch=50_000, seed=0):
+def _predict(model, fn, a, batch=PREDICT_BATCH, seed=0, step=None, what=""):
     gen = torch.Generator(device="cpu").manual_seed(seed)
     outs = []
     for i in range(0, len(a), batch):
         t = torch.from_numpy(np.array(a[i:i + batch], dtype=np.float32))  # a copy: inputs may be read-only
         outs.append(fn(t, gen).numpy())
+        if step is not None:
+            step(what)
     return np.concatenate(outs)
 
 
-def model_outputs(model, z, x, seed: int = 0) -> dict[str, np.ndarray]:
+def model_outputs(model, z, x, seed: int = 0, progress=None) -> dict[str, np.ndarray]:
     """The model's outputs on a test sample, as evaluated: z̃ = E(x), x̃ = D(z̃), x̃′ = D(z), each
     drawn in batches of 50,000 events with its own generator seeded ``seed`` + 1, 2, 3. Returns
-    float32 arrays {z, x, z_tilde, x_tilde, x_tilde_prime} (events, particles, 4) in GeV."""
+    float32 arrays {z, x, z_tilde, x_tilde, x_tilde_prime} (events, particles, 4) in GeV.
+    ``progress``: see :mod:`otviz.progress` (one step per batch)."""
     model = model.cpu().eval()
     z = np.asarray(z, dtype=np.float32)
     x = np.asarray(x, dtype=np.float32)
-    z_tilde = _predict(model, model.encode, x, seed=seed + 1)
-    x_tilde = _predict(model, model.decode, z_tilde, seed=seed + 2)
-    x_prime = _predict(model, model.decode, z, seed=seed + 3)
+    step = progress if isinstance(progress, Steps) else Steps(
+        progress, 3 * max(1, -(-len(z) // PREDICT_BATCH)), "model outputs")
+    z_tilde = _predict(model, model.encode, x, seed=seed + 1, step=step, what="z̃ = E(x)")
+    x_tilde = _predict(model, model.decode, z_tilde, seed=seed + 2, step=step, what="x̃ = D(z̃)")
+    x_prime = _predict(model, model.decode, z, seed=seed + 3, step=step, what="x̃′ = D(z)")
     return {"z": z, "x": x, "z_tilde": z_tilde, "x_tilde": x_tilde, "x_tilde_prime": x_prime}
 
 
@@ -196,18 +205,23 @@ def closure(z, x, x_learned, z_particles, x_particles, nbins: int = 10) -> xr.Da
     )
 
 
-def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_splits: int = N_SPLITS) -> xr.Dataset:
+def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_splits: int = N_SPLITS,
+                  progress=None) -> xr.Dataset:
     """All fidelity numbers of ``model`` on the test Dataset ``test`` as an xarray Dataset: per
     comparison and quantity ``statistic_with_floor`` on ``model_outputs(model, z, x, seed)``,
-    SW² with its floor over the same splits, the m_ee peak and widths, transfer-function closure."""
+    SW² with its floor over the same splits, the m_ee peak and widths, transfer-function closure.
+    ``progress``: see :mod:`otviz.progress` (model batches, then each quantity, split and closure)."""
     zp = list(test["z_particle"].values)
     xp = list(test["x_particle"].values)
-    out = model_outputs(model, test["z"].values, test["x"].values, seed=seed)
-    z, x, x_prime = out["z"], out["x"], out["x_tilde_prime"]
     parts = {"z": zp, "x": xp}
     qnames = []
     for space in ("z", "x"):
-        qnames += [q for q in quantities(out[space][:2], parts[space], derived_masses(parts[space])) if q not in qnames]
+        head = np.asarray(test[space].values[:2], dtype=np.float32)
+        qnames += [q for q in quantities(head, parts[space], derived_masses(parts[space])) if q not in qnames]
+    n_batches = 3 * max(1, -(-test.sizes["event"] // PREDICT_BATCH))
+    step = Steps(progress, n_batches + len(COMPARISONS) * len(qnames) + n_splits + 1, "otviz evaluate")
+    out = model_outputs(model, test["z"].values, test["x"].values, seed=seed, progress=step)
+    z, x, x_prime = out["z"], out["x"], out["x_tilde_prime"]
     value = np.full((len(COMPARISONS), len(qnames), len(STATISTICS)), np.nan)
     floor = np.full_like(value, np.nan)
     peak = np.full((len(COMPARISONS), 2, len(PEAK_STATISTICS)), np.nan)
@@ -220,6 +234,7 @@ def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_split
                 v, f = statistic_with_floor(qt[q], qo[q], n_splits, seed)
                 value[ci, qi] = [v[s] for s in STATISTICS]
                 floor[ci, qi] = [f[s] for s in STATISTICS]
+            step(f"{comp}: {q}")
         if "m_ee" in qt:
             for si, m in enumerate((qt["m_ee"], qo["m_ee"])):
                 ps = peak_summary(m)
@@ -233,6 +248,7 @@ def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_split
             ta = torch.as_tensor(truth[a], dtype=torch.float64)
             sw[ci] += float(sliced_wasserstein(ta, torch.as_tensor(other[b], dtype=torch.float64), n_projections, gen))
             sw_floor[ci] += float(sliced_wasserstein(ta, torch.as_tensor(truth[b], dtype=torch.float64), n_projections, gen))
+        step("sliced Wasserstein")
     sw /= n_splits
     sw_floor /= n_splits
     ds = xr.Dataset(
@@ -262,6 +278,7 @@ def evaluate_otus(model, test, n_projections: int = 1000, seed: int = 0, n_split
                         m_ee_fwhm_x=float(px.sel(peak_statistic="fwhm")),
                         m_ee_fwhm_x_tilde_prime=float(pp.sel(peak_statistic="fwhm")))
     clo = closure(z, x, x_prime, zp, xp)
+    step("closure")
     ds = ds.merge(clo)
     rel_mean = np.abs(clo.closure_mean_learned - clo.closure_mean_true) / clo.closure_width_true
     ds["closure_mean_pull"] = rel_mean.mean("zbin")

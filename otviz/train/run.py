@@ -71,13 +71,28 @@ class Run:
     @property
     def metrics(self):
         """The stored evaluation (xarray Dataset) or None."""
-        p = self.path / "metrics.nc"
-        if not p.exists():
-            return None
-        import xarray as xr
+        from .products import read_metrics
 
-        with xr.open_dataset(p, engine="h5netcdf") as f:
-            return f.load()
+        return read_metrics(self.path)
+
+    @property
+    def dimensionality(self):
+        """The stored dimension.nc (xarray Dataset) or None."""
+        from .products import read_dimension
+
+        return read_dimension(self.path)
+
+    def evaluate(self, **kw):
+        """Compute and store this run's fidelity metrics (:func:`otviz.train.products.evaluate`)."""
+        from .products import evaluate
+
+        return evaluate(self, **kw)
+
+    def dimension(self, **kw):
+        """Compute and store D₁, D₂, D_corr (:func:`otviz.train.products.dimension`)."""
+        from .products import dimension
+
+        return dimension(self, **kw)
 
 
 def load_run(path, device: str = "cpu") -> Run:

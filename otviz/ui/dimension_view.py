@@ -1,11 +1,10 @@
 """Dimensionality page: D₁, D₂ and D_corr vs β (with the GeV axis) and KL per direction vs β."""
 from __future__ import annotations
 
-import numpy as np
 import panel as pn
 import param
 
-from ..metrics.dimension import dimensionalities, ht_mean, production_curves, read_dimensionality
+from ..metrics.dimension import dimensionalities, production_curves
 from ..viz.dimension import dimension_plot, kl_plot, rate_distortion_plot
 from .state import ExplorerState
 
@@ -27,14 +26,13 @@ class DimensionView(pn.viewable.Viewer):
             return pn.pane.Markdown("The selected EMD-VAE run has fewer than two finished production β steps.")
         beta, rate, dist, kl = production_curves(steps)
         mid, d1, d2 = dimensionalities(beta, rate, dist)
-        stored = read_dimensionality(run.path)
+        stored = run.dimensionality
+        ht = self.state.vae_ht_mean()
         if stored is not None:
             q_mid, dcorr = stored.q_mid.values, stored.D_corr.values
-            ht = ht_mean(stored)
             note = f"D_corr from exact EMDs between {stored.attrs['n_jets_corr']} training jets."
         else:
             q_mid = dcorr = None
-            ht = float(np.mean(self.state.vae_jets(3000)[1]))
             note = f"D_corr not computed yet for this run: `otviz dimension {run.path}`."
         rows = "\n".join(f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |" for b, a, c in zip(mid, d1, d2))
         table = pn.pane.Markdown("| β_mid | GeV | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=300)

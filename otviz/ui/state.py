@@ -62,6 +62,14 @@ class ExplorerState(param.Parameterized):
         """(jets, H_T) of the first ``n`` jets of the EMD-VAE run's training sample (read-only)."""
         return cache.jets(self.vae_run.config.train_data, n)
 
+    def vae_ht_mean(self) -> float:
+        """⟨H_T⟩ in GeV of the EMD-VAE run's training jets (β·⟨H_T⟩ is the resolution in GeV):
+        the run's stored value (:func:`otviz.train.products.training_ht_mean`), computed once."""
+        from ..train.products import training_ht_mean
+
+        run = self.vae_run
+        return cache.CACHE.get(("ht_mean", str(run.path), str(run.config.train_data)), lambda: training_ht_mean(run))
+
     @property
     def run(self):
         return cache.run(self.run_path) if self.run_path else None

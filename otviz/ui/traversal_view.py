@@ -93,7 +93,7 @@ class TraversalView(pn.viewable.Viewer):
             self.param.update(step=None, run_version=self.run_version + 1)
             self._clear_tile()
             return
-        ht = float(np.mean(self.state.vae_jets(self.n_jets)[1]))  # β·⟨H_T⟩: the resolution in GeV
+        ht = self.state.vae_ht_mean()  # β·⟨H_T⟩: the resolution in GeV
         labels = {f"β = {s['beta']:.3g}  (≈ {s['beta'] * ht:.3g} GeV)": i for i, s in enumerate(steps)}
         self.param.step.objects = labels
         step = default_step(steps)

@@ -88,7 +88,7 @@ def test_pairwise_emd_matches_single_pairs():
 
 
 def test_run_dimensionality_from_an_annealing_run(tmp_path):
-    from otviz.metrics.dimension import dimensionalities, read_dimensionality, write_dimensionality
+    from otviz.metrics.dimension import dimensionalities
     from otviz.train.annealing import AnnealingRun, emdvae_wjets_config
     from otviz.train.run import load_run
 
@@ -96,7 +96,10 @@ def test_run_dimensionality_from_an_annealing_run(tmp_path):
                               steps_per_epoch=2, batch_size=50, threads=1)
     AnnealingRun(tmp_path / "r", cfg).run_blocking()
     run = load_run(tmp_path / "r")
-    ds = write_dimensionality(run, n_jets=40, n_q=8)
+    calls = []
+    ds = run.dimension(n_jets=40, n_q=8, progress=lambda done, total, msg: calls.append((done, total)))
+    # one progress call per block of pairs (2 workers × 8 blocks), ending at total
+    assert [c[0] for c in calls] == list(range(1, 17)) and {c[1] for c in calls} == {16}
     steps = run.production_steps()
     mid, d1, d2 = dimensionalities([s["beta"] for s in steps], [s["rate"] for s in steps],
                                    [s["distortion"] for s in steps])
@@ -112,8 +115,8 @@ def test_run_dimensionality_from_an_annealing_run(tmp_path):
     _, ht = normalised_jets(load(resolve(cfg.train_data)))
     assert ds.attrs["ht_mean_GeV"] == pytest.approx(float(np.mean(ht)))
     np.testing.assert_allclose(ds.beta_of_q.values, ds.q_mid.values / 2)
-    back = read_dimensionality(tmp_path / "r")
-    assert np.allclose(back.D_corr, ds.D_corr)
+    back = load_run(tmp_path / "r").dimensionality  # stored by the run layer, read back without recomputing
+    assert np.allclose(back.D_corr, ds.D_corr) and back.attrs["run"] == str(tmp_path / "r")
 
 
 def test_dimension_plot_draws_d_corr_at_half_q():

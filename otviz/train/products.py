@@ -1,0 +1,105 @@
+"""What a run computes about itself and keeps in its directory.
+
+The metric functions (:mod:`otviz.metrics`) are pure: arrays in, numbers out. Reading the run's
+samples and writing the results atomically next to its weights happens here:
+
+    metrics.nc, metrics.json   OTUS fidelity on the test sample   (:func:`evaluate`)
+    dimension.nc               EMD-VAE D₁, D₂, D_corr            (:func:`dimension`)
+
+``Run.evaluate()`` / ``Run.dimension()`` call these; ``read_metrics`` / ``read_dimension`` return
+the stored results (or None) without loading the model.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..atomic import atomic_path, write_bytes
+from ..data.io import load as load_sample
+from ..paths import resolve as resolve_path
+
+METRICS_FILE = "metrics.nc"
+SUMMARY_FILE = "metrics.json"
+DIMENSION_FILE = "dimension.nc"
+
+
+def _write_nc(ds, f: Path):
+    with atomic_path(f) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+
+
+def _read_nc(f: Path):
+    if not f.exists():
+        return None
+    import xarray as xr
+
+    with xr.open_dataset(f, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def evaluate(run, test_path=None, n_projections: int = 1000, seed: int = 0, progress=None):
+    """Fidelity of an OTUS run on ``test_path`` (default its config's test_data), stored as
+    ``metrics.nc`` and ``metrics.json`` in the run. Returns (Dataset, JSON summary).
+    ``progress``: see :mod:`otviz.progress`."""
+    from ..metrics.fidelity import evaluate_otus, metrics_to_json
+
+    test_path = test_path or run.config.test_data
+    if not test_path:
+        raise ValueError(f"{run.path}: no test sample configured; pass --test")
+    ds = evaluate_otus(run.model, load_sample(resolve_path(test_path)), n_projections=n_projections, seed=seed,
+                       progress=progress)
+    ds.attrs["test_data"] = str(test_path)
+    summary = metrics_to_json(ds)
+    _write_nc(ds, Path(run.path) / METRICS_FILE)
+    write_bytes(Path(run.path) / SUMMARY_FILE, json.dumps(summary, indent=1).encode())
+    return ds, summary
+
+
+def evaluate_run(rundir, test_path=None, n_projections: int = 1000, seed: int = 0, progress=None):
+    """:func:`evaluate` on the run directory ``rundir`` (``otviz evaluate RUNDIR``)."""
+    from .run import load_run
+
+    return evaluate(load_run(rundir), test_path=test_path, n_projections=n_projections, seed=seed,
+                    progress=progress)
+
+
+def read_metrics(path):
+    """The stored ``metrics.nc`` of a run directory (xarray Dataset), or None."""
+    return _read_nc(Path(path) / METRICS_FILE)
+
+
+def training_jets(run, max_jets: int | None = None):
+    """(jets, H_T) of an EMD-VAE run's training sample: (B, N, 3) of (pT/H_T, η, φ), H_T in GeV."""
+    from ..data.jets import normalised_jets
+
+    return normalised_jets(load_sample(resolve_path(run.config.train_data)), max_jets)
+
+
+def training_ht_mean(run) -> float:
+    """⟨H_T⟩ in GeV of the run's training jets (stored in dimension.nc when it exists): β·⟨H_T⟩
+    is the resolution in GeV."""
+    from ..metrics.dimension import ht_mean, mean_ht
+
+    stored = read_dimension(run.path)
+    if stored is not None:
+        return ht_mean(stored)
+    return mean_ht(training_jets(run)[1])
+
+
+def dimension(run, n_jets: int = 1000, n_q: int = 25, workers: int = 2, seed: int = 0, progress=None):
+    """D₁, D₂ of an EMD-VAE run and D_corr of its training jets
+    (:func:`otviz.metrics.dimension.dimensionality`), stored as ``dimension.nc`` in the run."""
+    from ..metrics.dimension import dimensionality
+
+    jets, ht = training_jets(run)
+    ds = dimensionality(run.production_steps(), jets, ht, R=run.config.R, n_jets=n_jets, n_q=n_q,
+                        workers=workers, seed=seed, progress=progress)
+    ds.attrs.update(run=str(run.path), train_data=str(run.config.train_data))
+    _write_nc(ds, Path(run.path) / DIMENSION_FILE)
+    return ds
+
+
+def read_dimension(path):
+    """The stored ``dimension.nc`` of a run directory (xarray Dataset), or None."""
+    return _read_nc(Path(path) / DIMENSION_FILE)
+
