@@ -16,6 +16,16 @@ STYLE = {  # OTUS Fig. 3 colours: truth black, z → x̃′ purple dashed, x →
 }
 
 
+TICKS = "%.4g"  # tick labels: 0.007 and 91.25, never "7.000e-3"
+
+
+def tick_formatter(fmt: str = TICKS):
+    """A Bokeh tick formatter printing numbers with ``fmt`` (HoloViews ``xformatter``/``yformatter``)."""
+    from bokeh.models import PrintfTickFormatter
+
+    return PrintfTickFormatter(format=fmt)
+
+
 def ensure_extension():
     """Load the Bokeh backend once (a no-op when a notebook or Panel already did)."""
     if not hv.Store.current_backend or hv.Store.current_backend not in hv.Store.renderers:

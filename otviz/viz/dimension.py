@@ -5,7 +5,16 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
+from ..physics.observables import label
 from . import ensure_extension
+
+BETA_LABEL = "β [units of H_T]"
+
+
+def _size(width):
+    """Fixed ``width`` in pixels, or ``None``: stretch to the page."""
+    return dict(width=width) if width else dict(responsive=True, min_width=320)
+
 
 COLOURS = {"D1": "#1f77b4", "D2": "#d62728", "D_corr": "black"}
 
@@ -29,7 +38,7 @@ def _gev_axis(ht: float):
     return hook
 
 
-def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, width=620, height=340, title="",
+def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, width=None, height=340, title="",
                    ymax: float = 12.0):
     """D₁ = −dR/d log β and D₂ = dD/dβ² (and the data's D_corr(Q), drawn at β = Q/2 as in seed 001
     Fig. 3) against β on a log-β axis, with a top axis β·⟨H_T⟩ in GeV (``ht`` = mean H_T); the
@@ -51,11 +60,12 @@ def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, 
     lo = float(np.nanmin(np.r_[beta_mid, qb if qb is not None else []]))
     hi = float(np.nanmax(np.r_[beta_mid, qb if qb is not None else []]))
     return hv.Overlay(layers).opts(
-        logx=True, width=width, height=height, show_grid=True, legend_position="top_right", xlim=(lo / 1.5, hi * 1.5),
-        ylim=(-0.5, ymax), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel="β (EMD units of H_T)")
+        logx=True, height=height, show_grid=True, legend_position="right", xlim=(lo / 1.5, hi * 1.5),
+        ylim=(-0.5, ymax), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel=BETA_LABEL,
+        ylabel="dimension D", **_size(width))
 
 
-def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=620, height=300):
+def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=None, height=300):
     """KL of each latent direction vs β (the ``top`` directions by their largest KL)."""
     ensure_extension()
     kl = np.asarray(kl)
@@ -63,17 +73,18 @@ def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=620, height=300):
     curves = [hv.Curve((beta, np.maximum(kl[:, k], 1e-4)), "β", "KL", label=f"z{k}") for k in order]
     return hv.Overlay(curves).opts(
         hv.opts.Curve(line_width=2),
-        hv.opts.Overlay(logx=True, logy=True, width=width, height=height, show_grid=True, legend_position="right",
+        hv.opts.Overlay(logx=True, logy=True, height=height, show_grid=True, legend_position="right",
                         title="KL per latent direction vs β (production pass)", hooks=[_gev_axis(ht)],
-                        xlabel="β (EMD units of H_T)"),
+                        xlabel=BETA_LABEL, ylabel=label("kl"), **_size(width)),
     )
 
 
-def rate_distortion_plot(beta, rate, dist, width=620, height=260):
+def rate_distortion_plot(beta, rate, dist, width=None, height=260):
     """R = ⟨KL⟩ and D = ⟨EMD²⟩ against β."""
     ensure_extension()
     r = hv.Curve((beta, np.maximum(rate, 1e-4)), "β", "value", label="R = Σ KL").opts(color="#2ca02c")
     d = hv.Curve((beta, dist), "β", "value", label="D = ⟨EMD²⟩").opts(color="#9467bd")
     b2 = hv.Curve((beta, np.asarray(beta) ** 2), "β", "value", label="β²").opts(color="grey", line_dash="dotted")
-    return hv.Overlay([r, d, b2]).opts(logx=True, logy=True, width=width, height=height, show_grid=True,
-                                       legend_position="bottom_right", title="rate and distortion")
+    return hv.Overlay([r, d, b2]).opts(logx=True, logy=True, height=height, show_grid=True, xlabel=BETA_LABEL,
+                                       ylabel="R [nats], D [H_T²]", legend_position="bottom", title="rate and distortion",
+                                       **_size(width))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
-from . import STYLE, ensure_extension
+from . import STYLE, ensure_extension, tick_formatter
 
 
 def histogram_edges(truth, bins: int = 60, quantiles=(0.002, 0.998)):
@@ -28,9 +28,34 @@ def ratio_with_errors(h, h_truth, n, n_truth):
     return r, s
 
 
-def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: int = 520, height: int = 300):
-    """Overlaid normalised step histograms (truth first) above a ratio-to-truth panel with
-    error bars, sharing the x axis. ``others`` maps a name (e.g. "x̃′ = D(z)") to samples."""
+def ratio_range(r, s, lo: float = 0.0, hi: float = 3.0, pad: float = 0.1) -> tuple[float, float]:
+    """y range of a ratio panel that follows the data: the 2nd–98th percentile of r ∓ σ_r over
+    the bins with counts, padded and kept within [lo, hi]; (0.5, 1.5) when nothing is finite."""
+    r, s = np.asarray(r, float), np.asarray(s, float)
+    ok = np.isfinite(r) & np.isfinite(s)
+    if not ok.any():
+        return 0.5, 1.5
+    a = float(np.percentile(r[ok] - s[ok], 2))
+    b = float(np.percentile(r[ok] + s[ok], 98))
+    a, b = min(a, 1.0), max(b, 1.0)
+    span = b - a
+    return max(lo, a - pad * span), min(hi, b + pad * span)
+
+
+def _density_label(label: str) -> str:
+    """"density [1/GeV]" for an axis labelled "… [GeV]", else "density"."""
+    import re
+
+    m = re.search(r"\[([^\]]+)\]\s*$", label or "")
+    return f"density [1/{m.group(1)}]" if m else "density"
+
+
+def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: int | None = None, height: int = 300,
+                  truth_label: str = "truth", ylim=None):
+    """Overlaid normalised step histograms (``truth_label`` first) above a ratio-to-it panel with
+    error bars, sharing the x axis labelled ``label`` (e.g. "m_ee [GeV]"). ``others`` maps a name
+    (e.g. "x̃′ = D(z)") to samples. The ratio range follows the data (:func:`ratio_range`) unless
+    ``ylim`` is given; the legend sits above the curves; ``width=None`` stretches to the page."""
     ensure_extension()
     truth = np.asarray(truth, float)
     edges = histogram_edges(truth, bins)
@@ -39,8 +64,9 @@ def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: i
     width_bin = edges[1] - edges[0]
     dim = hv.Dimension("value", label=label or "value")
     curves = [hv.Histogram((edges, ht / (len(truth) * width_bin)), kdims=[dim], vdims=["density"],
-                           label="truth").opts(fill_alpha=0, line_width=2, line_color="black")]
+                           label=truth_label).opts(fill_alpha=0, line_width=2, line_color="black")]
     ratios = [hv.HLine(1.0).opts(color="gray", line_width=1)]
+    rs = []
     for name, sample in others.items():
         sample = np.asarray(sample, float)
         h, _ = np.histogram(sample, edges)
@@ -49,13 +75,17 @@ def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: i
                                    vdims=["density"], label=name).opts(
             fill_alpha=0, line_width=2, line_color=style.get("color", "blue"), line_dash=style.get("line_dash", "solid")))
         r, s = ratio_with_errors(h, ht, len(sample), len(truth))
+        rs.append((r, s))
         color = style.get("color", "blue")
         ratios.append(hv.Scatter((centres, r), kdims=[dim], vdims=["ratio"], label=name).opts(color=color, size=4))
         ratios.append(hv.ErrorBars((centres, r, s), kdims=[dim], vdims=["ratio", "err"]).opts(color=color))
-    top = hv.Overlay(curves).opts(width=width, height=height, legend_position="top_right", xlabel="",
-                                  title=label, show_grid=True)
-    bottom = hv.Overlay(ratios).opts(width=width, height=int(height * 0.45), ylim=(0.5, 1.5),
-                                     ylabel="ratio to truth", show_legend=False, show_grid=True)
+    if ylim is None:
+        ylim = ratio_range(np.concatenate([r for r, _ in rs]), np.concatenate([s for _, s in rs])) if rs else (0.5, 1.5)
+    size = dict(width=width) if width else dict(responsive=True, min_width=360)
+    top = hv.Overlay(curves).opts(height=height, legend_position="top", xlabel="", ylabel=_density_label(label),
+                                  title=label, show_grid=True, xformatter=tick_formatter(), yformatter=tick_formatter(),
+                                  **size)
+    bottom = hv.Overlay(ratios).opts(height=int(height * 0.45), ylim=tuple(ylim), xlabel=label or "value",
+                                     ylabel=f"ratio to {truth_label}", show_legend=False, show_grid=True,
+                                     xformatter=tick_formatter(), yformatter=tick_formatter("%.2g"), **size)
     return (top + bottom).cols(1).opts(shared_axes=True)
-
-

@@ -5,13 +5,14 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
-from . import RASTERISE_ABOVE, ensure_extension
+from . import RASTERISE_ABOVE, ensure_extension, tick_formatter
 
 
 def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins: int = 5,
-                   width: int = 380, height: int = 340, rasterise: bool | None = None):
+                   width: int = 380, height: int = 340, rasterise: bool | None = None, unit: str = "GeV"):
     """z component against x component for the true pairs (z, x) and the learned pairs (z, D(z)),
-    side by side; points coloured by their source bin in z (OTUS Fig. 4). Sets of
+    side by side; points coloured by their source bin in z (OTUS Fig. 4), with a legend naming
+    each bin's z range in ``unit``. Sets of
     ``RASTERISE_ABOVE`` points or more (or ``rasterise=True``) are drawn by Datashader."""
     ensure_extension()
     z_comp = np.asarray(z_comp, float)
@@ -29,8 +30,17 @@ def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins:
         else:
             el = hv.Points((z_comp, np.asarray(xv, float), zbin), kdims=[zdim, xdim], vdims=["zbin"]).opts(
                 color="zbin", cmap=palette[:nbins], size=2, alpha=0.4, show_legend=False)
-        panels.append(el.opts(width=width, height=height, title=title, xlim=zl, ylim=lims))
+        legend = [hv.Scatter([(np.nan, np.nan)], label=bin_label(edges, k, unit)).opts(color=palette[k], size=8)
+                  for k in range(nbins)]
+        panels.append(hv.Overlay([el, *legend]).opts(
+            width=width, height=height, title=title, xlim=zl, ylim=lims, legend_position="bottom_right",
+            xlabel=z_label, ylabel=x_label, xformatter=tick_formatter(), yformatter=tick_formatter()))
     return hv.Layout(panels).cols(2)
+
+
+def bin_label(edges, k: int, unit: str = "GeV") -> str:
+    """Legend text of source bin ``k``: "z ∈ [a, b) GeV" to 3 significant figures."""
+    return f"z ∈ [{edges[k]:.3g}, {edges[k + 1]:.3g}){' ' + unit if unit else ''}"
 
 
 def _shade(x, y, cat, xlim, ylim, width, height, colors, xlabel, ylabel):
@@ -52,10 +62,20 @@ def stochasticity_plot(decoded, truth_x=None, label: str = "", bins: int = 50, w
     """Histogram of one z decoded many times (the learned p_D(x|z)), with the true x marked."""
     ensure_extension()
     decoded = np.asarray(decoded, float)
-    h = hv.Histogram(np.histogram(decoded, bins), kdims=[label or "x"]).opts(
-        width=width, height=height, color="#8e44ad", alpha=0.6, title=f"one z decoded {len(decoded)} times")
-    if truth_x is not None:
-        h = h * hv.VLine(float(truth_x)).opts(color="black", line_width=2)
-    return h
+    counts, edges = np.histogram(decoded, bins)
+    h = hv.Histogram((edges, counts), kdims=[label or "x"], vdims=["decodings"]).opts(
+        width=width, height=height, color="#8e44ad", alpha=0.6, title=f"one z decoded {len(decoded)} times",
+        xformatter=tick_formatter(), yformatter=tick_formatter())
+    if truth_x is None:
+        return h
+    lo, hi = stochasticity_xlim(edges, truth_x)
+    return (h * hv.VLine(float(truth_x)).opts(color="black", line_width=2)).opts(xlim=(lo, hi))
+
+
+def stochasticity_xlim(edges, truth_x: float, pad: float = 0.05) -> tuple[float, float]:
+    """x range holding every histogram bin and the true x (so its line is inside the axes)."""
+    lo, hi = min(float(edges[0]), float(truth_x)), max(float(edges[-1]), float(truth_x))
+    span = hi - lo or 1.0
+    return lo - pad * span, hi + pad * span
 
 
