@@ -10,7 +10,7 @@ D = Σ_i min(β², σ_i²) and R = Σ_{σ_i > β} log(σ_i/β), so D₁ = D₂ =
 
     D_corr(Q) = d log C(Q) / d log Q,   C(Q) = Σ_{i≠j} Θ(Q² − EMD²(x_i, x_j))     (Eq. 3)
 
-from pairwise exact EMDs (POT) between jets: :func:`pairwise_emd`, :func:`correlation_dimension`.
+from pairwise exact EMDs (POT's network simplex) between jets: :func:`pairwise_emd`, :func:`correlation_dimension`.
 As in the paper's Fig. 3, D_corr(Q) is drawn on the β axis at β = Q/2 (``Q_PER_BETA``; "no direct
 relation between Q and β has been established … arbitrarily plotted with Q = 2β").
 
@@ -18,8 +18,6 @@ Units: EMDs, β and Q are dimensionless (jets normalised to H_T = Σ pT, R = 1);
 resolution in GeV is β·⟨H_T⟩ with the *mean* H_T of the training jets (``ht_mean_GeV``).
 """
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -57,34 +55,54 @@ def gaussian_optimum(sigmas, beta):
 
 
 def pairwise_emd(weights, points, R: float = 1.0, beta: float = 1.0, workers: int = 2, progress=None):
-    """Symmetric matrix of exact EMDs between all jets (POT network simplex, in parallel threads).
+    """Symmetric matrix of exact EMDs between all jets (POT's C++ network simplex per pair).
 
-    ``weights`` (n, N) normalised pT/H_T, ``points`` (n, N, 2) as (η, φ). ``progress``: see
-    :mod:`otviz.progress` (one step per finished block of pairs)."""
-    import torch
-
-    from ..ot.emd import emd
+    ``weights`` (n, N) pT/H_T (normalised per jet here), ``points`` (n, N, 2) as (η, φ); ground
+    cost (ΔR/R)^β with φ wrapped, as :func:`otviz.ot.emd.emd`. Zero-padded particles are dropped
+    and each row's costs to all later jets are computed at once, so a pair costs ≈ 25 µs (1000
+    jets ≈ 12 s, ``benchmarks/dimension.py``). ``workers`` is accepted for compatibility and
+    unused: the solver holds the GIL, so threads made it slower. ``progress``: see
+    :mod:`otviz.progress` (16 steps of about equal numbers of pairs)."""
+    from ot.lp.emd_wrap import check_result, emd_c
 
     w = np.asarray(weights, float)
     p = np.asarray(points, float)
+    if w.ndim != 2 or p.shape != (*w.shape, 2):
+        raise ValueError(f"pairwise_emd: weights (n, N) and points (n, N, 2) needed, got {w.shape} and {p.shape}")
     n = len(w)
-    iu, ju = np.triu_indices(n, k=1)
+    keep = w > 0
+    ws, ps = [], []
+    for k in range(n):
+        if not keep[k].any():
+            raise ValueError(f"pairwise_emd: jet {k} has no particle with positive weight")
+        wk = w[k][keep[k]]
+        ws.append(wk / wk.sum())
+        ps.append(p[k][keep[k]])
+    off = np.r_[0, np.cumsum([len(x) for x in ws])]
+    allp = np.concatenate(ps) if ps else np.zeros((0, 2))
     out = np.zeros((n, n))
-    chunks = np.array_split(np.arange(len(iu)), max(1, workers * 8))
-    step = progress if isinstance(progress, Steps) else Steps(progress, len(chunks), "pairwise EMD")
-
-    def work(idx):
-        if len(idx) == 0:
-            return idx, np.zeros(0)
-        i, j = iu[idx], ju[idx]
-        v = emd(torch.as_tensor(w[i]), torch.as_tensor(p[i]), torch.as_tensor(w[j]), torch.as_tensor(p[j]),
-                backend="exact", R=R, beta=beta)
-        return idx, v.numpy()
-
-    with ThreadPoolExecutor(workers) as pool:
-        for idx, v in pool.map(work, chunks):
-            out[iu[idx], ju[idx]] = v
-            step(f"{len(idx)} jet pairs")
+    # 16 progress steps with about equal numbers of pairs (row i has n − 1 − i pairs)
+    cum = np.cumsum(np.arange(n - 1, 0, -1))
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, 16) / 16) + 1 if n > 1 else []
+    blocks = [b for b in np.split(np.arange(max(n - 1, 0)), np.unique(cuts)) if len(b)] or [np.arange(0)]
+    step = progress if isinstance(progress, Steps) else Steps(progress, len(blocks), "pairwise EMD")
+    for rows in blocks:
+        for i in rows:
+            base = off[i + 1]
+            q = allp[base:]
+            deta = ps[i][:, None, 0] - q[None, :, 0]
+            dphi = np.remainder(ps[i][:, None, 1] - q[None, :, 1] + np.pi, 2 * np.pi) - np.pi
+            cost = np.sqrt(deta * deta + dphi * dphi) / R
+            if beta != 1.0:
+                cost = cost ** beta
+            for j in range(i + 1, n):
+                m = np.ascontiguousarray(cost[:, off[j] - base: off[j + 1] - base])
+                _, value, _, _, code = emd_c(ws[i], ws[j], m, 100_000, 1)
+                msg = check_result(code)
+                if msg:
+                    raise RuntimeError(f"pairwise_emd: network simplex failed on jets {i}, {j}: {msg}")
+                out[i, j] = value
+        step(f"{int(rows[-1]) + 1 if len(rows) else n} of {n} jets")
     return out + out.T
 
 
