@@ -25,9 +25,6 @@ FIELD_FLAGS = {
     "max_epochs": "--max-epochs", "steps_per_epoch": "--steps-per-epoch", "lr": "--lr", "latent": "--latent",
     "width": "--width", "threads": "--threads", "emd_backend": "--emd-backend",
 }
-OTUS_ONLY = ("epochs", "finetune_epochs", "test", "n_projections", "checkpoint_every", "no_mass_feature")
-ANNEAL_ONLY = ("schedule", "betas", "beta_min", "beta_max", "max_epochs", "steps_per_epoch", "lr", "latent", "width",
-               "emd_backend", "threads", "workers", "scheduler")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,9 +126,12 @@ def _cmd_info(args) -> int:
 
 
 def _refuse_foreign_flags(args):
-    """Flags of the other model are an error, not silently ignored."""
-    other = ANNEAL_ONLY if args.model == "otus-zee" else OTUS_ONLY
-    given = [n for n in other if getattr(args, n) not in (None, False)]
+    """Flags of another kind of model (``Kind.cli_options``) are an error, not silently ignored."""
+    from . import kinds
+
+    own = kinds.for_preset(args.model)
+    other = [n for k in kinds.kinds() if k is not own for n in k.cli_options if n not in own.cli_options]
+    given = [n for n in dict.fromkeys(other) if getattr(args, n, None) not in (None, False)]
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
         raise ValueError(f"{flags}: not an option of otviz train {args.model}")
@@ -167,16 +167,22 @@ def _cmd_train(args) -> int:
     if args.restart and args.resume:
         raise ValueError("--restart and --resume exclude each other")
     _refuse_foreign_flags(args)
-    if args.model == "emdvae-wjets":
-        return _cmd_anneal(args)
+    from . import kinds
+
+    return kinds.resolve(kinds.for_preset(args.model).train_command)(args)
+
+
+def _cmd_train_otus(args) -> int:
+    """``otviz train otus-zee``: one OTUS run in this process."""
     if len(args.out) != 1 or (args.data and len(args.data) != 1):
         raise ValueError("otus-zee trains one run: give one --out and at most one --data")
     from pathlib import Path
 
     from tqdm.auto import tqdm
 
-    from .train.config import PRESETS, TrainConfig
-    from .train.trainer import TrainingRun
+    from . import kinds
+
+    kind = kinds.for_preset(args.model)
 
     out = Path(args.out[0])
     overrides = {k: v for k, v in {
@@ -191,8 +197,8 @@ def _cmd_train(args) -> int:
         if not resolve(args.test).exists():
             raise FileNotFoundError(f"{args.test} (--test): no such file")
     epochs = 90 if args.epochs is None else args.epochs
-    cfg = PRESETS[args.model](epochs=epochs, finetune_epochs=args.finetune_epochs or 0, **overrides)
-    run = _open_run(TrainingRun, out, cfg, args, TrainConfig)
+    cfg = kind.preset(args.model)(epochs=epochs, finetune_epochs=args.finetune_epochs or 0, **overrides)
+    run = _open_run(kind.run_class(), out, cfg, args, kind.config_class())
     if run.finished:
         print(f"{out}: already finished ({len(json.loads((out / 'history.json').read_text() or '[]'))} epochs); "
               "nothing to do (--restart trains it again, replacing it)")
@@ -304,28 +310,31 @@ def _cmd_anneal(args) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
-def _require_run(rundir, kind: str, command: str):
-    """A one-line error unless ``rundir`` is a run directory of ``kind`` (otus / emdvae)."""
+def _require_run(rundir, command: str):
+    """A one-line error unless ``rundir`` is a run directory of a kind ``otviz COMMAND`` takes
+    (``Kind.commands`` in :mod:`otviz.kinds`)."""
     from pathlib import Path
 
+    from . import kinds
     from .train.run import read_config, run_kind
 
     path = Path(rundir)
     if not path.is_dir():
         raise FileNotFoundError(f"{rundir}: no such run directory")
     read_config(path)  # names config.json when it is missing or invalid
-    have = run_kind(path)
-    if have != kind:
-        names = {"otus": "an OTUS run", "emdvae": "an EMD-VAE annealing run"}
-        other = {"otus": "otviz evaluate", "emdvae": "otviz dimension"}[have]
-        raise ValueError(f"{rundir}: {names[have]}; otviz {command} takes {names[kind]} (use {other})")
+    have = kinds.get(run_kind(path))
+    takes = kinds.for_command(command)
+    if have not in takes:
+        use = f" (use otviz {' or otviz '.join(have.commands)})" if have.commands else ""
+        raise ValueError(f"{rundir}: {have.description}; otviz {command} takes "
+                         f"{' or '.join(k.description for k in takes)}{use}")
 
 
 def _cmd_evaluate(args) -> int:
     from .train.products import evaluate_run
 
     _positive(args, "n_projections", "--n-projections", 1, 10_000)
-    _require_run(args.rundir, "otus", "evaluate")
+    _require_run(args.rundir, "evaluate")
     ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections, progress=True)
     if args.json:
         print(json.dumps(summary, indent=1))
@@ -343,7 +352,7 @@ def _cmd_dimension(args) -> int:
 
     _positive(args, "jets", "--jets", 2, 100_000)
     _positive(args, "workers", "--workers", 1, 256)
-    _require_run(args.rundir, "emdvae", "dimension")
+    _require_run(args.rundir, "dimension")
     run = load_run(args.rundir)
     if not run.steps:
         raise ValueError(f"{args.rundir}: no finished β step yet (steps.json is empty)")
@@ -363,6 +372,8 @@ def _cmd_dimension(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import kinds
+
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
@@ -389,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (resumes RUNDIR's run when the settings are the same)",
                        parents=[common])
-    t.add_argument("model", choices=["otus-zee", "emdvae-wjets"])
+    t.add_argument("model", choices=list(kinds.presets()))
     t.add_argument("--data", nargs="+", help="training sample (default data/zee_train.nc, data/wjets_centred.nc); "
                    "emdvae-wjets: one per --out")
     t.add_argument("--out", required=True, nargs="+",

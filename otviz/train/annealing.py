@@ -156,6 +156,10 @@ class AnnealConfig:
         """The flat schedule: (pass name, β) per β step."""
         return [(p.name, float(b)) for p in self.schedule for b in p.betas]
 
+    def disk_plan(self) -> tuple[int, int]:
+        """(weight files: one per β step, epochs at most): the run's disk estimate."""
+        return len(self.steps), len(self.steps) * self.max_epochs
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 

@@ -136,6 +136,11 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return sum(s.epochs for s in self.stages)
 
+    def disk_plan(self) -> tuple[int, int]:
+        """(weight files kept besides model.pt and the checkpoint, epochs at most): the run's
+        disk estimate (``otviz.train.registry.estimate_disk_bytes``)."""
+        return 0, self.total_epochs
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 

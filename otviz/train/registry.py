@@ -29,9 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annealing import AnnealConfig, AnnealingRun
-from .config import TrainConfig
-from .trainer import BackgroundRun, TrainingRun, atomic_write_json
+from .. import kinds
+from .trainer import BackgroundRun, atomic_write_json
 
 ACTIVE_STATES = ("queued", "starting", "running")
 
@@ -46,7 +45,7 @@ class Entry:
     or cancelled; ``run`` the live :class:`BackgroundRun` once started."""
 
     rundir: Path
-    config: TrainConfig | AnnealConfig
+    config: object  # a registered kind's config (otviz.kinds)
     label: str = ""
     state: str = "queued"
     message: str = ""
@@ -86,29 +85,22 @@ def max_active_runs() -> int:
 
 
 # ---------------------------------------------------------------------- resources
-def parameter_bytes(config: TrainConfig | AnnealConfig) -> int:
+def parameter_bytes(config) -> int:
     """Bytes of the model's parameters (float32), counted without allocating them."""
     import torch
 
-    from ..models.emdvae import EMDVAE
-    from ..models.otus import OTUS
-
     with torch.device("meta"):
-        model = EMDVAE(config.model_config) if isinstance(config, AnnealConfig) else OTUS(config.model_config)
+        model = kinds.for_config(config).build_model(config)
     return int(sum(p.numel() * p.element_size() for p in model.parameters()))
 
 
-def estimate_disk_bytes(config: TrainConfig | AnnealConfig) -> int:
+def estimate_disk_bytes(config) -> int:
     """Disk a run will write: per-β-step weight files (EMD-VAE: one per β step of the schedule),
     the checkpoint (weights + Adam's two moments) and its temporary copy while it is replaced,
     the final weights, and the JSON records."""
     p = parameter_bytes(config)
-    if isinstance(config, AnnealConfig):
-        n_steps = len(config.steps)
-        epochs = n_steps * config.max_epochs
-        return n_steps * p + 2 * 3 * p + p + 2000 * epochs + 64 * 1024
-    epochs = config.total_epochs
-    return 2 * 3 * p + p + 2000 * epochs + 64 * 1024
+    n_files, epochs = config.disk_plan()
+    return n_files * p + 2 * 3 * p + p + 2000 * epochs + 64 * 1024
 
 
 def check_resources(rundir, config, disk_bytes: int | None = None):
@@ -133,12 +125,12 @@ def check_resources(rundir, config, disk_bytes: int | None = None):
 
 # ---------------------------------------------------------------------- starting and the queue
 def _make_run(rundir, config) -> BackgroundRun:
-    return AnnealingRun(rundir, config) if isinstance(config, AnnealConfig) else TrainingRun(rundir, config)
+    return kinds.for_config(config).run_class()(rundir, config)
 
 
-def start_run(rundir, config: TrainConfig | AnnealConfig) -> BackgroundRun:
-    """Create and start a background run in ``rundir`` now (no queue, no resource check): an
-    OTUS :class:`TrainingRun` or, for an :class:`AnnealConfig`, an EMD-VAE :class:`AnnealingRun`."""
+def start_run(rundir, config) -> BackgroundRun:
+    """Create and start a background run in ``rundir`` now (no queue, no resource check): the
+    background run of the config's kind (:mod:`otviz.kinds`: OTUS TrainingRun, EMD-VAE AnnealingRun, …)."""
     key = _key(rundir)
     with _LOCK:
         old = _RUNS.get(key)
@@ -150,7 +142,7 @@ def start_run(rundir, config: TrainConfig | AnnealConfig) -> BackgroundRun:
     return run.start()
 
 
-def submit(rundir, config: TrainConfig | AnnealConfig, label: str = "", check: bool = True) -> Entry:
+def submit(rundir, config, label: str = "", check: bool = True) -> Entry:
     """Queue a run for ``rundir`` (after the resource check); it starts at once when fewer than
     :func:`max_active_runs` runs are active. Raises :class:`RunRefused` or the config's
     validation error; never starts anything twice in one directory."""

@@ -7,35 +7,33 @@ from pathlib import Path
 
 import torch
 
-from ..models.emdvae import EMDVAE
-from ..models.otus import OTUS
-from .annealing import AnnealConfig
-from .config import TrainConfig
+from .. import kinds
 from .trainer import clean_temporary_files, run_status  # noqa: F401  (run_status is public here)
 
 
 def run_kind(path) -> str:
-    """``emdvae`` for a β-annealing run directory, ``otus`` for an OTUS one, ``unknown`` when
-    its config.json is missing or unreadable."""
+    """The registered kind (:mod:`otviz.kinds`) of a run directory, e.g. ``otus`` or ``emdvae``;
+    ``unknown`` when its config.json is missing, unreadable or of no registered kind."""
     try:
-        return _kind(json.loads((Path(path) / "config.json").read_text()))
+        k = kinds.for_config_dict(json.loads((Path(path) / "config.json").read_text()))
     except (OSError, ValueError):
         return "unknown"
+    return k.name if k is not None else "unknown"
 
 
-def _kind(cfg: dict) -> str:
-    return "emdvae" if isinstance(cfg, dict) and cfg.get("kind") == "emdvae-anneal" else "otus"
-
-
-def read_config(path: Path) -> TrainConfig | AnnealConfig:
-    """The run's config.json: an :class:`AnnealConfig` (EMD-VAE β-annealing) or an OTUS
-    :class:`TrainConfig`; a clear error naming the file otherwise."""
+def read_config(path: Path):
+    """The run's config.json as its kind's config class (:mod:`otviz.kinds`); a clear error
+    naming the file otherwise."""
     cfg_file = Path(path) / "config.json"
     if not cfg_file.exists():
         raise FileNotFoundError(f"{path}: not an otviz run directory (no config.json)")
     try:
         text = cfg_file.read_text()
-        return AnnealConfig.from_json(text) if _kind(json.loads(text)) == "emdvae" else TrainConfig.from_json(text)
+        d = json.loads(text)
+        k = kinds.for_config_dict(d)
+        if k is None:
+            raise ValueError(f"kind {d.get('kind') if isinstance(d, dict) else None!r} is not a registered model kind")
+        return k.config_class().from_json(text)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{cfg_file}: invalid run config: {exc}") from exc
 
@@ -43,15 +41,15 @@ def read_config(path: Path) -> TrainConfig | AnnealConfig:
 @dataclass
 class Run:
     path: Path
-    config: TrainConfig | AnnealConfig
-    model: OTUS | EMDVAE
+    config: object  # the kind's config class (TrainConfig, AnnealConfig, …)
+    model: torch.nn.Module
     history: list[dict]
     status: dict
     steps: list[dict] = field(default_factory=list)  # EMD-VAE: one record per finished β step
 
     @property
     def kind(self) -> str:
-        return "emdvae" if isinstance(self.config, AnnealConfig) else "otus"
+        return kinds.for_config(self.config).name
 
     def production_steps(self) -> list[dict]:
         """The β steps of the last pass of the schedule (the production pass), in β order."""
@@ -60,11 +58,11 @@ class Run:
         last = self.config.schedule[-1].name
         return sorted((s for s in self.steps if s["pass_name"] == last), key=lambda s: s["beta"])
 
-    def step_model(self, step: dict, device: str = "cpu") -> EMDVAE:
-        """The EMD-VAE saved at the end of one β step (a record of ``steps``)."""
+    def step_model(self, step: dict, device: str = "cpu"):
+        """The model saved at the end of one step (a record of ``steps``, e.g. an EMD-VAE β step)."""
         f = self.path / step["file"]
         state = _load_state(f, device)
-        model = EMDVAE(self.config.model_config)
+        model = kinds.for_config(self.config).build_model(self.config)
         model.load_state_dict(state["model"])
         return model.to(device).eval()
 
@@ -114,7 +112,7 @@ def load_run(path, device: str = "cpu") -> Run:
     if not weights.exists():
         raise FileNotFoundError(f"{path}: no model.pt or checkpoint.pt yet")
     state = _load_state(weights, device)
-    model = EMDVAE(config.model_config) if isinstance(config, AnnealConfig) else OTUS(config.model_config)
+    model = kinds.for_config(config).build_model(config)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:

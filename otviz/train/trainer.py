@@ -212,9 +212,16 @@ def _describe_stored(cfg_path: Path) -> str:
         d = json.loads(cfg_path.read_text())
     except (OSError, ValueError):
         return "an unreadable config.json"
-    if isinstance(d, dict) and d.get("kind") == "emdvae-anneal":
-        return "an EMD-VAE annealing run"
-    return "an OTUS run" if isinstance(d, dict) and "stages" in d else "another kind of run"
+    from .. import kinds
+
+    k = kinds.for_config_dict(d)
+    try:
+        if k is not None:
+            k.config_class().from_json(json.dumps(d))
+            return k.description
+    except (ValueError, KeyError, TypeError):
+        pass
+    return "another kind of run"
 
 
 def clear_run_files(rundir) -> None:
@@ -311,7 +318,9 @@ class BackgroundRun:
         elif restart or not cfg_path.exists() or not has_weights:
             fresh = True
         elif stored_error is not None:
-            want = "an EMD-VAE annealing run" if config_cls.__name__ == "AnnealConfig" else "an OTUS run"
+            from .. import kinds
+
+            want = next((k.description for k in kinds.kinds() if k.config_class() is config_cls), "another kind of run")
             raise RunExistsError(f"{self.rundir}: holds {_describe_stored(cfg_path)}, not {want}; "
                                  "--restart replaces it")
         else:

@@ -9,6 +9,7 @@ import numpy as np
 import param
 import torch
 
+from .. import kinds
 from ..metrics.fidelity import derived_masses, quantities
 from ..paths import PRETRAINED, RUNS
 from ..train.run import run_kind
@@ -16,9 +17,9 @@ from . import cache
 from .notify import Notices
 
 
-def available_runs(kind: str = "otus") -> dict[str, str]:
+def available_runs(kind: str) -> dict[str, str]:
     """Label → run directory for the shipped pretrained runs and finished runs under runs/ of one
-    kind (``otus`` or ``emdvae``)."""
+    registered kind (:mod:`otviz.kinds`, e.g. ``otus`` or ``emdvae``)."""
     out = {}
     for base, tag in ((PRETRAINED, "pretrained"), (RUNS, "runs")):
         if not base.exists():
@@ -46,8 +47,11 @@ class ExplorerState(param.Parameterized):
         self.refresh_runs()
 
     def refresh_runs(self, select: str | None = None):
-        for name, kind in (("run_path", "otus"), ("vae_path", "emdvae")):
-            runs = available_runs(kind)
+        for kind in kinds.kinds():  # each kind's run picker (``Kind.picker``)
+            name = kind.picker
+            if name is None or name not in self.param:
+                continue
+            runs = available_runs(kind.name)
             self.param[name].objects = runs  # label → path
             if select is not None and str(select) in runs.values():
                 setattr(self, name, str(select))

@@ -6,10 +6,11 @@ from pathlib import Path
 import panel as pn
 import param
 
+from .. import kinds
 from ..models.emdvae import EMDVAEConfig
 from ..train import registry
 from ..train.annealing import SCHEDULES, AnnealConfig, emdvae_wjets_config
-from ..train.config import PRESETS, Stage, TrainConfig
+from ..train.config import Stage, TrainConfig
 from ..viz.curves import loss_curves
 from . import state as ui_state
 from .notify import describe, guarded
@@ -29,7 +30,7 @@ def config_bounds(cls, name: str, fallback: tuple, lo=None, hi=None, zero_means_
     return (0 if zero_means_default else a, z)
 
 
-_OTUS = PRESETS["otus-zee"]()  # defaults of the page = the preset's (what `otviz train otus-zee` runs)
+_OTUS = kinds.for_preset("otus-zee").preset("otus-zee")()  # defaults of the page = the preset's (what `otviz train otus-zee` runs)
 _ANNEAL = emdvae_wjets_config()
 
 
@@ -56,7 +57,7 @@ class TrainSettings(param.Parameterized):
     seed = param.Integer(default=0, bounds=config_bounds(TrainConfig, "seed", (0, 2 ** 32 - 1)))
 
     def to_config(self, train_data, test_data):
-        cfg = PRESETS["otus-zee"](epochs=self.epochs, finetune_epochs=self.finetune_epochs,
+        cfg = kinds.for_preset("otus-zee").preset("otus-zee")(epochs=self.epochs, finetune_epochs=self.finetune_epochs,
                                   train_data=train_data, test_data=test_data,
                                   batch_size=self.batch_size, n_projections=self.n_projections,
                                   max_events=self.max_events or None, device=self.device, seed=self.seed)

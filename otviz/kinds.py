@@ -1,0 +1,151 @@
+"""The one registry of model kinds: name → config, trainer, model, presets, commands, app pages.
+
+Everything that depends on *which* model a run holds — ``load_run``, ``run_kind``, starting a
+run, ``otviz train PRESET``, ``otviz evaluate``/``dimension``, the Train page and the run pickers —
+looks the kind up here instead of testing names. Classes and functions are named as dotted
+strings ``"module:attribute"`` and imported only when used, so reading the registry imports
+neither torch nor Panel. Adding a system (Turbo-Sim, calibration, HadML) is one
+:func:`register` call plus its modules; see ARCHITECTURE.md.
+
+A run directory's ``config.json`` names its kind in its ``"kind"`` field (``Kind.tag``); OTUS
+configs predate the field and have none (``tag=None``).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+
+def resolve(dotted: str):
+    """The object named by ``"package.module:attribute"``."""
+    module, _, attr = dotted.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One model kind. Dotted names (``"module:attribute"``) are resolved on use."""
+
+    name: str  # what ``run_kind`` returns, e.g. "otus"
+    description: str  # "an OTUS run": used in messages
+    tag: str | None  # the "kind" field of its config.json (None: the field is absent)
+    config: str  # config dataclass with from_json/to_json, validate() and ``model_config``
+    run: str  # background run class: Run(rundir, config, restart=False) with start/run_blocking/cancel
+    model: str  # model class, built as Model(config.model_config)
+    presets: dict[str, str] = field(default_factory=dict)  # preset name → config factory
+    train_command: str | None = None  # ``otviz train PRESET``: function(args) -> exit status
+    cli_options: tuple[str, ...] = ()  # ``otviz train`` options only this kind takes (argparse dests)
+    commands: tuple[str, ...] = ()  # ``otviz`` subcommands that take a run of this kind
+    picker: str | None = None  # the ExplorerState parameter selecting a run of this kind
+    pages: tuple[str, ...] = ()  # the app's Viewer classes showing a run of this kind
+    train_settings: str | None = None  # the Train page's settings class (param.Parameterized)
+
+    def config_class(self):
+        return resolve(self.config)
+
+    def run_class(self):
+        return resolve(self.run)
+
+    def model_class(self):
+        return resolve(self.model)
+
+    def build_model(self, config):
+        """An untrained model of this kind for ``config`` (on the current torch device context)."""
+        return self.model_class()(config.model_config)
+
+    def preset(self, name: str):
+        return resolve(self.presets[name])
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind, replace: bool = False) -> Kind:
+    """Add a kind; a second kind with the same name, tag or preset is refused unless ``replace``."""
+    if not replace:
+        if kind.name in KINDS:
+            raise ValueError(f"kind {kind.name!r} is already registered")
+        for other in KINDS.values():
+            if other.tag == kind.tag:
+                raise ValueError(f"kind {kind.name!r}: config tag {kind.tag!r} is already {other.name!r}'s")
+            clash = set(other.presets) & set(kind.presets)
+            if clash:
+                raise ValueError(f"kind {kind.name!r}: preset {sorted(clash)[0]!r} is already {other.name!r}'s")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    KINDS.pop(name, None)
+
+
+def get(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"kind: unknown model kind {name!r} (known: {', '.join(KINDS)})") from None
+
+
+def kinds() -> list[Kind]:
+    return list(KINDS.values())
+
+
+def presets() -> dict[str, Kind]:
+    """Preset name (``otviz train`` choice) → its kind, in registration order."""
+    return {p: k for k in KINDS.values() for p in k.presets}
+
+
+def for_preset(preset: str) -> Kind:
+    try:
+        return presets()[preset]
+    except KeyError:
+        raise ValueError(f"model: unknown preset {preset!r} (known: {', '.join(presets())})") from None
+
+
+def for_config_dict(d) -> Kind | None:
+    """The kind of a parsed config.json (by its "kind" field), or None."""
+    if not isinstance(d, dict):
+        return None
+    tag = d.get("kind")
+    return next((k for k in KINDS.values() if k.tag == tag), None)
+
+
+def for_config(config) -> Kind:
+    """The kind whose config class ``config`` is an instance of."""
+    for k in KINDS.values():
+        if isinstance(config, k.config_class()):
+            return k
+    raise TypeError(f"config: {type(config).__name__} is not the config of any registered kind")
+
+
+def for_command(command: str) -> list[Kind]:
+    """The kinds whose runs ``otviz COMMAND`` takes."""
+    return [k for k in KINDS.values() if command in k.commands]
+
+
+register(Kind(
+    name="otus", description="an OTUS run", tag=None,
+    config="otviz.train.config:TrainConfig", run="otviz.train.trainer:TrainingRun", model="otviz.models.otus:OTUS",
+    presets={"otus-zee": "otviz.train.config:otus_zee_config"},
+    train_command="otviz.cli:_cmd_train_otus",
+    cli_options=("epochs", "finetune_epochs", "test", "n_projections", "checkpoint_every", "no_mass_feature"),
+    commands=("evaluate",), picker="run_path",
+    pages=("otviz.ui.data_view:DataView", "otviz.ui.transport_view:TransportView",
+           "otviz.ui.residuals_view:ResidualsView"),
+    train_settings="otviz.ui.train_view:TrainSettings",
+))
+register(Kind(
+    name="emdvae", description="an EMD-VAE annealing run", tag="emdvae-anneal",
+    config="otviz.train.annealing:AnnealConfig", run="otviz.train.annealing:AnnealingRun",
+    model="otviz.models.emdvae:EMDVAE",
+    presets={"emdvae-wjets": "otviz.train.annealing:emdvae_wjets_config"},
+    train_command="otviz.cli:_cmd_anneal",
+    cli_options=("schedule", "betas", "beta_min", "beta_max", "max_epochs", "steps_per_epoch", "lr", "latent",
+                 "width", "emd_backend", "threads", "workers", "scheduler"),
+    commands=("dimension",), picker="vae_path",
+    pages=("otviz.ui.traversal_view:TraversalView", "otviz.ui.dimension_view:DimensionView"),
+    train_settings="otviz.ui.train_view:AnnealSettings",
+))
