@@ -1,4 +1,5 @@
-"""Command line: ``otviz generate``, ``info``, ``train``, ``evaluate``, ``dimension``.
+"""Command line: ``otviz COMMAND`` (``otviz --help`` lists the commands, ``otviz COMMAND --help``
+their options and defaults).
 
 Errors are one line on stderr, ``otviz: error: …`` naming the file, field or flag, with exit
 status 2 (``--debug`` shows the traceback); a training run that fails (e.g. a persistent
@@ -13,6 +14,8 @@ import json
 import os
 import shlex
 import sys
+
+from . import __version__
 
 EXIT_ERROR, EXIT_FAILED, EXIT_PIPE, EXIT_INTERRUPTED = 2, 1, 141, 130
 
@@ -34,6 +37,17 @@ class _Parser(argparse.ArgumentParser):
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         hint = f" (otviz {sub} --help)" if sub else " (otviz --help)"
         self.exit(EXIT_ERROR, f"otviz: error: {sub + ': ' if sub else ''}{message}{hint}\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default (unless the help names it or there is none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default in (None, False, argparse.SUPPRESS) or "default" in text
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 def count(text: str) -> int:
@@ -103,7 +117,9 @@ def _cmd_info(args) -> int:
     from .data.io import load
     from .physics import fourvec as fv
 
-    ds = load(args.path)
+    from .paths import resolve
+
+    ds = load(resolve(args.path))
     print(f"{args.path}: process={ds.attrs['process']} events={ds.sizes['event']} (valid)")
     for name in ("z", "x"):
         print(f"  {name}{tuple(ds[name].dims)} = {tuple(ds[name].shape)}")
@@ -215,8 +231,8 @@ def _cmd_train_otus(args) -> int:
             bar.update(1)
             bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x") if k in ev}
                             | {"ev/s": f"{ev['events_per_s']:.0f}"})
-        elif ev["type"] == "nan_rollback":
-            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}")
+        elif ev["type"] == "nan_rollback" and not args.quiet:
+            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
 
     try:
         status = run.run_blocking(progress)
@@ -293,17 +309,38 @@ def _cmd_anneal(args) -> int:
     if not run.fresh and (out / "checkpoint.pt").exists():
         print(f"resuming the run in {out}")
 
-    def progress(ev):
-        if args.quiet:
-            return
-        if ev["type"] == "epoch":
-            print(f"β step {ev['beta_step'] + 1}/{ev['total_steps']} ({ev['pass_name']}, β = {ev['beta']:.4g}) "
-                  f"epoch {ev['epoch'] + 1}: val loss {ev['val_loss']:.4g}, R {ev['val_rate']:.3f}, "
-                  f"D {ev['val_distortion']:.3g}, {ev['jets_per_s']:.0f} jets/s", file=sys.stderr)
-        elif ev["type"] in ("resumed", "nan_rollback"):
-            print(f"{ev['type']}: β step {ev['beta_step'] + 1}, epoch {ev['epoch']}", file=sys.stderr)
+    from tqdm.auto import tqdm
 
-    status = run.run_blocking(progress)
+    # one bar over the β steps (an early stop ends a step before max_epochs); a line per finished step
+    bar = tqdm(total=None, unit="β step", desc=f"otviz train {args.model}", disable=args.quiet, file=sys.stderr)
+
+    def say(line):
+        if not args.quiet:
+            bar.write(line, file=sys.stderr)
+
+    def progress(ev):
+        if "total_steps" in ev and bar.total != ev["total_steps"]:
+            bar.total = ev["total_steps"]
+            bar.refresh()
+        if ev["type"] == "epoch":
+            bar.set_postfix_str(f"β {ev['beta']:.3g} ({ev['pass_name']}) epoch {ev['epoch'] + 1}: val loss "
+                                f"{ev['val_loss']:.4g}, R {ev['val_rate']:.3f}, D {ev['val_distortion']:.3g}, "
+                                f"{ev['jets_per_s']:.0f} jets/s")
+        elif ev["type"] == "beta_step":
+            bar.update(1)
+            say(f"β step {ev['beta_step'] + 1}/{ev['total_steps']} ({ev['pass_name']}, β = {ev['beta']:.3g}): "
+                f"{ev['epochs']} epochs ({ev['stopped']}), R {ev['rate']:.3f}, D {ev['distortion']:.3g}")
+        elif ev["type"] == "resumed":
+            bar.update(ev["beta_step"] - bar.n)
+            say(f"resumed at β step {ev['beta_step'] + 1}, epoch {ev['epoch']}")
+        elif ev["type"] == "nan_rollback":
+            say(f"non-finite loss: rolled back to β step {ev['beta_step'] + 1}, epoch {ev['epoch']}, "
+                f"lr × {ev['lr_scale']}")
+
+    try:
+        status = run.run_blocking(progress)
+    finally:
+        bar.close()
     secs = sum(h["seconds"] for h in run.history)
     print(f"{status}: {len(run.steps_done)} β steps, {len(run.history)} epochs in {secs:.0f} s of training; "
           f"run directory {out}")
@@ -335,7 +372,8 @@ def _cmd_evaluate(args) -> int:
 
     _positive(args, "n_projections", "--n-projections", 1, 10_000)
     _require_run(args.rundir, "evaluate")
-    ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections, progress=True)
+    ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections,
+                                progress=not args.quiet)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -357,7 +395,7 @@ def _cmd_dimension(args) -> int:
     if not run.steps:
         raise ValueError(f"{args.rundir}: no finished β step yet (steps.json is empty)")
     t0 = time.perf_counter()
-    ds = run.dimension(n_jets=args.jets, workers=args.workers, progress=True)
+    ds = run.dimension(n_jets=args.jets, workers=args.workers, progress=not args.quiet)
     ht = ds.attrs["ht_mean_GeV"]
     print(f"{args.rundir}/dimension.nc ({time.perf_counter() - t0:.1f} s; mean H_T {ht:.0f} GeV)")
     print("  β_mid     β·⟨H_T⟩ [GeV]   D1      D2")
@@ -371,22 +409,57 @@ def _cmd_dimension(args) -> int:
     return 0
 
 
+def _cmd_data_fetch(args) -> int:
+    from .data.shipped import fetch
+    from .paths import data_dir
+
+    dest = data_dir()
+    copied = fetch(args.source, dest, force=args.force)
+    mb = sum(f.stat().st_size for f in copied) / 1e6
+    print(f"{dest}: copied {len(copied)} files ({mb:.1f} MB) from {args.source}")
+    return 0
+
+
+def _cmd_data_regenerate(args) -> int:
+    from .data.shipped import regenerate
+    from .paths import data_dir
+
+    _positive(args, "events", "--events")
+    _positive(args, "workers", "--workers", 1, 256)
+    dest = data_dir()
+    for st in regenerate(dest, names=args.only, events=args.events, workers=args.workers, progress=not args.quiet):
+        print(f"wrote {st['path']}: {st['events']} events in {st['seconds']:.1f} s, {st['bytes'] / 1e6:.2f} MB")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import kinds
 
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
-    p = _Parser(prog="otviz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                parents=[common])
-    sub = p.add_subparsers(dest="cmd", required=True)
+    common.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                        help="otviz home holding data/ and runs/ (default: $OTVIZ_HOME, else the checkout "
+                             "otviz runs from, else ~/.local/share/otviz)")
+    p = _Parser(prog="otviz", description="Train, see and debug optimal-transport generative models for particle "
+                "physics.", epilog=__doc__.split("\n\n", 1)[1], formatter_class=_Help, parents=[common])
+    p.add_argument("--version", action="version", version=f"otviz {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, title="commands", metavar="COMMAND")
+    _add = sub.add_parser
+
+    def add_parser(name, **kw):  # every command's --help shows its defaults
+        kw.setdefault("formatter_class", _Help)
+        kw.setdefault("description", kw.get("help"))
+        return _add(name, **kw)
+
+    sub.add_parser = add_parser
 
     g = sub.add_parser("generate", help="generate a Pythia 8 sample with the detector model", parents=[common])
     g.add_argument("process", choices=["zee", "ttbar", "wjets"])
     g.add_argument("--events", type=count, required=True,
                    help="number of accepted events (refused when the memory or disk it needs is not free)")
     g.add_argument("--out", help="output netCDF file (default runs/PROCESS_seedS_nN.nc)")
-    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--seed", type=int, default=1, help="random seed (chunk k is seeded from seed and k)")
     g.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     g.add_argument("--scheduler", help="address of an existing Dask scheduler (instead of a LocalCluster)")
     g.add_argument("--chunk-size", type=count, help="accepted events per task (part of the seed's meaning)")
@@ -409,16 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start over in a directory that holds a run (finished or not), replacing it")
     t.add_argument("--resume", action="store_true",
                    help="continue the directory's run with its stored settings (setting flags are ignored)")
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int)
-    t.add_argument("--batch-size", type=count)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when present")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--batch-size", type=count, help="default 5000 (otus-zee), 100 (emdvae-wjets)")
     t.add_argument("--max-events", type=count, help="use only the first N training events")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     o = t.add_argument_group("otus-zee")
     o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90)")
     o.add_argument("--finetune-epochs", type=count, help="decoder-only SW(x, D(z)) epochs at the end (default 0)")
     o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
-    o.add_argument("--n-projections", type=count)
+    o.add_argument("--n-projections", type=count, help="sliced Wasserstein directions (default 1000)")
     o.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints (default 5)")
     o.add_argument("--no-mass-feature", action="store_true",
                    help="distances on the four-vector components only (the paper's setup)")
@@ -429,35 +502,57 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--betas", type=count, help="number of log-spaced β values (default 9)")
     a.add_argument("--beta-min", type=float, help="default 10^-1.8")
     a.add_argument("--beta-max", type=float, help="default 10^0.6")
-    a.add_argument("--max-epochs", type=count, help="epochs per β step at most")
+    a.add_argument("--max-epochs", type=count, help="epochs per β step at most (default 30)")
     a.add_argument("--steps-per-epoch", type=count, help="batches between validations (default 250)")
-    a.add_argument("--lr", type=float)
+    a.add_argument("--lr", type=float, help="learning rate at the start of each β step (default 0.001)")
     a.add_argument("--latent", type=count, help="default 32")
     a.add_argument("--width", type=count, help="default 128")
-    a.add_argument("--emd-backend", choices=["auto", "exact", "sinkhorn"])
-    a.add_argument("--threads", type=count, help="torch CPU threads per run")
+    a.add_argument("--emd-backend", choices=["auto", "exact", "sinkhorn"], help="default auto: exact")
+    a.add_argument("--threads", type=count, help="torch CPU threads per run (default: torch's)")
     a.add_argument("--workers", type=count, help="LocalCluster workers for several runs (default 2)")
     a.add_argument("--scheduler", help="address of an existing Dask scheduler")
     t.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="fidelity metrics of a trained OTUS run on its test sample",
                         parents=[common])
-    ev.add_argument("rundir")
+    ev.add_argument("rundir", help="run directory of an OTUS run")
     ev.add_argument("--test", help="test sample (default: the run's test_data)")
-    ev.add_argument("--n-projections", type=count, default=1000)
+    ev.add_argument("--n-projections", type=count, default=1000, help="random directions of the sliced Wasserstein distance")
     ev.add_argument("--json", action="store_true", help="print all numbers as JSON")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
 
     dm = sub.add_parser("dimension", help="D1/D2 vs β, KL per dimension and D_corr of an EMD-VAE run",
                         parents=[common])
-    dm.add_argument("rundir")
+    dm.add_argument("rundir", help="run directory of an EMD-VAE annealing run")
     dm.add_argument("--jets", type=count, default=1000, help="jets for the correlation dimension (pairs ~ n²/2)")
     dm.add_argument("--workers", type=count, default=2, help="threads for the pairwise exact EMDs")
+    dm.add_argument("--quiet", action="store_true", help="no progress bar")
     dm.set_defaults(func=_cmd_dimension)
 
     i = sub.add_parser("info", help="validate a sample file and summarise it", parents=[common])
     i.add_argument("path")
     i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("data", help="put the shipped samples and pretrained runs into the otviz home",
+                       parents=[common])
+    dsub = d.add_subparsers(dest="data_cmd", required=True, metavar="ACTION")
+    f = dsub.add_parser("fetch", help="copy the shipped samples and pretrained runs from a checkout",
+                        description="copy the shipped samples and pretrained runs from a checkout into "
+                                    "the otviz home's data/", parents=[common], formatter_class=_Help)
+    f.add_argument("--from", dest="source", required=True, metavar="DIR",
+                   help="an otviz checkout (or its data/ folder)")
+    f.add_argument("--force", action="store_true", help="copy files that are already there too")
+    f.set_defaults(func=_cmd_data_fetch)
+    r = dsub.add_parser("regenerate", help="generate the shipped samples again (data/README.md's commands)",
+                        description="generate the shipped samples into the otviz home's data/ with their "
+                                    "recorded commands and seeds (pretrained runs: otviz data fetch)",
+                        parents=[common], formatter_class=_Help)
+    r.add_argument("--only", nargs="+", metavar="FILE", help="only these samples (e.g. zee_test.nc)")
+    r.add_argument("--events", type=count, help="events per sample instead of the shipped counts (a quick check)")
+    r.add_argument("--workers", type=count, default=2, help="LocalCluster worker processes")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_data_regenerate)
     return p
 
 
@@ -482,11 +577,16 @@ def _is_user_error(exc: BaseException) -> bool:
     return isinstance(exc, (ValueError, OSError, RunBusyError))
 
 
+def _is_training_failure(exc: BaseException) -> bool:
+    """A :class:`otviz.train.trainer.TrainingFailed` (looked up only once torch is loaded, so that
+    ``--help`` and argument errors never import it)."""
+    trainer = sys.modules.get(f"{__package__}.train.trainer")
+    return trainer is not None and isinstance(exc, trainer.TrainingFailed)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     import traceback
-
-    from .train.trainer import TrainingFailed
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -495,6 +595,8 @@ def main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     args.argv = argv
     debug = getattr(args, "debug", False)
+    if getattr(args, "data_dir", None):
+        os.environ["OTVIZ_HOME"] = os.path.abspath(os.path.expanduser(args.data_dir))
     try:
         try:
             rc = args.func(args)
@@ -502,17 +604,15 @@ def main(argv=None) -> int:
             return rc
         except BrokenPipeError:
             raise
-        except TrainingFailed as exc:
-            if debug:
-                traceback.print_exc()
-            print(f"otviz: training failed: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_FAILED
         except KeyboardInterrupt:
             print("otviz: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         except Exception as exc:
             if debug:
                 traceback.print_exc()
+            if _is_training_failure(exc):
+                print(f"otviz: training failed: {_one_line(exc)}", file=sys.stderr)
+                return EXIT_FAILED
             if _is_user_error(exc):
                 print(f"otviz: error: {_one_line(exc)}", file=sys.stderr)
             else:

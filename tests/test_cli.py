@@ -173,3 +173,91 @@ def test_failed_run_directory_resume_restart_and_failure_line(tmp_path, capsys, 
     # --resume of a directory without a run
     assert main(_tiny(tmp_path / "empty", "--resume")) == 2
     _one_error_line(capsys, "no run to resume")
+
+
+HEAVY = ("torch", "xarray", "numpy", "panel", "holoviews", "dask", "pythia8mc")
+_PROBE = ("import sys; from otviz.cli import main; rc = main(sys.argv[1:]); "
+          "print('LOADED', *sorted(m for m in {heavy} if m in sys.modules), file=sys.stderr); sys.exit(rc)")
+
+
+def _cli(*args, cwd=ROOT):
+    proc = subprocess.run([sys.executable, "-c", _PROBE.format(heavy=HEAVY), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    loaded = [ln for ln in proc.stderr.splitlines() if ln.startswith("LOADED")][-1].split()[1:]
+    return proc, loaded
+
+
+def test_help_version_and_argument_errors_import_no_heavy_library():
+    from importlib.metadata import version
+
+    from otviz.cli import build_parser
+
+    proc, loaded = _cli("--help")
+    assert proc.returncode == 0 and loaded == [], loaded  # so that --help answers in well under 1 s
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"generate", "train", "evaluate", "dimension", "info", "data"} <= set(commands)
+    listed = proc.stdout.split("commands:", 1)[1]
+    for name, sub in commands.items():  # every command, with its one-line description
+        assert f"    {name} " in listed and sub.description.split()[0] in listed, name
+    proc, loaded = _cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"otviz {version('otviz')}" and loaded == []
+    proc, loaded = _cli("train", "otus-zee", "--out", "r", "--epochs", "1.5")
+    assert proc.returncode == 2 and loaded == []
+    assert proc.stderr.splitlines()[0] == ("otviz: error: train: argument --epochs: invalid count '1.5' "
+                                           "(not a whole number) (otviz train --help)")
+
+
+def test_each_help_shows_the_defaults_the_commands_use(capsys):
+    from otviz.train.annealing import emdvae_wjets_config
+    from otviz.train.config import PRESETS
+
+    otus, vae = PRESETS["otus-zee"](epochs=90, finetune_epochs=0), emdvae_wjets_config(True)
+    helps = {}
+    for cmd in ("generate", "train", "evaluate", "dimension", "info", "data", "data fetch", "data regenerate"):
+        assert main([*cmd.split(), "--help"]) == 0
+        helps[cmd] = " ".join(capsys.readouterr().out.split())
+    assert "--workers WORKERS LocalCluster worker processes (default: 2)" in helps["generate"]
+    assert "--seed SEED random seed (chunk k is seeded from seed and k) (default: 1)" in helps["generate"]
+    assert "--n-projections N_PROJECTIONS random directions of the sliced Wasserstein distance (default: 1000)" \
+        in helps["evaluate"]
+    assert "(pairs ~ n²/2) (default: 1000)" in helps["dimension"]
+    t = helps["train"]
+    assert f"random seed (default {otus.seed})" in t and otus.seed == vae.seed
+    assert f"default {otus.batch_size} (otus-zee), {vae.batch_size} (emdvae-wjets)" in t
+    assert f"(default {otus.n_projections})" in t and f"(default {otus.checkpoint_every})" in t
+    assert f"epochs per β step at most (default {vae.max_epochs})" in t
+    assert f"(default {vae.steps_per_epoch})" in t and f"(default {vae.lr:g})" in t
+    assert "--from DIR an otviz checkout" in helps["data fetch"]
+
+
+def test_shipped_sample_commands_are_the_recorded_ones():
+    import h5py
+
+    from otviz.data.shipped import SAMPLES
+
+    for s in SAMPLES:
+        with h5py.File(DATA / s.name) as f:
+            assert f.attrs["command"] == s.command(), s.name
+            assert f["x"].shape[0] == s.events and int(f.attrs["seed"][0]) == s.seed
+    assert "data regenerate" in (DATA / "make_data.sh").read_text()
+
+
+def test_data_fetch_fills_a_home_that_info_and_load_run_read(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OTVIZ_HOME", "")  # unset (empty), and restored after main() sets it
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["data", "fetch", "--from", str(ROOT), "--data-dir", str(home)]) == 0
+    assert f"{home / 'data'}: copied" in capsys.readouterr().out
+    assert (home / "data" / "zee_test.nc").read_bytes() == (DATA / "zee_test.nc").read_bytes()
+    assert _hashes(home / "data" / "pretrained" / "otus-zee") == _hashes(PRETRAINED / "otus-zee")
+    assert main(["data", "fetch", "--from", str(ROOT), "--data-dir", str(home)]) == 0  # already there
+    assert "copied 0 files" in capsys.readouterr().out
+    assert main(["info", "data/zee_test.nc", "--data-dir", str(home)]) == 0  # relative: under the home
+    out = capsys.readouterr().out
+    assert out.startswith("data/zee_test.nc: process=zee events=50000 (valid)")
+    run = otviz.load_run("data/pretrained/otus-zee")  # OTVIZ_HOME was set by --data-dir
+    assert run.path == home / "data" / "pretrained" / "otus-zee"
+    assert len(run.history) == len(json.loads((PRETRAINED / "otus-zee" / "history.json").read_text()))
+    assert main(["data", "regenerate", "--only", "nope.nc"]) == 2
+    _one_error_line(capsys, "nope.nc: not a shipped sample", "zee_train.nc")

@@ -16,10 +16,10 @@ class Sample:
     seed: int
     centre: bool = False
 
-    def command(self, events: int | None = None) -> str:
+    def command(self, events: int | None = None, workers: int = 2) -> str:
         """The ``otviz generate`` command that makes this file (as recorded in its attributes)."""
         n = self.events if events is None else events
-        return (f"otviz generate {self.process} --events {n} --seed {self.seed} --workers 2 "
+        return (f"otviz generate {self.process} --events {n} --seed {self.seed} --workers {workers} "
                 f"--out data/{self.name}{' --centre' if self.centre else ''} --force --quiet")
 
 
@@ -92,6 +92,6 @@ def regenerate(dest, names=None, events: int | None = None, workers: int = 2, pr
         _, stats = generate_to_file(dest / s.name, overwrite=True, process=s.process,
                                     n_events=s.events if events is None else events, seed=s.seed,
                                     workers=workers, centre=s.centre, progress=progress,
-                                    command=s.command(events))
+                                    command=s.command(events, workers))
         out.append(stats)
     return out
