@@ -7,7 +7,7 @@ N particles: pT/H_T = softmax over particles, η linear, φ = atan2(c₃, c₂).
 
     L = EMD²(x, ρ(z)) / (2β²) + KL(N(μ, σ²) ‖ N(0, 1)),   z = μ + σ·ε
 
-(seed Eq. 1). ``EMDVAEConfig.paper()`` gives the published sizes (4 × 1024 per-particle, 4 × 1024
+(seed Eq. 1; :mod:`otviz.losses.emdvae`). ``EMDVAEConfig.paper()`` gives the published sizes (4 × 1024 per-particle, 4 × 1024
 dense, 5 × 1024 decoder, latent 256); the default is a small network that trains on a CPU.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..ot.emd import emd
 
 
 @dataclass
@@ -135,25 +134,3 @@ class EMDVAE(nn.Module):
         c = self.decoder(latent).reshape(len(latent), self.cfg.n_particles, 4)
         pt = torch.softmax(c[..., 0], dim=1)
         return torch.stack([pt, c[..., 1], torch.atan2(c[..., 3], c[..., 2])], -1)
-
-
-def kl_per_dimension(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, 1)) per latent dimension, averaged over the batch: (latent,)."""
-    return 0.5 * (mu ** 2 + log_var.exp() - log_var - 1.0).mean(0)
-
-
-def emdvae_loss(model: EMDVAE, jets: torch.Tensor, beta: float, backend: str = "auto",
-                generator: torch.Generator | None = None, R: float = 1.0):
-    """Return (loss, terms): loss = mean EMD²/(2β²) + Σ KL; terms holds the mean EMD², the rate
-    R = Σ_k KL_k, the distortion D = mean EMD² and the per-dimension KL (a tensor)."""
-    jets = torch.as_tensor(jets, dtype=model.mu.weight.dtype, device=model.mu.weight.device)
-    mu, log_var = model.posterior(jets)
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    recon = model.decode(mu + torch.exp(0.5 * log_var) * eps)
-    d = emd(jets[..., 0], jets[..., 1:], recon[..., 0], recon[..., 1:], backend=backend, R=R)
-    dist = (d ** 2).mean()
-    kl = kl_per_dimension(mu, log_var)
-    rate = kl.sum()
-    loss = dist / (2 * beta ** 2) + rate
-    return loss, {"loss": float(loss.detach()), "distortion": float(dist.detach()), "rate": float(rate.detach()),
-                  "kl_per_dim": kl.detach()}

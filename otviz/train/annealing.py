@@ -49,7 +49,8 @@ import torch
 from ..data.io import load as load_sample
 from ..errors import ConfigError, check_bounds, check_choice, check_number
 from ..data.jets import normalised_jets, trim_padding
-from ..models.emdvae import EMDVAE, EMDVAEConfig, emdvae_loss
+from ..losses.emdvae import emdvae_loss
+from ..models.emdvae import EMDVAE, EMDVAEConfig
 from ..paths import resolve as resolve_path
 from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json, check_sample
 

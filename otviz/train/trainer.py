@@ -42,11 +42,11 @@ from ..atomic import write_bytes
 from ..data.io import DataValidationError
 from ..data.io import load as load_sample
 from ..errors import RunBusyError, RunExistsError
+from ..losses.otus import otus_loss
 from ..models.otus import OTUS
 from ..paths import resolve as resolve_path
 from ..physics import fourvec as fv
 from .config import TrainConfig
-from .otus_loss import otus_loss
 
 
 def resolve_device(device: str = "auto") -> torch.device:

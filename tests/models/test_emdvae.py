@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from otviz.data import load
-from otviz.models.emdvae import EMDVAE, EMDVAEConfig, emdvae_loss, kl_per_dimension
+from otviz.losses.emdvae import emdvae_loss, kl_per_dimension
+from otviz.models.emdvae import EMDVAE, EMDVAEConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -114,7 +114,7 @@ def test_mass_coordinate_is_the_breit_wigner_cdf_of_the_truth_batch():
     """u = (2/π)·atan((m − m₀)/γ) with m₀, γ from the truth batch: uniform on (−1, 1) for a
     Breit–Wigner truth; a 1.4× wider peak is seen."""
     from otviz.ot.sliced import sliced_wasserstein
-    from otviz.train.otus_loss import features, mass_transform
+    from otviz.losses.otus import features, mass_transform
 
     g = torch.Generator().manual_seed(0)
     n = 20000
