@@ -10,6 +10,7 @@ fill it. ``$OTVIZ_RUNS`` moves ``runs/`` alone. Every name is looked up when use
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -58,6 +59,13 @@ def resolve(path) -> Path:
         return p
     alt = home() / p
     return alt if alt.exists() else p
+
+
+def app_file(name: str = "latent_explorer.py") -> Path:
+    """A Panel app script: the checkout's ``apps/NAME``, else the copy an installed wheel puts in
+    ``<prefix>/share/otviz/apps/``."""
+    local = CHECKOUT / "apps" / name
+    return local if local.exists() else Path(sys.prefix) / "share" / "otviz" / "apps" / name
 
 
 _LAZY = {"DATA": data_dir, "PRETRAINED": pretrained_dir, "RUNS": runs_dir}

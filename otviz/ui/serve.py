@@ -23,9 +23,9 @@ import os
 import sys
 from pathlib import Path
 
-from ..paths import REPO
+from ..paths import app_file
 
-APP = REPO / "apps" / "latent_explorer.py"
+APP = app_file("latent_explorer.py")  # the checkout's apps/, or the copy an installed wheel ships
 GUARD = Path(__file__).with_name("hostguard.py")
 
 
