@@ -12,7 +12,7 @@ from otviz.ui.serve import foreign_host, main, refusal
 if __name__ == "__main__":
     main()
 else:
-    pn.extension("tabulator", sizing_mode="fixed")
+    pn.extension("tabulator")
     host = foreign_host()
-    page = refusal(host) if host else LatentExplorer()
+    page = refusal(host) if host else LatentExplorer().template()
     page.servable(title="otviz latent explorer")

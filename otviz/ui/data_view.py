@@ -6,6 +6,7 @@ import param
 
 from ..metrics.fidelity import derived_masses, quantities
 from ..metrics.peak import fit_peak
+from ..physics.observables import label
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
 from .picker import QuantityPage
@@ -23,15 +24,22 @@ class DataView(QuantityPage):
         parts = [str(p) for p in te[f"{self.space}_particle"].values]
         qtr = quantities(tr[self.space].values, parts, derived_masses(parts))[self.quantity]
         qte = quantities(te[self.space].values, parts, derived_masses(parts))[self.quantity]
-        plot = residual_plot(qtr, {"test sample": qte}, label=f"{self.space}: {self.quantity}")
+        plot = residual_plot(qtr, {"test sample": qte}, label=label(self.quantity, prefix=self.space), truth_label="train sample")
         text = f"**{self.space}** from `{self.state.run.config.train_data}` (train, {len(qtr)} events) and " \
                f"`{self.state.run.config.test_data}` (test, {len(qte)} events)."
         if self.quantity == "m_ee":
             f = fit_peak(qte)
             text += f"  Test m_ee peak {f.mass:.2f} GeV, Γ {f.gamma:.2f} GeV, σ {f.sigma:.2f} GeV (Voigt fit)."
-        return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(plot, linked_axes=False))
+        return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(plot, linked_axes=False, sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")
+
+    def controls(self):
+        return self.selectors()
+
+    def content(self):
+        return pn.Column(self._plot, sizing_mode="stretch_width")
 
     def __panel__(self):
-        return pn.Column(self.selectors(), self._plot)
+        return pn.Column(self.controls(), self.content(), sizing_mode="stretch_width")
 
 

@@ -35,16 +35,26 @@ class DimensionView(pn.viewable.Viewer):
             q_mid = dcorr = None
             note = f"D_corr not computed yet for this run: `otviz dimension {run.path}`."
         rows = "\n".join(f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |" for b, a, c in zip(mid, d1, d2))
-        table = pn.pane.Markdown("| β_mid | GeV | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=300)
+        table = pn.pane.Markdown("| β_mid | β·⟨H_T⟩ [GeV] | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=320)
+        stretch = dict(linked_axes=False, sizing_mode="stretch_width")
         return pn.Row(
             pn.Column(
-                pn.pane.HoloViews(dimension_plot(mid, d1, d2, q_mid, dcorr, ht=ht), linked_axes=False),
-                pn.pane.HoloViews(kl_plot(beta, kl, ht=ht), linked_axes=False),
+                pn.pane.HoloViews(dimension_plot(mid, d1, d2, q_mid, dcorr, ht=ht), **stretch),
+                pn.pane.HoloViews(kl_plot(beta, kl, ht=ht), **stretch),
+                sizing_mode="stretch_width",
             ),
-            pn.Column(pn.pane.Markdown(f"Mean H_T {ht:.0f} GeV: β·⟨H_T⟩ is the resolution in GeV (seed 001). {note}", width=300),
-                      table, pn.pane.HoloViews(rate_distortion_plot(beta, rate, dist, width=320), linked_axes=False)),
+            pn.Column(pn.pane.Markdown(f"Mean H_T {ht:.0f} GeV: β·⟨H_T⟩ is the resolution in GeV (seed 001). {note}", width=320),
+                      table, pn.pane.HoloViews(rate_distortion_plot(beta, rate, dist, width=320), linked_axes=False),
+                      width=340),
+            sizing_mode="stretch_width",
         )
+
+    def controls(self):
+        return pn.pane.Markdown("D₁, D₂ from the run's steps.json; D_corr from its dimension.nc.")
+
+    def content(self):
+        return pn.Column(self._content, sizing_mode="stretch_width")
 
     def __panel__(self):
         return pn.Column(pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", width=360),
-                         self._content)
+                         self._content, sizing_mode="stretch_width")

@@ -1,5 +1,6 @@
-"""The latent explorer: run selector and the Data, Train, Transport, Residuals (OTUS), Latent
-traversal and Dimensionality (EMD-VAE) pages."""
+"""The latent explorer: run pickers and the Runs, Data, Train, Transport, Residuals (OTUS), Latent
+traversal and Dimensionality (EMD-VAE) pages, in a page template (header with name, version and
+device; sidebar with the run pickers and the current page's controls) or, in a notebook, a column."""
 from __future__ import annotations
 
 import panel as pn
@@ -8,6 +9,7 @@ from .data_view import DataView
 from .dimension_view import DimensionView
 from .notify import describe
 from .residuals_view import ResidualsView
+from .runs_view import RunsView
 from .state import ExplorerState
 from .train_view import TrainView
 from .transport_view import TransportView
@@ -26,30 +28,76 @@ class LatentExplorer(pn.viewable.Viewer):
         self.residuals = ResidualsView(self.state)
         self.traversal = TraversalView(self.state)
         self.dimension = DimensionView(self.state)
+        self.runs = RunsView(self.state)
 
     def pages(self) -> list[tuple[str, pn.viewable.Viewer]]:
         return [("Data", self.data), ("Train", self.train), ("Transport", self.transport),
-                ("Residuals", self.residuals), ("Latent traversal", self.traversal), ("Dimensionality", self.dimension)]
+                ("Residuals", self.residuals), ("Latent traversal", self.traversal), ("Dimensionality", self.dimension),
+                ("Runs", self.runs)]
 
-    def __panel__(self):
-        selector = pn.widgets.Select.from_param(self.state.param.run_path, name="OTUS run", width=360)
-        # a page is built when its tab is first shown: a new session computes only the first page
+    def pickers(self):
+        return pn.Column(
+            pn.widgets.Select.from_param(self.state.param.run_path, name="OTUS run", sizing_mode="stretch_width"),
+            pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
+
+    def _tabs(self, sidebar: pn.Column | None):
+        """The page tabs. A page is built when its tab is first shown (a new session computes only
+        the first page); with a ``sidebar``, a page's ``controls()`` go there while it is shown."""
         pages = self.pages()
-        holders = [pn.Column() for _ in pages]
-        tabs = pn.Tabs(*[(name, h) for (name, _), h in zip(pages, holders)], dynamic=True)
+        holders = [pn.Column(sizing_mode="stretch_width") for _ in pages]
+        controls: dict[int, object] = {}
+        tabs = pn.Tabs(*[(name, h) for (name, _), h in zip(pages, holders)], dynamic=True, sizing_mode="stretch_width")
 
         def show(i: int):
+            name, view = pages[i]
+            split = sidebar is not None and hasattr(view, "controls") and hasattr(view, "content")
             if not holders[i].objects:
-                holders[i].objects = [self._build(*pages[i])]
+                if split:
+                    controls[i] = self._build(name, view.controls)
+                    holders[i].objects = [self._build(name, view.content)]
+                else:
+                    holders[i].objects = [self._build(name, lambda: view)]
+            if sidebar is not None:
+                sidebar.objects = [pn.pane.Markdown(f"#### {name}")] + ([controls[i]] if i in controls else [])
 
         show(tabs.active)
         tabs.param.watch(lambda event: show(event.new), "active")
-        return pn.Column(pn.Row(pn.pane.Markdown("## otviz latent explorer"), selector), self.state.notices.panel(),
-                         tabs)
+        return tabs
 
-    def _build(self, name: str, view):
+    def __panel__(self):
+        return pn.Column(pn.Row(pn.pane.Markdown("## otviz latent explorer"), self.pickers()),
+                         self.state.notices.panel(), self._tabs(None), sizing_mode="stretch_width")
+
+    def template(self):
+        """The served app: a FastListTemplate whose header names otviz, its version and the torch
+        device, whose sidebar holds the run pickers and the shown page's controls, and whose main
+        area (the pages) stretches to the window."""
+        page_controls = pn.Column(sizing_mode="stretch_width")
+        tabs = self._tabs(page_controls)
+        tmpl = pn.template.FastListTemplate(
+            title=f"otviz latent explorer {version()}", header=[pn.pane.Markdown(f"device: {device()}",
+                                                                                  styles={"color": "white"})],
+            sidebar=[self.pickers(), page_controls], sidebar_width=300, main_layout=None, accent="#1f77b4")
+        tmpl.main.append(pn.Column(self.state.notices.panel(), tabs, sizing_mode="stretch_width"))
+        return tmpl
+
+    def _build(self, name: str, make):
         try:
-            return pn.panel(view)
+            return pn.panel(make())
         except Exception as exc:  # a page that cannot be built says why, in the page
             self.state.notices.error(f"{name} page: {describe(exc)}")
             return pn.pane.Alert(f"**{name} page could not be built:** {describe(exc)}", alert_type="danger")
+
+
+def version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def device() -> str:
+    """"CUDA (device name)" when torch sees a GPU, else "CPU"."""
+    import torch
+
+    return f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU"

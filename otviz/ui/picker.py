@@ -28,5 +28,5 @@ class QuantityPage(pn.viewable.Viewer):
             self.quantity = next((n for n in names if n.startswith("m_")), names[0] if names else None)
 
     def selectors(self):
-        return pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.space),
-                      pn.widgets.Select.from_param(self.param.quantity, name="Quantity"))
+        return pn.Column(pn.widgets.RadioButtonGroup.from_param(self.param.space, name="space"),
+                         pn.widgets.Select.from_param(self.param.quantity, name="quantity"))

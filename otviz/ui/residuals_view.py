@@ -12,6 +12,7 @@ import panel as pn
 import param
 
 from ..metrics.fidelity import N_SPLITS, STATISTICS, derived_masses, quantities, statistic_with_floor
+from ..physics.observables import label
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
 from .picker import QuantityPage
@@ -65,13 +66,21 @@ class ResidualsView(QuantityPage):
         others = {LABELS[n]: self.values(n) for n in names[1:]}
         n = len(truth)
         return pn.Column(
-            pn.pane.HoloViews(residual_plot(truth, others, label=f"{self.space}: {self.quantity}"), linked_axes=False),
+            pn.pane.HoloViews(residual_plot(truth, others, label=label(self.quantity, prefix=self.space)), linked_axes=False,
+                              sizing_mode="stretch_width"),
             pn.pane.Markdown(f"Statistics between truth (half A of the {n:,} test events) and the model output "
                              f"computed from half B; *floor*: the same statistic between the two truth halves; "
                              f"each the mean over {N_SPLITS} random splits (seed {self.state.seed}) — the numbers "
                              f"`otviz evaluate` stores in metrics.nc."),
             self._stats_table(),
+            sizing_mode="stretch_width",
         )
 
+    def controls(self):
+        return self.selectors()
+
+    def content(self):
+        return pn.Column(self._plot, sizing_mode="stretch_width")
+
     def __panel__(self):
-        return pn.Column(self.selectors(), self._plot)
+        return pn.Column(self.controls(), self.content(), sizing_mode="stretch_width")

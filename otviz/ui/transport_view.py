@@ -4,6 +4,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
+from ..physics.observables import label
 from ..viz import ensure_extension
 from ..viz.transport import stochasticity_plot, transport_plot
 from .notify import error_pane, guarded
@@ -71,7 +72,7 @@ class TransportView(pn.viewable.Viewer):
         zc = self.state.quantity("z", "z", self.z_quantity)
         xt = self.state.quantity("x", "x", self.x_quantity)
         xl = self.state.quantity("x", "x_tilde_prime", self.x_quantity)
-        layout = transport_plot(zc, xt, xl, f"z {self.z_quantity} [GeV]", f"x {self.x_quantity} [GeV]",
+        layout = transport_plot(zc, xt, xl, label(self.z_quantity, prefix="z"), label(self.x_quantity, prefix="x"),
                                 rasterise=True)
         # one pane per panel: a Bokeh GridPlot inside a tab that was hidden renders collapsed
         self._transport_pane.objects = [pn.pane.HoloViews(p, linked_axes=False) for p in layout]
@@ -87,14 +88,18 @@ class TransportView(pn.viewable.Viewer):
         k = ["px", "py", "pz", "E"].index(comp)
         dec = self.state.decode_many(self.event)[:, parts.index(p), k]
         true_x = self.state.outputs()["x"][self.event, parts.index(p), k]
-        return pn.pane.HoloViews(stochasticity_plot(dec, true_x, label=f"x {self.x_quantity} [GeV]"), linked_axes=False)
+        return pn.pane.HoloViews(stochasticity_plot(dec, true_x, label=label(self.x_quantity, prefix="x")), linked_axes=False)
 
-    def __panel__(self):
+    def controls(self):
+        return pn.Column(pn.widgets.Select.from_param(self.param.z_quantity, name="z component"),
+                         pn.widgets.Select.from_param(self.param.x_quantity, name="x component"), self.event_input)
+
+    def content(self):
         return pn.Column(
-            pn.Row(pn.widgets.Select.from_param(self.param.z_quantity, name="z component"),
-                   pn.widgets.Select.from_param(self.param.x_quantity, name="x component")),
             self._transport_pane,
             pn.pane.Markdown("#### Stochasticity: one test z decoded 2000 times (black line: its true x)"),
-            self.event_input,
             self._stochastic,
         )
+
+    def __panel__(self):
+        return pn.Column(self.controls(), self.content())

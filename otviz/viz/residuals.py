@@ -86,6 +86,6 @@ def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: i
                                   title=label, show_grid=True, xformatter=tick_formatter(), yformatter=tick_formatter(),
                                   **size)
     bottom = hv.Overlay(ratios).opts(height=int(height * 0.45), ylim=tuple(ylim), xlabel=label or "value",
-                                     ylabel=f"ratio to {truth_label}", show_legend=False, show_grid=True,
+                                     ylabel="ratio", show_legend=False, show_grid=True,
                                      xformatter=tick_formatter(), yformatter=tick_formatter("%.2g"), **size)
     return (top + bottom).cols(1).opts(shared_axes=True)

@@ -33,7 +33,7 @@ def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins:
         legend = [hv.Scatter([(np.nan, np.nan)], label=bin_label(edges, k, unit)).opts(color=palette[k], size=8)
                   for k in range(nbins)]
         panels.append(hv.Overlay([el, *legend]).opts(
-            width=width, height=height, title=title, xlim=zl, ylim=lims, legend_position="bottom_right",
+            width=width, height=height, title=title, xlim=zl, ylim=lims, legend_position="right",
             xlabel=z_label, ylabel=x_label, xformatter=tick_formatter(), yformatter=tick_formatter()))
     return hv.Layout(panels).cols(2)
 

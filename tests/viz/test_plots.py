@@ -31,7 +31,7 @@ def test_residual_plot_labels_and_ranges():
     top, bottom = res
     assert bottom.opts.get().kwargs["xlabel"] == "m_ee [GeV]"
     assert top.opts.get().kwargs["ylabel"] == "density [1/GeV]"
-    assert bottom.opts.get().kwargs["ylabel"] == "ratio to train sample"
+    assert bottom.opts.get().kwargs["ylabel"] == "ratio"
     assert top.get(0).label == "train sample"
     lo, hi = bottom.opts.get().kwargs["ylim"]
     assert 0.0 <= lo < 1.0 < hi <= 3.0 and hi - lo < 3.0  # follows the data, not a fixed 0.5–1.5
