@@ -264,6 +264,7 @@ class TrainView(pn.viewable.Viewer):
             if entry is not None and not entry.active:  # cancelled while queued, or failed to start
                 self._finish(entry.state, entry.message)
             return
+        finished = not run.running  # read before the events: a finished run's last β step is never missed
         events = run.events_since(self._seen)
         if self._seen == 0 and not events:
             self.status.object = f"Started run `{self.rundir}`: loading the data …"
@@ -287,7 +288,7 @@ class TrainView(pn.viewable.Viewer):
         if events:
             terms = ("rate", "distortion") if self._points and "rate" in self._points[0] else None
             self.curve.object = loss_curves(self._points, x="step", **({"terms": terms} if terms else {}))
-        if not run.running:
+        if finished:
             self._finish(run.status, run.message)
 
     def _finish(self, status: str, message: str = ""):
@@ -347,3 +348,14 @@ def _served() -> bool:
     return doc is not None and doc.session_context is not None
 
 
+# widget labels in words and symbols (param would show "Lam", "Lr", "Beta min")
+_LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder only)", "batch_size": "batch size",
+           "n_projections": "SW projections", "lam": "λ (weight of SW(z, E(x)))", "beta_anchor": "β_E = β_D (anchor stage)",
+           "tau": "τ (weight of SW(x, D(z)))", "lr": "learning rate", "max_events": "training events (0: all)",
+           "device": "device", "seed": "seed", "jets": "W jets", "schedule": "β schedule", "n_betas": "number of β steps",
+           "beta_min": "smallest β", "beta_max": "largest β", "max_epochs": "epochs per β step (at most)",
+           "steps_per_epoch": "batches per epoch (0: one pass)", "latent": "latent dimensions", "width": "network width"}
+for _cls in (TrainSettings, AnnealSettings):
+    for _name, _text in _LABELS.items():
+        if _name in _cls.param:
+            _cls.param[_name].label = _text

@@ -223,7 +223,8 @@ class TraversalView(pn.viewable.Viewer):
             self._dmap = hv.DynamicMap(pn.bind(self._plot, self.param.step, self.param.dim_x, self.param.dim_y,
                                                self.param.centre_x, self.param.centre_y, self.param.span,
                                                self.param.n, self.param.hold, self.param.run_version))
-        return pn.pane.HoloViews(self._dmap, linked_axes=False)
+        # no text selection: a double-click on the plane must not paint the page's selection colour over it
+        return pn.pane.HoloViews(self._dmap, linked_axes=False, styles={"user-select": "none", "-webkit-user-select": "none"})
 
     def kl_bars(self):
         return pn.bind(self._kl_bars, self.param.step)
@@ -234,7 +235,7 @@ class TraversalView(pn.viewable.Viewer):
         ensure_extension()
         kl = np.asarray(self._steps()[step]["kl_per_dim"])
         top = np.argsort(-kl)[:12]
-        bars = hv.Bars([(f"z{k}", kl[k]) for k in top], kdims=["direction"], vdims=["KL"]).opts(
+        bars = hv.Bars([(f"z{k}", kl[k]) for k in top], kdims=["latent direction"], vdims=["KL [nats]"]).opts(
             width=360, height=200, title="KL per latent direction (top 12)", color="#4c72b0", xrotation=45)
         return pn.pane.HoloViews(bars, linked_axes=False)
 
