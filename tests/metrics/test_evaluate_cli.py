@@ -2,8 +2,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
+from scipy.stats import ks_2samp, wasserstein_distance
 
 from otviz.cli import main
 from otviz.metrics.evaluate import format_summary
@@ -43,3 +45,57 @@ def test_evaluate_json_schema_and_stored_dataset(tmp_path, capsys):
         assert ds["value"].dims == ("comparison", "quantity", "statistic")
         assert ds["m_ee_peak"].dims == ("comparison", "peak_sample", "peak_statistic")
     assert json.loads((run / "metrics.json").read_text()) == out
+    _assert_values(run, out)
+
+
+# mean of the Kolmogorov distribution: E[√(n m/(n+m)) · D_KS] → √(π/2)·ln 2 for independent samples
+KOLMOGOROV_MEAN = np.sqrt(np.pi / 2) * np.log(2)
+
+
+def _assert_values(run, out):
+    """The numbers, not only their identities: KS and W₁ with floors recomputed here with scipy on
+    the documented splits, floors against the closed form, the shipped model against its ranges."""
+    from otviz.data.io import load
+    from otviz.metrics.fidelity import model_outputs
+    from otviz.train.run import load_run
+
+    test = load(ROOT / "data" / "zee_test.nc")
+    o = model_outputs(load_run(run).model, test["z"].values, test["x"].values, seed=0)
+    x, xp = o["x"].astype(np.float64), o["x_tilde_prime"].astype(np.float64)
+
+    def mee(p4):
+        s = p4.sum(1)
+        return np.sqrt(np.maximum(s[:, 3] ** 2 - (s[:, :3] ** 2).sum(1), 0))
+
+    n = len(x)
+    assert out["attrs"]["n_test"] == n == 50_000 and out["attrs"]["n_half"] == n // 2
+    rng = np.random.default_rng(0)  # the documented splits: 5 permutations, halves A and B
+    splits = [(p[: n // 2], p[n // 2: 2 * (n // 2)]) for p in (rng.permutation(n) for _ in range(5))]
+    cols = {"e-.pz": (x[:, 0, 2], xp[:, 0, 2]), "e+.E": (x[:, 1, 3], xp[:, 1, 3]), "m_ee": (mee(x), mee(xp))}
+    q = out["comparisons"]["x_vs_x_tilde_prime"]["quantities"]
+    for name, (t, m) in cols.items():
+        for stat, fn in (("ks", lambda a, b: ks_2samp(a, b).statistic), ("w1", wasserstein_distance)):
+            value = np.mean([fn(t[a], m[b]) for a, b in splits])
+            floor = np.mean([fn(t[a], t[b]) for a, b in splits])
+            assert q[name][stat]["value"] == pytest.approx(value, rel=1e-9), (name, stat)
+            assert q[name][stat]["floor"] == pytest.approx(floor, rel=1e-9), (name, stat)
+    # truth-vs-truth KS floors: two independent halves of 25,000 → 0.8687·√(2/25,000) = 0.0078;
+    # averaged over 9 quantities × 5 splits (correlated), within 25 %
+    ks_floor = KOLMOGOROV_MEAN * np.sqrt(2 / (n // 2))
+    for comp in out["comparisons"].values():
+        mean_floor = np.mean([st["ks"]["floor"] for st in comp["quantities"].values()])
+        assert abs(mean_floor / ks_floor - 1) < 0.25, mean_floor
+    # the shipped model (data/pretrained/README.md): components as close as two truth draws,
+    # m_ee a few times the floor; SW² at its floor
+    for comp in ("x_vs_x_tilde", "x_vs_x_tilde_prime"):
+        c = out["comparisons"][comp]
+        assert 0.9 < c["sw_ratio"] < 1.15 and 10 < c["sw_floor"] < 25  # GeV²
+        for name, st in c["quantities"].items():
+            if name != "m_ee":
+                assert 0.8 < st["ks"]["ratio"] < 1.4 and 0.8 < st["w1"]["ratio"] < 1.4, (comp, name)
+    m = q["m_ee"]
+    assert 2 < m["ks"]["ratio"] < 5 and 2 < m["w1"]["ratio"] < 4.5 and 0.15 < m["w1"]["floor"] < 0.3  # GeV
+    # the Z peak of the reconstructed electrons: m_Z = 91.19 GeV, no narrower than Γ_Z = 2.495 GeV
+    pk = out["comparisons"]["x_vs_x_tilde_prime"]["m_ee_peak"]
+    assert abs(pk["truth"]["mass"] - 91.19) < 0.5 and abs(pk["model"]["mass"] - 91.19) < 0.7
+    assert 2.495 < pk["truth"]["fwhm"] < 5 and 2.495 < pk["model"]["fwhm"] < 5
