@@ -367,6 +367,17 @@ def _require_run(rundir, command: str):
                          f"{' or '.join(k.description for k in takes)}{use}")
 
 
+def _cmd_runs(args) -> int:
+    from .train.catalog import format_table, list_runs
+
+    rows = list_runs()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+    else:
+        print(format_table(rows))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from .train.products import evaluate_run
 
@@ -533,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="validate a sample file and summarise it", parents=[common])
     i.add_argument("path")
     i.set_defaults(func=_cmd_info)
+
+    rn = sub.add_parser("runs", help="list the runs (kind, status, size, date, data, key metrics with floors)",
+                        parents=[common])
+    rn.add_argument("--json", action="store_true", help="one JSON object per run")
+    rn.set_defaults(func=_cmd_runs)
 
     d = sub.add_parser("data", help="put the shipped samples and pretrained runs into the otviz home",
                        parents=[common])

@@ -85,15 +85,16 @@ def _status(path: Path) -> str:
 
 def run_info(path, base: Path | None = None, tag: str = "", shipped: bool = False) -> RunInfo:
     """One run directory's row."""
-    from .run import run_kind
+    from .. import kinds
 
     path = Path(path)
     cfg = _json(path / "config.json", {}) or {}
+    k = kinds.for_config_dict(cfg) if isinstance(cfg, dict) else None
     data = cfg.get("train_data") or cfg.get("data") or ""
     files = [f for f in path.rglob("*") if f.is_file()]
     mtime = max((f.stat().st_mtime for f in files), default=path.stat().st_mtime)
     name = f"{tag}/{path.relative_to(base)}" if base is not None else path.name
-    return RunInfo(path=str(path), name=name, kind=run_kind(path), data=str(data), status=_status(path),
+    return RunInfo(path=str(path), name=name, kind=k.name if k is not None else "unknown", data=str(data), status=_status(path),
                    metrics=key_metrics(path), size_mb=round(sum(f.stat().st_size for f in files) / 2 ** 20, 2),
                    date=datetime.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M"), shipped=shipped)
 

@@ -191,6 +191,29 @@ def _supervise(entry: Entry):
     with _LOCK:
         entry.state, entry.message = entry.run.status, entry.run.message
     _start_next()
+    if entry.state == "done":
+        post_run_metrics(entry.rundir)
+
+
+def post_run_metrics(rundir) -> str | None:
+    """A finished OTUS run's metrics (``otviz evaluate``: metrics.nc/metrics.json), computed when a
+    dashboard run ends so its pages are as complete as a shipped run's; ``OTVIZ_POST_RUN_METRICS=0``
+    turns it off. Returns what was computed, or None; a failure is logged, never raised."""
+    import logging
+    import os
+
+    from .run import run_kind
+
+    if os.environ.get("OTVIZ_POST_RUN_METRICS", "1") == "0" or run_kind(rundir) != "otus":
+        return None
+    try:
+        from .products import evaluate_run
+
+        evaluate_run(rundir, progress=False)
+        return "metrics"
+    except Exception:
+        logging.getLogger(__name__).exception("metrics of %s could not be computed", rundir)
+        return None
 
 
 def get_run(rundir) -> BackgroundRun | None:
