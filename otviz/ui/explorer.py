@@ -59,7 +59,7 @@ class LatentExplorer(pn.viewable.Viewer):
                 else:
                     holders[i].objects = [self._build(name, lambda: view)]
             if sidebar is not None:
-                sidebar.objects = [pn.pane.Markdown(f"#### {name}")] + ([controls[i]] if i in controls else [])
+                sidebar.objects = [pn.pane.Markdown(f"#### {name} page")] + ([controls[i]] if i in controls else [])
 
         show(tabs.active)
         tabs.param.watch(lambda event: show(event.new), "active")

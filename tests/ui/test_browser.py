@@ -47,6 +47,9 @@ PLOTS_JS = """() => {
 }"""
 
 
+RUNS_DIR: list = []  # the served app's runs/ (OTVIZ_RUNS)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,7 +60,8 @@ def _free_port():
 def server(tmp_path_factory):
     port = _free_port()
     # two runs at once: the test trains in two sessions concurrently (the default is one, others queue)
-    env = dict(os.environ, OTVIZ_RUNS=str(tmp_path_factory.mktemp("runs")), OTVIZ_MAX_ACTIVE_RUNS="2")
+    RUNS_DIR[:] = [tmp_path_factory.mktemp("runs")]
+    env = dict(os.environ, OTVIZ_RUNS=str(RUNS_DIR[0]), OTVIZ_MAX_ACTIVE_RUNS="2", OTVIZ_POST_RUN_METRICS="0")
     log = open(tmp_path_factory.mktemp("log") / "panel.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", "apps/latent_explorer.py", "--address", "127.0.0.1",
@@ -215,5 +219,83 @@ def test_latent_traversal_and_dimensionality_pages_in_the_browser(server, browse
     assert "KL per latent direction vs β (production pass)" in titles
     page.wait_for_function(f"({BETA_POINTS_JS})() >= 10")  # D1, D2, D_corr and KL curves carry data
     page.screenshot(path=str(ARTIFACTS / "09_dimensionality.png"))
+    _no_traceback(page)
+    page.close()
+
+
+AXIS_LABELS_JS = """() => {
+  const out = [];
+  for (const doc of window.Bokeh.documents)
+    for (const m of doc.all_models) {
+      const n = m.constructor.__name__;
+      if ((n === "LinearAxis" || n === "LogAxis") && m.axis_label) out.push(m.axis_label);
+    }
+  return out;
+}"""
+
+PAGES = ["Data", "Train", "Transport", "Residuals", "Latent traversal", "Dimensionality", "Runs"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, browser, tmp_path):
+    import json
+    import shutil
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1440, 900), (800, 600)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(120_000)
+        t0 = time.time()
+        page.goto(server)
+        page.wait_for_selector("canvas")
+        first = time.time() - t0
+        print(f"first render at {width}×{height}: {first:.2f} s")
+        page.wait_for_function(f"({AXIS_LABELS_JS})().includes('x: m_ee [GeV]')")
+        for name in PAGES:
+            page.get_by_text(name, exact=True).click()
+            page.get_by_text(f"{name} page", exact=True).wait_for()
+            if name == "Transport":
+                page.wait_for_function(f"({AXIS_LABELS_JS})().includes('x: E(e⁺) [GeV]')")
+                assert "z: E(e⁺) [GeV]" in page.evaluate(AXIS_LABELS_JS)
+            elif name == "Residuals":
+                page.get_by_text("KS / floor").wait_for()
+                assert "density [1/GeV]" in page.evaluate(AXIS_LABELS_JS)
+            elif name == "Dimensionality":
+                page.wait_for_function(f"({AXIS_LABELS_JS})().includes('β·⟨H_T⟩ [GeV]')")
+                labels = page.evaluate(AXIS_LABELS_JS)
+                assert "dimension D" in labels and "β [units of H_T]" in labels and "KL [nats]" in labels
+            elif name == "Latent traversal":
+                page.get_by_text(re.compile(r"decoded and drawn in \d+ ms")).wait_for()
+            elif name == "Runs":
+                page.locator(".tabulator-cell", has_text="pretrained/otus-zee").first.wait_for()
+            page.wait_for_timeout(800)
+            if width == 1440:
+                slug = name.lower().replace(" ", "_")
+                page.screenshot(path=str(SCREENSHOTS / f"{slug}.png"))
+            _no_traceback(page)
+            assert "x" not in page.evaluate(AXIS_LABELS_JS)  # no axis is labelled plain "x"
+        page.close()
+
+    # the Runs page lists a run from runs/ and deletes it after confirmation; a shipped run is refused
+    victim = RUNS_DIR[0] / "ui" / "20260101-000000-abcdef"
+    victim.mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "pretrained" / "otus-zee" / "config.json", victim)
+    (victim / "status.json").write_text(json.dumps({"status": "cancelled", "message": "cancelled by the user"}))
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(120_000)
+    page.goto(server)
+    page.get_by_text("Runs", exact=True).click()
+    page.locator(".tabulator-cell", has_text="pretrained/otus-zee").first.click()
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_text("is a shipped run under data/pretrained: it is not deleted").wait_for()
+    assert (ROOT / "data" / "pretrained" / "otus-zee" / "model.pt").exists()
+    page.get_by_role("button", name="Refresh").click()
+    page.locator(".tabulator-cell", has_text="runs/ui/20260101-000000-abcdef").first.click()
+    page.get_by_role("button", name="Delete…").click()
+    page.get_by_text(re.compile(r"Delete runs/ui/20260101-000000-abcdef \(0\.0 MB on disk\)\?")).wait_for()
+    assert victim.exists()  # not before the confirmation
+    page.get_by_role("button", name="Yes, delete").click()
+    page.get_by_text(re.compile(r"Deleted runs/ui/20260101-000000-abcdef")).wait_for()
+    assert not victim.exists()
     _no_traceback(page)
     page.close()
