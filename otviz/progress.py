@@ -28,7 +28,7 @@ def tqdm_progress(desc: str = "", unit: str = "step") -> ProgressFn:
         if bar is None or bar.total != total:
             if bar is not None:
                 bar.close()
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
         bar.set_postfix_str(message, refresh=False)
         bar.update(done - bar.n)
         if done >= total:

@@ -45,3 +45,11 @@ def test_evaluate_stores_the_pure_metrics_and_reports_every_step(tmp_path):
     back = products.read_metrics(tmp_path)
     np.testing.assert_array_equal(back["value"].values, ref["value"].values)
     assert products.read_dimension(tmp_path) is None
+
+
+def test_progress_true_draws_one_tqdm_bar_on_stderr(capsys):
+    fn = as_progress(True, desc="otviz evaluate")
+    for i in range(1, 5):
+        fn(i, 4, f"step {i}")
+    err = capsys.readouterr().err
+    assert "otviz evaluate" in err and "4/4" in err and "step 4" in err
