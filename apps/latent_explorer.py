@@ -7,12 +7,14 @@ Only assembles library components; all state and training live in ``otviz``.
 import panel as pn
 
 from otviz.ui.explorer import LatentExplorer
+from otviz.ui.hosts import session_location
 from otviz.ui.serve import foreign_host, main, refusal
 
 if __name__ == "__main__":
     main()
 else:
     pn.extension("tabulator")
+    session_location()  # parsed before Panel's own use, which fails on an IPv6 Host ([::1]:5006)
     host = foreign_host()
     page = refusal(host) if host else LatentExplorer().template()
     page.servable(title="otviz latent explorer")

@@ -42,3 +42,25 @@ def host_allowed(host: str | None, allowed: list[str] | None = None) -> bool:
         if a_name == name and (a_port is None or a_port == port):
             return True
     return False
+
+
+def session_location():
+    """``pn.state.location`` for the current session, also for an IPv6 ``Host`` (``[::1]:5006``).
+
+    Panel builds the Location by ``host.split(':')`` and raises ValueError on an IPv6 literal,
+    which left the page blank; then the Location is built from the request's path and query
+    alone (what the pages sync with) and cached where Panel caches its own."""
+    import panel as pn
+
+    try:
+        return pn.state.location
+    except ValueError:
+        from panel.io.location import Location
+
+        doc = pn.state.curdoc
+        uri = doc.session_context.request.uri if doc and doc.session_context else ""
+        path, _, query = uri.partition("?")
+        loc = Location(pathname=path, search=f"?{query}" if query else "")
+        if doc is not None:
+            pn.state._locations[doc] = loc
+        return loc

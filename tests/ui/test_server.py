@@ -94,6 +94,18 @@ def test_a_forged_host_is_refused_on_the_page_and_the_websocket(served):
     assert _ws_upgrade(port, evil, f"http://{evil}") == 403
 
 
+def test_an_ipv6_host_gets_the_app_not_a_blank_page(served):
+    """``[::1]`` is a local name: Panel's Location parsing failed on it (``host.split(':')``) and
+    the page came back as a bare "Bokeh Application" with a server traceback."""
+    port = served["port"]
+    before = served["log"].read_text()
+    status, page = _get(port, f"[::1]:{port}")
+    assert status == 200
+    assert "<title>otviz" in page and "Bokeh Application" not in page
+    new = served["log"].read_text()[len(before):]
+    assert "Traceback" not in new and "ValueError" not in new, new
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
