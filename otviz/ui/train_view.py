@@ -13,6 +13,7 @@ from ..train.annealing import SCHEDULES, AnnealConfig, emdvae_wjets_config
 from ..train.config import Stage, TrainConfig
 from ..viz.curves import loss_curves
 from . import state as ui_state
+from .hosts import session_location
 from .notify import describe, guarded
 from .state import ExplorerState, new_run_dir
 
@@ -130,7 +131,7 @@ class TrainView(pn.viewable.Viewer):
         self.settings = TrainSettings()
         self.anneal = AnnealSettings()
         self.mode = pn.widgets.RadioButtonGroup(options=["OTUS Z→ee", "EMD-VAE β-annealing"], value="OTUS Z→ee")
-        location = pn.state.location
+        location = session_location()
         if location is not None:
             location.sync(self.settings, {n: n for n in self.settings.param if n != "name"},
                           on_error=self._apply_url_parameters)
