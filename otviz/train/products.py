@@ -5,6 +5,7 @@ samples and writing the results atomically next to its weights happens here:
 
     metrics.nc, metrics.json   OTUS fidelity on the test sample   (:func:`evaluate`)
     dimension.nc               EMD-VAE D₁, D₂, D_corr            (:func:`dimension`)
+    derived-*.npz              arrays the dashboard derives once  (:func:`stored_arrays`)
 
 ``Run.evaluate()`` / ``Run.dimension()`` call these; ``read_metrics`` / ``read_dimension`` return
 the stored results (or None) without loading the model.
@@ -103,3 +104,38 @@ def read_dimension(path):
     """The stored ``dimension.nc`` of a run directory (xarray Dataset), or None."""
     return _read_nc(Path(path) / DIMENSION_FILE)
 
+
+
+def _stamp(files) -> list:
+    out = []
+    for f in files:
+        st = Path(f).stat()
+        out.append(f"{Path(f).name}:{st.st_mtime_ns}:{st.st_size}")
+    return out
+
+
+def stored_arrays(rundir, name: str, compute, depends=()) -> dict:
+    """Arrays derived from a run, computed once and kept in the run as ``derived-NAME.npz``
+    stamped with the mtime and size of its ``model.pt`` and of the files in ``depends``: read while
+    those are unchanged, else ``compute()`` (a dict of arrays) is called and the file rewritten
+    atomically. A run directory that cannot be written only skips the write."""
+    import numpy as np
+
+    rundir = Path(rundir)
+    f = rundir / f"derived-{name}.npz"
+    stamp = np.array(_stamp([rundir / "model.pt", *depends]))
+    if f.exists():
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                if "_stamp" in z.files and z["_stamp"].tolist() == stamp.tolist():
+                    return {k: z[k] for k in z.files if k != "_stamp"}
+        except (OSError, ValueError):
+            pass  # unreadable: recompute and overwrite
+    out = {k: np.asarray(v) for k, v in compute().items()}
+    try:
+        with atomic_path(f) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, _stamp=stamp, **out)
+    except OSError:
+        pass
+    return out

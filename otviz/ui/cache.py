@@ -144,10 +144,21 @@ def otus_outputs(run_path, max_events: int, seed: int) -> dict[str, np.ndarray]:
     ``otviz evaluate`` draws them (:func:`otviz.metrics.fidelity.model_outputs`)."""
     from ..metrics.fidelity import model_outputs
 
+    from ..train.products import stored_arrays
+
     def compute():
         r = run(run_path)
         ds = sample(r.config.test_data, max_events)
-        out = model_outputs(r.model, np.array(ds["z"].values), np.array(ds["x"].values), seed=seed)
+        z, x = np.array(ds["z"].values), np.array(ds["x"].values)
+        n = ds.sizes["event"]
+
+        def predict():
+            out = model_outputs(r.model, z, x, seed=seed)
+            return {k: out[k] for k in ("z_tilde", "x_tilde", "x_tilde_prime")}
+
+        # computed once per run and kept in its directory (a fresh server reads it)
+        stored = stored_arrays(run_path, f"outputs-n{n}-seed{seed}", predict, depends=[resolve(r.config.test_data)])
+        out = {"z": z.astype(np.float32), "x": x.astype(np.float32), **stored}
         return {k: _readonly(np.asarray(v)) for k, v in out.items()}
 
     return CACHE.get(("outputs", _stamp(run_path), int(max_events), int(seed)), compute)

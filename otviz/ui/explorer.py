@@ -19,21 +19,29 @@ from .traversal_view import TraversalView
 class LatentExplorer(pn.viewable.Viewer):
     """The whole dashboard; ``LatentExplorer()`` in a notebook, ``.servable()`` in apps/."""
 
+    PAGES = [("Data", "data", DataView), ("Train", "train", TrainView), ("Transport", "transport", TransportView),
+             ("Residuals", "residuals", ResidualsView), ("Latent traversal", "traversal", TraversalView),
+             ("Dimensionality", "dimension", DimensionView), ("Runs", "runs", RunsView)]
+
     def __init__(self, **params):
         super().__init__(**params)
         self.state = ExplorerState()
-        self.data = DataView(self.state)
-        self.train = TrainView(self.state)
-        self.transport = TransportView(self.state)
-        self.residuals = ResidualsView(self.state)
-        self.traversal = TraversalView(self.state)
-        self.dimension = DimensionView(self.state)
-        self.runs = RunsView(self.state)
+        self._views: dict[str, pn.viewable.Viewer] = {}
 
-    def pages(self) -> list[tuple[str, pn.viewable.Viewer]]:
-        return [("Data", self.data), ("Train", self.train), ("Transport", self.transport),
-                ("Residuals", self.residuals), ("Latent traversal", self.traversal), ("Dimensionality", self.dimension),
-                ("Runs", self.runs)]
+    def __getattr__(self, attr: str):
+        """``app.data``, ``app.transport`` …: a page's view, made on first use (a new session
+        computes only the pages it shows)."""
+        for _, a, cls in type(self).PAGES:
+            if a == attr:
+                views = self.__dict__.setdefault("_views", {})
+                if a not in views:
+                    views[a] = cls(self.state)
+                return views[a]
+        raise AttributeError(attr)
+
+    def pages(self) -> list[tuple[str, str]]:
+        """(tab name, attribute of its view) of every page, in tab order."""
+        return [(name, attr) for name, attr, _ in self.PAGES]
 
     def pickers(self):
         return pn.Column(
@@ -50,10 +58,12 @@ class LatentExplorer(pn.viewable.Viewer):
         tabs = pn.Tabs(*[(name, h) for (name, _), h in zip(pages, holders)], dynamic=True, sizing_mode="stretch_width")
 
         def show(i: int):
-            name, view = pages[i]
-            split = sidebar is not None and hasattr(view, "controls") and hasattr(view, "content")
-            if not holders[i].objects:
-                if split:
+            name, attr = pages[i]
+            if not holders[i].objects:  # the page's view is made and computed on first show
+                view = self._build(name, lambda: getattr(self, attr), wrap=False)
+                if isinstance(view, pn.pane.Alert):
+                    holders[i].objects = [view]
+                elif sidebar is not None and hasattr(view, "controls") and hasattr(view, "content"):
                     controls[i] = self._build(name, view.controls)
                     holders[i].objects = [self._build(name, view.content)]
                 else:
@@ -82,9 +92,9 @@ class LatentExplorer(pn.viewable.Viewer):
         tmpl.main.append(pn.Column(self.state.notices.panel(), tabs, sizing_mode="stretch_width"))
         return tmpl
 
-    def _build(self, name: str, make):
+    def _build(self, name: str, make, wrap: bool = True):
         try:
-            return pn.panel(make())
+            return pn.panel(make()) if wrap else make()
         except Exception as exc:  # a page that cannot be built says why, in the page
             self.state.notices.error(f"{name} page: {describe(exc)}")
             return pn.pane.Alert(f"**{name} page could not be built:** {describe(exc)}", alert_type="danger")
