@@ -146,3 +146,37 @@ def test_exact_gradients_with_zero_weights_are_c_transforms(jets):
     h = 1e-7
     fd = (emd(wa.detach() + h * d, pa, wb, pb, backend="exact") - emd(wa.detach(), pa, wb, pb, backend="exact"))[0] / h
     assert float((wa.grad * d).sum()) == pytest.approx(float(fd), rel=1e-4, abs=1e-9)
+
+
+def test_pairwise_emd_equals_pot_with_wrapped_phi():
+    """``pairwise_emd`` (D_corr's matrix, POT's solver called per pair on unpadded jets) against
+    ot.emd2 on a cost built here with scipy, for jets straddling φ = ±π, with zero padding, for
+    R = 1, β = 1 and R = 0.4, β = 2. (wasserstein.PairwiseEMD agrees to 1e-14 in
+    benchmarks/dimension.py; its 1.1.0 wheels need NumPy < 2, so it is not a test dependency.)"""
+    from scipy.spatial.distance import cdist
+
+    from otviz.metrics.dimension import pairwise_emd
+
+    rng = np.random.default_rng(4)
+    n, N = 12, 9
+    w = rng.exponential(1.0, (n, N))
+    w[:, 6:] *= rng.random((n, 3)) < 0.5  # some zero-padded slots
+    p = np.stack([rng.normal(0, 0.3, (n, N)), np.pi + rng.normal(0, 0.3, (n, N))], -1)
+    p[..., 1] = (p[..., 1] + np.pi) % (2 * np.pi) - np.pi  # into (-π, π]: jets cross the seam
+    for R, beta in ((1.0, 1.0), (0.4, 2.0)):
+        got = pairwise_emd(w, p, R=R, beta=beta)
+        assert np.allclose(got, got.T) and np.all(np.diag(got) == 0)
+        for i in range(n):
+            for j in range(i + 1, n):
+                a, b = w[i] > 0, w[j] > 0
+                pa, pb = p[i][a], p[j][b]
+                dphi = np.abs(cdist(pa[:, 1:], pb[:, 1:]))
+                dphi = np.minimum(dphi, 2 * np.pi - dphi)
+                cost = (np.sqrt(cdist(pa[:, :1], pb[:, :1]) ** 2 + dphi ** 2) / R) ** beta
+                ref = ot.emd2(w[i][a] / w[i][a].sum(), w[j][b] / w[j][b].sum(), cost)
+                assert got[i, j] == pytest.approx(ref, rel=1e-9), (R, beta, i, j)
+    # a jet much farther than the unit cost scale: EMD = ΔR / R exactly for single particles
+    one = pairwise_emd(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([[[0.0, 3.0], [0, 0]], [[4.0, -3.0], [0, 0]]]))
+    assert one[0, 1] == pytest.approx(np.hypot(4.0, 2 * np.pi - 6.0), rel=1e-12)
+    with pytest.raises(ValueError, match="jet 1 has no particle"):
+        pairwise_emd(np.array([[1.0], [0.0]]), np.zeros((2, 1, 2)))

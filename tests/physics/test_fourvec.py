@@ -105,3 +105,25 @@ def test_delta_phi_wraps():
     assert fv.delta_r(1.0, 0.0, 0.0, 0.0) == pytest.approx(1.0)
     t = fv.delta_r(torch.tensor([0.5]), torch.tensor([-3.0]), torch.tensor([0.0]), torch.tensor([3.0]))
     assert t.item() == pytest.approx(math.hypot(0.5, 2 * math.pi - 6.0), rel=1e-6)
+
+
+def test_torch_formulas_agree_with_vector_both_ways():
+    """The torch path (written out, differentiable) against scikit-hep vector, which the NumPy
+    path uses: (px, py, pz, E) → (pT, η, φ, m) and back, on random massive four-vectors."""
+    p4, (pt, eta, phi, m) = random_p4(n=2000, seed=7)
+    v = vector.array({"px": p4[:, 0], "py": p4[:, 1], "pz": p4[:, 2], "E": p4[:, 3]})
+    got = fv.to_ptetaphim(torch.tensor(p4, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(got[:, 0], v.pt, rtol=1e-13)
+    np.testing.assert_allclose(got[:, 1], v.eta, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(got[:, 2], v.phi, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(got[:, 3], v.mass, rtol=1e-6, atol=1e-6)
+    w = vector.array({"pt": pt, "eta": eta, "phi": phi, "mass": m})
+    t = [torch.tensor(a, dtype=torch.float64) for a in (pt, eta, phi, m)]
+    back = fv.from_ptetaphim(*t[:3], t[3]).numpy()
+    np.testing.assert_allclose(back, np.stack([w.px, w.py, w.pz, w.E], -1), rtol=1e-12, atol=1e-9)
+    # the NumPy path is vector itself, with this module's conventions at the edges
+    np.testing.assert_array_equal(fv.pt(p4), v.pt)
+    z = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 5.0, 5.0], [3.0, 4.0, 0.0, 4.0]])
+    assert np.isnan(fv.eta(z)[0]) and fv.eta(z)[1] == np.inf
+    assert fv.mass(z)[2] == 0.0  # space-like: clipped to 0 (vector gives −3)
+    assert np.isnan(fv.eta(torch.tensor(z))[0]) and float(fv.mass(torch.tensor(z))[2]) == 0.0
