@@ -21,7 +21,7 @@ class TransportView(pn.viewable.Viewer):
 
     def __init__(self, state: ExplorerState, **params):
         super().__init__(state=state, **params)
-        self._transport_pane = pn.Row()
+        self._transport_pane = pn.Row(sizing_mode="stretch_width")
         # the event input: its range (from the data) is in its label and checked here, so an
         # out-of-range value is refused with a message and the input reset. (Bokeh's spinner with
         # low/high keeps its old value silently while still showing what was typed.)
@@ -53,9 +53,15 @@ class TransportView(pn.viewable.Viewer):
         value, n = event.new, self.state.n_test
         if value is None or not 0 <= value < n:
             self.state.notices.error(f"Test event {value} does not exist: the test sample shown has events 0 … {n - 1}; "
-                                     f"still showing event {self.event}.")
-            self.event_input.value = self.event  # the widget shows what the plot shows
+                                     f"still showing event {self.event}.", source="test event")
+            self._resetting = True
+            try:
+                self.event_input.value = self.event  # the widget shows what the plot shows
+            finally:
+                self._resetting = False
             return
+        if not getattr(self, "_resetting", False):
+            self.state.notices.resolve("test event")  # a valid event typed: the error no longer holds
         self.event = int(value)
 
     @param.depends("event", watch=True)
@@ -75,7 +81,8 @@ class TransportView(pn.viewable.Viewer):
         layout = transport_plot(zc, xt, xl, label(self.z_quantity, prefix="z"), label(self.x_quantity, prefix="x"),
                                 rasterise=True)
         # one pane per panel: a Bokeh GridPlot inside a tab that was hidden renders collapsed
-        self._transport_pane.objects = [pn.pane.HoloViews(p, linked_axes=False) for p in layout]
+        self._transport_pane.objects = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width")
+                                        for p in layout]
 
     @param.depends("x_quantity", "event", "state.run_path", "state.max_events")
     @guarded("Stochasticity plot", error_pane("Stochasticity plot"))

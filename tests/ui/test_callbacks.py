@@ -31,6 +31,12 @@ def test_transport_event_bounds_come_from_the_data_and_bad_values_are_refused_in
         assert tv.event == 7 and w.value == 7  # refused: widget and plot still show event 7
         assert app.state.notices.alert.visible and str(bad) in app.state.notices.alert.object
     assert isinstance(tv._stochastic(), pn.pane.HoloViews)
+    w.value = 49  # a valid event: the error about -1 no longer holds and is taken down
+    assert tv.event == 49 and not app.state.notices.alert.visible
+    app.state.notices.error("from elsewhere", source="another page")
+    w.value = 50  # … but a message of another source stays
+    assert app.state.notices.alert.visible and app.state.notices.alert.object == "from elsewhere"
+    app.state.notices.clear()
     app.state.max_events = 2000  # fewer test events: the bounds follow
     assert tv.param.event.bounds == (0, 1999) and w.name.endswith("(0 … 1999)")
 
