@@ -196,11 +196,11 @@ def p4_numpy(records) -> np.ndarray:
 
 
 def _jagged_pt_eta_phi(p):
-    px, py, pz = p.px, p.py, p.pz
-    pt = np.sqrt(px ** 2 + py ** 2)
-    eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
-    phi = np.arctan2(py, px)
-    return pt, eta, phi
+    """(pT, η, φ) of jagged records with px, py, pz (FastJet's jets) via scikit-hep ``vector``."""
+    import vector
+
+    v = vector.zip({"px": p.px, "py": p.py, "pz": p.pz})
+    return v.pt, v.eta, v.phi
 
 
 # ----------------------------------------------------------------------------- electrons
