@@ -153,6 +153,11 @@ def _refuse_foreign_flags(args):
         raise ValueError(f"{flags}: not an option of otviz train {args.model}")
 
 
+# flags that still apply when --resume continues a run with its stored settings
+_APPLY_ON_RESUME = ("--out", "--resume", "--device", "--threads", "--checkpoint-every", "--quiet", "--debug",
+                    "--data-dir", "--workers", "--scheduler")
+
+
 def _open_run(run_cls, out, cfg, args, stored_cls):
     """Open ``out`` for training ``cfg``: ``--restart`` replaces a stored run, ``--resume``
     continues it with its stored settings (runtime flags such as --device still apply), neither:
@@ -172,8 +177,11 @@ def _open_run(run_cls, out, cfg, args, stored_cls):
         except ValueError as exc:
             raise ValueError(f"{cfg_path}: cannot resume this run here: {exc}") from exc
         diff = config_differences(stored, cfg)
-        if diff:
-            print(f"{out}: resuming with the stored settings (ignoring {format_differences(diff)})", file=sys.stderr)
+        ignored = [f for f in dict.fromkeys(t.split("=", 1)[0] for t in getattr(args, "argv", []) if t.startswith("--"))
+                   if f not in _APPLY_ON_RESUME]
+        if diff and ignored:  # settings were typed: say which stored ones win (nothing typed: nothing to say)
+            print(f"{out}: resuming with the stored settings, not this command's ({format_differences(diff)})",
+                  file=sys.stderr)
         runtime = {k: getattr(cfg, k) for k in RUNTIME_FIELDS if hasattr(cfg, k)}
         return run_cls(out, dataclasses.replace(stored, **runtime))
     return run_cls(out, cfg)

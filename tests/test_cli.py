@@ -129,7 +129,9 @@ def test_training_into_a_copy_of_a_shipped_run_refuses(tmp_path, capsys):
     # resuming it finds it finished and leaves it alone
     assert main(["train", "otus-zee", "--out", str(copy), "--resume", "--quiet"]) == 0
     epochs = len(json.loads((copy / "history.json").read_text()))  # 110 for the shipped run
-    assert f"already finished ({epochs} epochs)" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert f"already finished ({epochs} epochs)" in cap.out
+    assert "stored settings" not in cap.err  # no setting typed: the defaults that differ are not reported
     assert _hashes(copy) == before
     # and an OTUS run is not trained into as an EMD-VAE run
     assert main(["train", "emdvae-wjets", "--out", str(copy), "--max-events", "200"]) == 2
@@ -161,12 +163,14 @@ def test_failed_run_directory_resume_restart_and_failure_line(tmp_path, capsys, 
     # --resume continues with the stored settings (2 epochs), saying what it ignores
     assert main(_tiny(out, "--epochs", "3", "--seed", "5", "--resume")) == 0
     cap = capsys.readouterr()
-    assert "ignoring" in cap.err and "seed: 0 → 5" in cap.err and "resuming the run" in cap.out
+    assert "not this command's" in cap.err and "seed: 0 → 5" in cap.err and "resuming the run" in cap.out
     run = otviz.load_run(out)
     assert run.status["status"] == "done" and len(run.history) == 2 and run.config.seed == 0
     # finished: the same settings do nothing, --restart starts over with the new ones
     assert main(_tiny(out, "--epochs", "2")) == 0
     assert "already finished" in capsys.readouterr().out
+    assert main(_tiny(out, "--epochs", "2", "--checkpoint-every", "3")) == 0  # how often to save is not a setting
+    assert "already finished" in capsys.readouterr().out                    # of the result: like --device
     assert main(_tiny(out, "--epochs", "1", "--seed", "5", "--restart")) == 0
     run = otviz.load_run(out)
     assert run.config.seed == 5 and len(run.history) == 1 and run.status["status"] == "done"

@@ -81,7 +81,7 @@ class TrainingFailed(RuntimeError):
 # ---------------------------------------------------------------------- run directory state
 HEARTBEAT_S = 10.0  # a running run rewrites status.json this often
 STALE_S = 120.0  # a run on another host whose heartbeat is older than this counts as interrupted
-RUNTIME_FIELDS = ("device", "threads")  # may differ between a run's starts without refusing
+RUNTIME_FIELDS = ("device", "threads", "checkpoint_every")  # may differ between a run's starts without refusing
 RUN_FILES = ("checkpoint.pt", "model.pt", "history.json", "status.json", "steps.json", "metrics.nc",
              "metrics.json", "dimension.nc")
 _ACTIVE: set[str] = set()  # run directories trained by a thread of this process
