@@ -413,6 +413,10 @@ def _cmd_dimension(args) -> int:
     run = load_run(args.rundir)
     if not run.steps:
         raise ValueError(f"{args.rundir}: no finished β step yet (steps.json is empty)")
+    stored = run.dimensionality
+    if stored is not None and not args.force and int(stored.attrs.get("n_jets_corr", args.jets)) != args.jets:
+        raise ValueError(f"{args.rundir}/dimension.nc holds D_corr from {int(stored.attrs['n_jets_corr'])} jets; "
+                         f"--jets {args.jets} would replace it: add --force (or copy the run first)")
     t0 = time.perf_counter()
     ds = run.dimension(n_jets=args.jets, workers=args.workers, progress=not args.quiet)
     ht = ds.attrs["ht_mean_GeV"]
@@ -547,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--jets", type=count, default=1000, help="jets for the correlation dimension (pairs ~ n²/2)")
     dm.add_argument("--workers", type=count, default=2, help="threads for the pairwise exact EMDs")
     dm.add_argument("--quiet", action="store_true", help="no progress bar")
+    dm.add_argument("--force", action="store_true",
+                    help="replace a stored dimension.nc computed from a different number of jets")
     dm.set_defaults(func=_cmd_dimension)
 
     i = sub.add_parser("info", help="validate a sample file and summarise it", parents=[common])

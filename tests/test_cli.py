@@ -78,6 +78,9 @@ def test_bad_inputs_of_the_other_commands(tmp_path, capsys):
         (["evaluate", str(PRETRAINED / "emdvae-wjets")], ["EMD-VAE", "otviz evaluate takes an OTUS run"]),
         (["dimension", str(PRETRAINED / "otus-zee")], ["an OTUS run", "otviz dimension takes an EMD-VAE"]),
         (["dimension", str(tmp_path / "notarun")], ["notarun", "config.json"]),
+        # a stored 1000-jet D_corr is not silently replaced by a 200-jet one (the shipped file is checked below)
+        (["dimension", str(PRETRAINED / "emdvae-wjets-centred"), "--jets", "200"],
+         ["dimension.nc holds D_corr from 1000 jets", "--force"]),
         (["generate", "zee", "--events", "0", "--out", str(tmp_path / "a.nc")], ["--events"]),
         (["generate", "zee", "--events", "1e12", "--out", str(tmp_path / "a.nc")], ["--events", "memory"]),
         (["generate", "zee", "--events", "abc"], ["--events", "invalid count"]),
@@ -95,6 +98,7 @@ def test_bad_inputs_of_the_other_commands(tmp_path, capsys):
                      "--out", str(tmp_path / "d.nc")]) == 2
         _one_error_line(capsys, "otviz: error:", *needles)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.nc", "det.json", "notarun"]  # nothing written
+    assert int(otviz.load_run(PRETRAINED / "emdvae-wjets-centred").dimensionality.attrs["n_jets_corr"]) == 1000
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
