@@ -614,6 +614,23 @@ def _is_training_failure(exc: BaseException) -> bool:
     return trainer is not None and isinstance(exc, trainer.TrainingFailed)
 
 
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, ``timeout``, a batch system) ends a command like Ctrl-C, so a training
+    run records itself as interrupted instead of leaving status.json at "running". Returns a
+    function restoring the previous handler (a no-op off the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     import traceback
@@ -627,6 +644,7 @@ def main(argv=None) -> int:
     debug = getattr(args, "debug", False)
     if getattr(args, "data_dir", None):
         os.environ["OTVIZ_HOME"] = os.path.abspath(os.path.expanduser(args.data_dir))
+    restore = _terminate_as_interrupt()
     try:
         try:
             rc = args.func(args)
@@ -658,6 +676,8 @@ def main(argv=None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_PIPE
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover
