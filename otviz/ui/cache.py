@@ -156,8 +156,11 @@ def otus_outputs(run_path, max_events: int, seed: int) -> dict[str, np.ndarray]:
             out = model_outputs(r.model, z, x, seed=seed)
             return {k: out[k] for k in ("z_tilde", "x_tilde", "x_tilde_prime")}
 
-        # computed once per run and kept in its directory (a fresh server reads it)
-        stored = stored_arrays(run_path, f"outputs-n{n}-seed{seed}", predict, depends=[resolve(r.config.test_data)])
+        # on the whole test sample (what a page shows by default) computed once per run and kept
+        # in its directory, so a fresh server reads it; smaller subsets are quick to recompute
+        whole = n == sample(r.config.test_data).sizes["event"]
+        stored = stored_arrays(run_path, f"outputs-seed{seed}", predict, depends=[resolve(r.config.test_data)]) \
+            if whole else predict()
         out = {"z": z.astype(np.float32), "x": x.astype(np.float32), **stored}
         return {k: _readonly(np.asarray(v)) for k, v in out.items()}
 

@@ -50,7 +50,7 @@ class DimensionView(pn.viewable.Viewer):
         )
 
     def controls(self):
-        return pn.pane.Markdown("D₁, D₂ from the run's steps.json; D_corr from its dimension.nc.")
+        return pn.pane.Markdown("D₁, D₂ from the run's `steps.json`; D_corr from its `dimension.nc`.")
 
     def content(self):
         return pn.Column(self._content, sizing_mode="stretch_width")

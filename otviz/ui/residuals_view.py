@@ -71,7 +71,7 @@ class ResidualsView(QuantityPage):
             pn.pane.Markdown(f"Statistics between truth (half A of the {n:,} test events) and the model output "
                              f"computed from half B; *floor*: the same statistic between the two truth halves; "
                              f"each the mean over {N_SPLITS} random splits (seed {self.state.seed}) — the numbers "
-                             f"`otviz evaluate` stores in metrics.nc."),
+                             f"`otviz evaluate` stores in `metrics.nc`."),
             self._stats_table(),
             sizing_mode="stretch_width",
         )

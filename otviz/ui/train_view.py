@@ -320,27 +320,32 @@ class TrainView(pn.viewable.Viewer):
                          f"{s['stopped']} | {s['rate']:.3g} | {s['distortion']:.3g} |" for s in self._beta_steps)
         return ("| # | pass | β | epochs | stopped | R | D |\n|---|---|---|---|---|---|---|\n" + rows)
 
-    def _form(self):
+    def _form(self, width: int = 300):
         if self.mode.value.startswith("EMD-VAE"):
             return pn.Column(pn.pane.Markdown("### New EMD-VAE β-annealing run (W jets)"),
-                             pn.Param(self.anneal, show_name=False, width=300, widgets={
+                             pn.Param(self.anneal, show_name=False, width=width, widgets={
                                  "beta_min": pn.widgets.FloatInput, "beta_max": pn.widgets.FloatInput,
                                  "lr": pn.widgets.FloatInput, "n_betas": pn.widgets.IntInput,
                                  "max_epochs": pn.widgets.IntInput, "steps_per_epoch": pn.widgets.IntInput,
                                  "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput}))
-        return pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=300, widgets={
+        return pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=width, widgets={
             "epochs": pn.widgets.IntInput, "finetune_epochs": pn.widgets.IntInput, "n_projections": pn.widgets.IntInput,
             "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
             "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput}))
 
+    def controls(self, width: int = 270):
+        """The model choice, its settings and the start/cancel buttons (the sidebar)."""
+        return pn.Column(self.mode, pn.bind(lambda _: self._form(width), self.mode),
+                         pn.Row(self.start_button, self.cancel_button))
+
+    def content(self):
+        """Progress, loss curve, β steps and the server's dashboard runs."""
+        return pn.Column(self.progress, self.status, self.curve, self.steps_table,
+                         pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
+                         pn.Row(self.run_select, self.attach_button, self.cancel_other_button))
+
     def __panel__(self):
-        return pn.Row(
-            pn.Column(self.mode, pn.bind(lambda _: self._form(), self.mode),
-                      pn.Row(self.start_button, self.cancel_button)),
-            pn.Column(self.progress, self.status, self.curve, self.steps_table,
-                      pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
-                      pn.Row(self.run_select, self.attach_button, self.cancel_other_button)),
-        )
+        return pn.Row(self.controls(300), self.content())
 
 
 def _served() -> bool:

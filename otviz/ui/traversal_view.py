@@ -236,29 +236,46 @@ class TraversalView(pn.viewable.Viewer):
         kl = np.asarray(self._steps()[step]["kl_per_dim"])
         top = np.argsort(-kl)[:12]
         bars = hv.Bars([(f"z{k}", kl[k]) for k in top], kdims=["latent direction"], vdims=["KL [nats]"]).opts(
-            width=360, height=200, title="KL per latent direction (top 12)", color="#4c72b0", xrotation=45)
+            width=270, height=200, title="KL per direction (top 12)", color="#4c72b0", xrotation=45)
         return pn.pane.HoloViews(bars, linked_axes=False)
 
-    def __panel__(self):
+    def _empty(self):
         if not self._steps():
             return pn.pane.Markdown("No EMD-VAE run with finished production β steps: train one with "
                                     "`otviz train emdvae-wjets` or on the Train page.")
-        controls = pn.Column(
-            pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", width=300),
-            pn.widgets.Select.from_param(self.param.step, name="β step (production pass)", width=300),
-            pn.Row(pn.widgets.Select.from_param(self.param.dim_x, name="direction x", width=140),
-                   pn.widgets.Select.from_param(self.param.dim_y, name="direction y", width=140)),
-            pn.widgets.FloatSlider.from_param(self.param.centre_x, name="centre x", width=300),
-            pn.widgets.FloatSlider.from_param(self.param.centre_y, name="centre y", width=300),
-            pn.widgets.FloatSlider.from_param(self.param.span, name="± span", width=300),
-            pn.widgets.IntSlider.from_param(self.param.n, name="grid size", width=300),
-            pn.widgets.RadioButtonGroup.from_param(self.param.hold, width=300),
+        return None
+
+    def controls(self, width: int = 270):
+        """The run, β step, directions, centre, span, grid size and the KL bars (the sidebar)."""
+        if self._empty() is not None:
+            return pn.pane.Markdown("")
+        half = (width - 20) // 2
+        return pn.Column(
+            pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", width=width),
+            pn.widgets.Select.from_param(self.param.step, name="β step (production pass)", width=width),
+            pn.Row(pn.widgets.Select.from_param(self.param.dim_x, name="direction x", width=half),
+                   pn.widgets.Select.from_param(self.param.dim_y, name="direction y", width=half)),
+            pn.widgets.FloatSlider.from_param(self.param.centre_x, name="centre x", width=width),
+            pn.widgets.FloatSlider.from_param(self.param.centre_y, name="centre y", width=width),
+            pn.widgets.FloatSlider.from_param(self.param.span, name="± span", width=width),
+            pn.widgets.IntSlider.from_param(self.param.n, name="grid size", width=width),
+            pn.widgets.RadioButtonGroup.from_param(self.param.hold, width=width),
             self.kl_bars(),
-            width=320,
+            width=width + 10,
         )
+
+    def content(self):
+        """The mosaic with its help and timing, and the selected jet."""
+        empty = self._empty()
+        if empty is not None:
+            return empty
         help_ = pn.pane.Markdown(
             "Each tile is the jet decoded at the latent point under its centre; disc area ∝ pT, tile axes "
             "(η → right, φ ↑). Blue: density of encoded training jets. **Click** a tile to enlarge it, "
             "**double-click** to move the grid centre.", width=620)
-        return pn.Row(controls, pn.Column(help_, self.plot_pane(), self.timing),
+        return pn.Row(pn.Column(help_, self.plot_pane(), self.timing),
                       pn.Column(pn.pane.Markdown("#### Selected jet"), self.selected, self.info))
+
+    def __panel__(self):
+        empty = self._empty()
+        return empty if empty is not None else pn.Row(self.controls(300), self.content())

@@ -60,7 +60,7 @@ def dimension_plot(beta_mid, d1, d2, q_mid=None, dcorr=None, ht: float = 550.0, 
     lo = float(np.nanmin(np.r_[beta_mid, qb if qb is not None else []]))
     hi = float(np.nanmax(np.r_[beta_mid, qb if qb is not None else []]))
     return hv.Overlay(layers).opts(
-        logx=True, height=height, show_grid=True, legend_position="right", xlim=(lo / 1.5, hi * 1.5),
+        logx=True, height=height, show_grid=True, legend_position="top_right", xlim=(lo / 1.5, hi * 1.5),
         ylim=(-0.5, ymax), title=title or "dimensionality vs resolution β", hooks=[_gev_axis(ht)], xlabel=BETA_LABEL,
         ylabel="dimension D", **_size(width))
 
@@ -73,7 +73,8 @@ def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=None, height=300):
     curves = [hv.Curve((beta, np.maximum(kl[:, k], 1e-4)), "β", "KL", label=f"z{k}") for k in order]
     return hv.Overlay(curves).opts(
         hv.opts.Curve(line_width=2),
-        hv.opts.Overlay(logx=True, logy=True, height=height, show_grid=True, legend_position="right",
+        # the legend inside the empty top right (large β: every KL has fallen), in 3 columns
+        hv.opts.Overlay(logx=True, logy=True, height=height, show_grid=True, legend_position="top_right", legend_cols=3,
                         title="KL per latent direction vs β (production pass)", hooks=[_gev_axis(ht)],
                         xlabel=BETA_LABEL, ylabel=label("kl"), **_size(width)),
     )

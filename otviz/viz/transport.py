@@ -9,10 +9,10 @@ from . import RASTERISE_ABOVE, ensure_extension, tick_formatter
 
 
 def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins: int = 5,
-                   width: int = 380, height: int = 340, rasterise: bool | None = None, unit: str = "GeV"):
+                   width: int | None = None, height: int = 380, rasterise: bool | None = None, unit: str = "GeV"):
     """z component against x component for the true pairs (z, x) and the learned pairs (z, D(z)),
     side by side; points coloured by their source bin in z (OTUS Fig. 4), with a legend naming
-    each bin's z range in ``unit``. Sets of
+    each bin's z range in ``unit`` inside the empty top left. ``width=None`` stretches to the page. Sets of
     ``RASTERISE_ABOVE`` points or more (or ``rasterise=True``) are drawn by Datashader."""
     ensure_extension()
     z_comp = np.asarray(z_comp, float)
@@ -26,14 +26,15 @@ def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins:
     zl, lims = (float(zl[0]), float(zl[1])), (float(lims[0]), float(lims[1]))
     for title, xv in (("true pairs (z, x)", x_true), ("learned pairs (z, D(z))", x_learned)):
         if rasterise or (rasterise is None and len(z_comp) >= RASTERISE_ABOVE):
-            el = _shade(z_comp, np.asarray(xv, float), zbin, zl, lims, width, height, palette[:nbins], zdim, xdim)
+            el = _shade(z_comp, np.asarray(xv, float), zbin, zl, lims, width or 480, height, palette[:nbins], zdim, xdim)
         else:
             el = hv.Points((z_comp, np.asarray(xv, float), zbin), kdims=[zdim, xdim], vdims=["zbin"]).opts(
                 color="zbin", cmap=palette[:nbins], size=2, alpha=0.4, show_legend=False)
         legend = [hv.Scatter([(np.nan, np.nan)], label=bin_label(edges, k, unit)).opts(color=palette[k], size=8)
                   for k in range(nbins)]
+        size = dict(width=width) if width else dict(responsive=True, min_width=300)
         panels.append(hv.Overlay([el, *legend]).opts(
-            width=width, height=height, title=title, xlim=zl, ylim=lims, legend_position="right",
+            height=height, title=title, xlim=zl, ylim=lims, legend_position="top_left", **size,
             xlabel=z_label, ylabel=x_label, xformatter=tick_formatter(), yformatter=tick_formatter()))
     return hv.Layout(panels).cols(2)
 

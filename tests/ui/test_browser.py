@@ -48,6 +48,7 @@ PLOTS_JS = """() => {
 
 
 RUNS_DIR: list = []  # the served app's runs/ (OTVIZ_RUNS)
+SERVER_LOG: list = []  # the served app's log file
 
 
 def _free_port():
@@ -62,7 +63,8 @@ def server(tmp_path_factory):
     # two runs at once: the test trains in two sessions concurrently (the default is one, others queue)
     RUNS_DIR[:] = [tmp_path_factory.mktemp("runs")]
     env = dict(os.environ, OTVIZ_RUNS=str(RUNS_DIR[0]), OTVIZ_MAX_ACTIVE_RUNS="2", OTVIZ_POST_RUN_METRICS="0")
-    log = open(tmp_path_factory.mktemp("log") / "panel.log", "w")
+    SERVER_LOG[:] = [tmp_path_factory.mktemp("log") / "panel.log"]
+    log = open(SERVER_LOG[0], "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", "apps/latent_explorer.py", "--address", "127.0.0.1",
          "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
@@ -95,6 +97,8 @@ def browser():
 def _no_traceback(page):
     text = page.inner_text("body")
     assert "Traceback" not in text and "Error:" not in text, text[:2000]
+    log = SERVER_LOG[0].read_text() if SERVER_LOG else ""
+    assert "Traceback" not in log and "ERROR" not in log, log[-4000:]  # nor in the server's log
 
 
 def test_train_transport_residuals_in_the_browser(server, browser):
@@ -242,6 +246,7 @@ def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, br
     import shutil
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ARTIFACTS.mkdir(exist_ok=True)
     for width, height in ((1440, 900), (800, 600)):
         page = browser.new_page(viewport={"width": width, "height": height})
         page.set_default_timeout(120_000)
@@ -276,11 +281,16 @@ def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, br
             assert "x" not in page.evaluate(AXIS_LABELS_JS)  # no axis is labelled plain "x"
         page.close()
 
-    # the Runs page lists a run from runs/ and deletes it after confirmation; a shipped run is refused
+    # the Runs page lists a run from runs/, resumes it (it trains to the end) and deletes it after
+    # confirmation; a shipped run is refused
     victim = RUNS_DIR[0] / "ui" / "20260101-000000-abcdef"
     victim.mkdir(parents=True)
-    shutil.copy(ROOT / "data" / "pretrained" / "otus-zee" / "config.json", victim)
+    cfg = json.loads((ROOT / "data" / "pretrained" / "otus-zee" / "config.json").read_text())
+    cfg.update(stages=[dict(st, epochs=1) for st in cfg["stages"][:2]], max_events=2000, batch_size=1000,
+               n_projections=50)
+    (victim / "config.json").write_text(json.dumps(cfg))
     (victim / "status.json").write_text(json.dumps({"status": "cancelled", "message": "cancelled by the user"}))
+    name = "runs/ui/20260101-000000-abcdef"
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.set_default_timeout(120_000)
     page.goto(server)
@@ -290,12 +300,25 @@ def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, br
     page.get_by_text("is a shipped run under data/pretrained: it is not deleted").wait_for()
     assert (ROOT / "data" / "pretrained" / "otus-zee" / "model.pt").exists()
     page.get_by_role("button", name="Refresh").click()
-    page.locator(".tabulator-cell", has_text="runs/ui/20260101-000000-abcdef").first.click()
+    row = page.locator(".tabulator-row", has_text=name)
+    row.locator(".tabulator-cell", has_text="cancelled").wait_for()
+    row.locator(".tabulator-cell", has_text=name).click()
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_text(re.compile(f"Resumed {name}")).wait_for()
+    deadline = time.time() + 180
+    while json.loads((victim / "status.json").read_text())["status"] != "done":
+        assert time.time() < deadline, (victim / "status.json").read_text()
+        time.sleep(1)
+    assert (victim / "model.pt").exists() and len(json.loads((victim / "history.json").read_text())) == 2
+    page.get_by_role("button", name="Refresh").click()
+    row.locator(".tabulator-cell", has_text="done").wait_for()
+    row.locator(".tabulator-cell", has_text=name).click()
     page.get_by_role("button", name="Delete…").click()
-    page.get_by_text(re.compile(r"Delete runs/ui/20260101-000000-abcdef \(0\.0 MB on disk\)\?")).wait_for()
+    page.get_by_text(re.compile(rf"Delete {name} \(\d+\.\d MB on disk\)\?")).wait_for()
     assert victim.exists()  # not before the confirmation
     page.get_by_role("button", name="Yes, delete").click()
-    page.get_by_text(re.compile(r"Deleted runs/ui/20260101-000000-abcdef")).wait_for()
+    page.get_by_text(re.compile(f"Deleted {name}")).wait_for()
     assert not victim.exists()
+    page.screenshot(path=str(ARTIFACTS / "10_runs_deleted.png"))
     _no_traceback(page)
     page.close()

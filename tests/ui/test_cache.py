@@ -18,11 +18,11 @@ def test_model_outputs_are_stored_in_the_run_and_read_back(tmp_path, monkeypatch
     for f in ("config.json", "model.pt"):
         shutil.copy(SHIPPED / f, run)
     cache.CACHE.clear()
-    first = cache.otus_outputs(run, 2000, 3)
-    stored = run / "derived-outputs-n2000-seed3.npz"
+    first = cache.otus_outputs(run, 50_000, 3)
+    stored = run / "derived-outputs-seed3.npz"
     assert stored.exists()
     r = cache.run(run)
-    ds = cache.sample(r.config.test_data, 2000)
+    ds = cache.sample(r.config.test_data)
     ref = model_outputs(r.model, ds["z"].values, ds["x"].values, seed=3)
     for k in ref:
         np.testing.assert_array_equal(first[k], ref[k])
@@ -30,7 +30,7 @@ def test_model_outputs_are_stored_in_the_run_and_read_back(tmp_path, monkeypatch
     # a fresh process (empty cache) reads the file instead of running the model
     cache.CACHE.clear()
     monkeypatch.setattr("otviz.metrics.fidelity.model_outputs", lambda *a, **k: 1 / 0)
-    again = cache.otus_outputs(run, 2000, 3)
+    again = cache.otus_outputs(run, 50_000, 3)
     for k in ref:
         np.testing.assert_array_equal(again[k], ref[k])
     # new weights (model.pt's mtime changes): the stored outputs are stale and recomputed
@@ -45,8 +45,10 @@ def test_model_outputs_are_stored_in_the_run_and_read_back(tmp_path, monkeypatch
         return model_outputs(*a, **k)
 
     monkeypatch.setattr("otviz.metrics.fidelity.model_outputs", counting)
-    cache.otus_outputs(run, 2000, 3)
+    cache.otus_outputs(run, 50_000, 3)
     assert calls == [1]
     cache.CACHE.clear()
-    cache.otus_outputs(run, 2000, 3)
+    cache.otus_outputs(run, 50_000, 3)
     assert calls == [1]  # the rewritten file carries the new stamp
+    cache.otus_outputs(run, 1000, 3)  # a subset is computed, not stored
+    assert calls == [1, 1] and sorted(p.name for p in run.glob("derived-*")) == ["derived-outputs-seed3.npz"]

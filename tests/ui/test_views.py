@@ -5,6 +5,7 @@ import panel as pn
 import pytest
 
 import otviz.ui.state as ui_state
+from otviz.train.products import read_metrics
 from otviz.ui.explorer import LatentExplorer
 
 
@@ -25,14 +26,42 @@ def test_pages_render_for_the_shipped_run(app):
     table = [o for o in col if isinstance(o, pn.widgets.Tabulator)][0]
     df = table.value
     assert list(df["sample"]) == ["x̃′ = D(z)", "x̃ = D(E(x))"]
-    assert (df["ks floor"] > 0).all() and (df["KS / floor"] > 0).all()
+    # the full test sample and seed 0: the page's numbers are the run's metrics.nc (otviz evaluate)
+    stored = read_metrics(app.state.run_path)
+    assert app.state.n_test == stored.attrs["n_test"] == 50_000
+    for _, row in df.iterrows():
+        for s in ("ks", "w1", "chi2r"):
+            ref = stored.sel(comparison=row["comparison"], quantity="m_ee", statistic=s)
+            assert row[s] == pytest.approx(float(ref["value"]), rel=1e-9, abs=1e-12)
+            assert row[f"{s} floor"] == pytest.approx(float(ref["floor"]), rel=1e-9, abs=1e-12)
+        assert row["KS / floor"] == pytest.approx(row["ks"] / row["ks floor"], rel=1e-12)
     app.residuals.space = "z"
     assert app.residuals.quantity == "m_ee"
     assert len(app.transport._transport_pane.objects) == 2  # true and learned pairs
     app.transport.x_quantity = "e-.px"
     assert len(app.transport._transport_pane.objects) == 2
     assert isinstance(app.transport._stochastic(), pn.pane.HoloViews)
-    assert app.__panel__() is not None
+
+
+def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
+    from otviz import __version__
+
+    tmpl = app.template()
+    assert tmpl.title == f"otviz latent explorer {__version__}"
+    assert tmpl.header[0].object == "device: CPU"  # CI has no GPU
+    pickers, controls = tmpl.sidebar
+    assert [w.name for w in pickers] == ["OTUS run", "EMD-VAE run"]
+    tabs = tmpl.main[0][1]
+    assert list(tabs._names) == ["Data", "Train", "Transport", "Residuals", "Latent traversal", "Dimensionality", "Runs"]
+    assert tabs.sizing_mode == "stretch_width"
+    assert sorted(app._views) == ["data"]  # only the shown page was made
+    assert controls[0].object == "#### Data page"
+    assert [type(w).__name__ for w in controls[1]] == ["RadioButtonGroup", "Select"]
+    tabs.active = 3  # Residuals: its controls replace the Data page's in the sidebar
+    assert controls[0].object == "#### Residuals page" and sorted(app._views) == ["data", "residuals"]
+    assert controls[1][1].value == "m_ee"
+    tabs.active = 1  # Train: its settings and start button are in the sidebar too
+    assert "Start training" in [getattr(w, "name", None) for w in controls[1][2]]
 
 
 def test_train_page_runs_in_the_background_and_adds_the_run(app):
@@ -81,10 +110,21 @@ def test_latent_traversal_and_dimensionality_pages(app):
     assert tv._last.jets.shape[:2] == (5, 5)
     app.state.vae_path = [p for k, p in labels.items() if k.endswith("pretrained/emdvae-wjets")][0]
     assert tv._last.jets.shape[:2] == (5, 5) and tv.step is not None
-    root = pn.panel(app.dimension).get_root(Document())
-    assert root is not None
+    pn.panel(app.dimension).get_root(Document())
     content = app.dimension._content()
-    assert "Mean H_T" in content[1][0].object
+    # the page's numbers: ⟨H_T⟩ stored with the run, D₁ and D₂ from its steps.json
+    from otviz.metrics.dimension import dimensionalities, ht_mean, production_curves
+    from otviz.train.products import read_dimension
+
+    ht = ht_mean(read_dimension(app.state.vae_path))
+    assert 300 < ht < 800  # W jets with pT ≈ 500 GeV
+    assert f"Mean H_T {ht:.0f} GeV" in content[1][0].object
+    beta, rate, dist, _ = production_curves(app.state.vae_run.production_steps())
+    mid, d1, d2 = dimensionalities(beta, rate, dist)
+    rows = [r for r in content[1][1].object.splitlines()[2:]]
+    assert len(rows) == len(mid) == len(beta) - 1
+    for r, b, a, c in zip(rows, mid, d1, d2):
+        assert r == f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |"
 
 
 def test_train_page_launches_an_annealing_run(app):
