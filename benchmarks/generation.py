@@ -7,7 +7,10 @@ For each process, in one Python process:
                (accepted ev/s, cluster start-up included), and their ratio;
   * for zee, the fast path (no MPI, no hadronisation) against full Pythia.
 
-    .venv/bin/python benchmarks/generation.py [--scale 1.0] [--process zee ttbar wjets]
+    .venv/bin/python benchmarks/generation.py [--scale 1.0] [--process zee ttbar wjets] [--dask-only]
+
+``--dask-only`` runs only the Dask 1- and 2-worker generations (the 2/1 ratio; goal ≥ 1.8 at a size
+of about a minute on one worker, e.g. ``--process zee --scale 5 --dask-only``).
 """
 from __future__ import annotations
 
@@ -46,9 +49,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--process", nargs="+", default=list(BASE))
+    ap.add_argument("--dask-only", action="store_true", help="only the Dask 1- and 2-worker rates")
     args = ap.parse_args()
     for proc in args.process:
         n = int(BASE[proc] * args.scale)
+        if args.dask_only:
+            t = time.perf_counter()
+            d1, _ = dask_rate(proc, n, 1)
+            t1 = time.perf_counter() - t
+            d2, _ = dask_rate(proc, n, 2)
+            print(f"{proc:6s} {n} events: Dask 1 worker {d1:6.0f} accepted ev/s ({t1:.1f} s), 2 workers {d2:6.0f} "
+                  f"({n / d2:.1f} s): 2/1 = {d2 / d1:.2f}", flush=True)
+            continue
         anchor = bare_pythia(proc, n)
         acc1, gen1 = in_process(proc, n // 3)
         d1, _ = dask_rate(proc, n, 1)
