@@ -59,9 +59,9 @@ def pairwise_emd(weights, points, R: float = 1.0, beta: float = 1.0, workers: in
 
     ``weights`` (n, N) pT/H_T (normalised per jet here), ``points`` (n, N, 2) as (η, φ); ground
     cost (ΔR/R)^β with φ wrapped, as :func:`otviz.ot.emd.emd`. Zero-padded particles are dropped
-    and each row's costs to all later jets are computed at once, so a pair costs ≈ 25 µs (1000
-    jets ≈ 12 s, ``benchmarks/dimension.py``). ``workers`` is accepted for compatibility and
-    unused: the solver holds the GIL, so threads made it slower. ``progress``: see
+    and each row's costs to all later jets are computed at once: ≈ 25–40 µs a pair, 1000 jets in
+    19–22 s on a busy 2-core machine (``benchmarks/dimension.py``). ``workers`` is accepted for
+    compatibility and unused: the solver holds the GIL, so threads made it slower. ``progress``: see
     :mod:`otviz.progress` (16 steps of about equal numbers of pairs)."""
     from ot.lp.emd_wrap import check_result, emd_c
 
