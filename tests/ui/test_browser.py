@@ -67,9 +67,10 @@ def server(tmp_path_factory):
     log = open(SERVER_LOG[0], "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", "apps/latent_explorer.py", "--address", "127.0.0.1",
-         "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"],
+         "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1",
+         "--warm"],  # as python -m otviz.ui.serve: the app runs once (shared cache filled) before it listens
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 90
+    deadline = time.time() + 240
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -130,7 +131,8 @@ def test_train_transport_residuals_in_the_browser(server, browser):
     page.get_by_text("Data", exact=True).click()
     page.get_by_text("test sample").first.wait_for()
     page.get_by_text("Train", exact=True).click()
-    page.get_by_text(re.compile(r"Epoch (7|8|9|10)/10|Done\.")).first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "02a_train_again.png"))
+    page.get_by_text(re.compile(r"Epoch (7|8|9|10)/10|Done\.")).first.wait_for(timeout=180_000)
     page.wait_for_function(f"({CDS_POINTS_JS})() > {first}")  # the streaming loss curve grows
     page.screenshot(path=str(ARTIFACTS / "02_train_running.png"))
     page.get_by_text("Done.").wait_for(timeout=120_000)
@@ -252,9 +254,10 @@ def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, br
         page.set_default_timeout(120_000)
         t0 = time.time()
         page.goto(server)
-        page.wait_for_selector("canvas")
+        page.wait_for_selector("canvas", state="visible")
         first = time.time() - t0
-        print(f"first render at {width}×{height}: {first:.2f} s")
+        print(f"first render at {width}×{height}: {first:.2f} s (navigation → first plot, warmed server)")
+        assert first < 15, first  # ≈ 2.5–3 s on a busy 2-core machine; 8–12 s when every page was computed
         page.wait_for_function(f"({AXIS_LABELS_JS})().includes('x: m_ee [GeV]')")
         for name in PAGES:
             page.get_by_text(name, exact=True).click()
