@@ -333,7 +333,7 @@ class TrainView(pn.viewable.Viewer):
             "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
             "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput}))
 
-    def controls(self, width: int = 270):
+    def controls(self, width: int = 250):
         """The model choice, its settings and the start/cancel buttons (the sidebar)."""
         return pn.Column(self.mode, pn.bind(lambda _: self._form(width), self.mode),
                          pn.Row(self.start_button, self.cancel_button))

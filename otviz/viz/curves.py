@@ -18,6 +18,6 @@ def loss_curves(history: list[dict], terms=("loss", "mse", "sw_z", "sw_x", "anch
     if not curves:
         curves = [hv.Curve([], kdims=[x], vdims=["value"])]
     return hv.Overlay(curves).opts(logy=True, width=width, height=height, legend_position="top_right",
-                                   title="training loss", show_grid=True)
+                                   title="training loss", ylabel="loss term", show_grid=True)
 
 
