@@ -321,17 +321,26 @@ class TrainView(pn.viewable.Viewer):
         return ("| # | pass | β | epochs | stopped | R | D |\n|---|---|---|---|---|---|---|\n" + rows)
 
     def _form(self, width: int = 300):
+        def inputs(names_types: dict):  # typed inputs as wide as the form (a bare class gets 300 px)
+            return {k: {"type": t, "width": width - 20} for k, t in names_types.items()}
+
+        def fit(form):  # no widget wider than the form (Param's selects default to 300 px)
+            for w in form[1].layout:
+                if getattr(w, "width", None) and w.width > width - 20:
+                    w.width = width - 20
+            return form
+
         if self.mode.value.startswith("EMD-VAE"):
-            return pn.Column(pn.pane.Markdown("### New EMD-VAE β-annealing run (W jets)"),
-                             pn.Param(self.anneal, show_name=False, width=width, widgets={
+            return fit(pn.Column(pn.pane.Markdown("### New EMD-VAE β-annealing run (W jets)"),
+                             pn.Param(self.anneal, show_name=False, width=width, widgets=inputs({
                                  "beta_min": pn.widgets.FloatInput, "beta_max": pn.widgets.FloatInput,
                                  "lr": pn.widgets.FloatInput, "n_betas": pn.widgets.IntInput,
                                  "max_epochs": pn.widgets.IntInput, "steps_per_epoch": pn.widgets.IntInput,
-                                 "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput}))
-        return pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=width, widgets={
+                                 "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput}))))
+        return fit(pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=width, widgets=inputs({
             "epochs": pn.widgets.IntInput, "finetune_epochs": pn.widgets.IntInput, "n_projections": pn.widgets.IntInput,
             "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
-            "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput}))
+            "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput}))))
 
     def controls(self, width: int = 250):
         """The model choice, its settings and the start/cancel buttons (the sidebar)."""
