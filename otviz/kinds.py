@@ -39,6 +39,7 @@ class Kind:
     train_command: str | None = None  # ``otviz train PRESET``: function(args) -> exit status
     cli_options: tuple[str, ...] = ()  # ``otviz train`` options only this kind takes (argparse dests)
     commands: tuple[str, ...] = ()  # ``otviz`` subcommands that take a run of this kind
+    products: tuple[str, ...] = ()  # computed into the run directory when a dashboard run ends: f(rundir)
     picker: str | None = None  # the ExplorerState parameter selecting a run of this kind
     pages: tuple[str, ...] = ()  # the app's Viewer classes showing a run of this kind
     train_settings: str | None = None  # the Train page's settings class (param.Parameterized)
@@ -132,7 +133,7 @@ register(Kind(
     presets={"otus-zee": "otviz.train.config:otus_zee_config"},
     train_command="otviz.cli:_cmd_train_otus",
     cli_options=("epochs", "finetune_epochs", "test", "n_projections", "checkpoint_every", "no_mass_feature"),
-    commands=("evaluate",), picker="run_path",
+    commands=("evaluate",), products=("otviz.train.products:evaluate_run",), picker="run_path",
     pages=("otviz.ui.data_view:DataView", "otviz.ui.transport_view:TransportView",
            "otviz.ui.residuals_view:ResidualsView"),
     train_settings="otviz.ui.train_view:TrainSettings",

@@ -78,6 +78,13 @@ class ToyRun(BackgroundRun):
         atomic_torch_save({"model": model.state_dict()}, self.rundir / "model.pt")
 
 
+def toy_product(rundir, progress=None):
+    """The toy kind's post-run product: the final bias, stored in the run directory."""
+    from otviz.train.run import load_run
+
+    (Path(rundir) / "bias.txt").write_text(str(float(load_run(rundir).model.linear.bias.detach())))
+
+
 def train_toy(args) -> int:
     """``otviz train toy-preset``: the kind's own command."""
     kind = kinds.for_preset(args.model)
@@ -90,7 +97,8 @@ def toy_kind():
     kind = kinds.register(kinds.Kind(
         name="toy", description="a toy run", tag="toy-kind", config=f"{__name__}:ToyConfig",
         run=f"{__name__}:ToyRun", model=f"{__name__}:ToyModel", presets={"toy-preset": f"{__name__}:toy_preset"},
-        train_command=f"{__name__}:train_toy", cli_options=("epochs",), commands=("dimension",)))
+        train_command=f"{__name__}:train_toy", cli_options=("epochs",), commands=("dimension",),
+        products=(f"{__name__}:toy_product",)))
     try:
         yield kind
     finally:
@@ -134,6 +142,11 @@ def test_the_dashboard_registry_starts_a_registered_kind(toy_kind, tmp_path):
     run = registry.start_run(tmp_path / "d", cfg)
     assert isinstance(run, ToyRun) and run.wait(30) == "done"
     assert float(load_run(tmp_path / "d").model.linear.bias.detach()) == -4.0
+    # the dashboard's post-run hook computes the kind's products into the run directory
+    assert registry.post_run_metrics(tmp_path / "d") == "metrics"
+    assert (tmp_path / "d" / "bias.txt").read_text() == "-4.0"
+    kinds.unregister("toy")  # an unknown kind gets nothing computed, and no error
+    assert registry.post_run_metrics(tmp_path / "d") is None
 
 
 def test_registry_refuses_clashes_and_unknown_names():

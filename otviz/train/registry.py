@@ -196,20 +196,24 @@ def _supervise(entry: Entry):
 
 
 def post_run_metrics(rundir) -> str | None:
-    """A finished OTUS run's metrics (``otviz evaluate``: metrics.nc/metrics.json), computed when a
-    dashboard run ends so its pages are as complete as a shipped run's; ``OTVIZ_POST_RUN_METRICS=0``
-    turns it off. Returns what was computed, or None; a failure is logged, never raised."""
+    """A finished run's products (its kind's ``Kind.products``, e.g. OTUS: ``otviz evaluate``'s
+    metrics.nc/metrics.json), computed when a dashboard run ends so its pages are as complete as a
+    shipped run's; ``OTVIZ_POST_RUN_METRICS=0`` turns it off. Returns what was computed, or None; a
+    failure is logged, never raised."""
     import logging
     import os
 
     from .run import run_kind
 
-    if os.environ.get("OTVIZ_POST_RUN_METRICS", "1") == "0" or run_kind(rundir) != "otus":
+    name = run_kind(rundir)
+    if os.environ.get("OTVIZ_POST_RUN_METRICS", "1") == "0" or name not in kinds.KINDS:
+        return None
+    products = kinds.get(name).products
+    if not products:
         return None
     try:
-        from .products import evaluate_run
-
-        evaluate_run(rundir, progress=False)
+        for product in products:
+            kinds.resolve(product)(rundir, progress=False)
         return "metrics"
     except Exception:
         logging.getLogger(__name__).exception("metrics of %s could not be computed", rundir)
