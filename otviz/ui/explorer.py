@@ -27,6 +27,8 @@ class LatentExplorer(pn.viewable.Viewer):
         super().__init__(**params)
         self.state = ExplorerState()
         self._views: dict[str, pn.viewable.Viewer] = {}
+        if _query_string():
+            self.train  # URL parameters preset the Train page: applied (or refused, in a notice) on load
 
     def __getattr__(self, attr: str):
         """``app.data``, ``app.transport`` …: a page's view, made on first use (a new session
@@ -98,6 +100,14 @@ class LatentExplorer(pn.viewable.Viewer):
         except Exception as exc:  # a page that cannot be built says why, in the page
             self.state.notices.error(f"{name} page: {describe(exc)}")
             return pn.pane.Alert(f"**{name} page could not be built:** {describe(exc)}", alert_type="danger")
+
+
+def _query_string() -> str:
+    """The served page's URL query (``?epochs=20…``), or "" (also outside a server)."""
+    try:
+        return "&".join(pn.state.session_args or {})
+    except Exception:
+        return ""
 
 
 def version() -> str:
