@@ -336,11 +336,14 @@ class TrainView(pn.viewable.Viewer):
                                  "beta_min": pn.widgets.FloatInput, "beta_max": pn.widgets.FloatInput,
                                  "lr": pn.widgets.FloatInput, "n_betas": pn.widgets.IntInput,
                                  "max_epochs": pn.widgets.IntInput, "steps_per_epoch": pn.widgets.IntInput,
-                                 "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput}))))
+                                 "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput,
+                                 "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}))))
         return fit(pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=width, widgets=inputs({
             "epochs": pn.widgets.IntInput, "finetune_epochs": pn.widgets.IntInput, "n_projections": pn.widgets.IntInput,
             "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
-            "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput}))))
+            "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput,
+            # typed, not slid: their ranges span 1 … 1e7–1e8, where a slider cannot pick 5000 or 20000
+            "batch_size": pn.widgets.IntInput, "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}))))
 
     def controls(self, width: int = 250):
         """The model choice, its settings and the start/cancel buttons (the sidebar)."""

@@ -141,3 +141,19 @@ def test_shutdown_cancels_running_runs_and_drops_queued_ones(runs):
     assert registry.get_entry(b.train.rundir).state == "cancelled" and not b.train.rundir.exists()
     b.train.poll()
     assert "cancelled" in b.train.status.object
+
+
+def test_wide_ranged_settings_are_typed_not_slid(runs):
+    """Batch size, training events and seed span 1 … 1e7–1e8 (or 2³²): on a slider 5000 and 20000
+    both sit at the left end, so they are number inputs, in both training modes."""
+    from otviz.ui.train_view import TrainView
+
+    tv = TrainView(LatentExplorer().state)
+    for mode in ("OTUS Z→ee", "EMD-VAE β-annealing"):
+        tv.mode.value = mode
+        view = tv.__panel__()
+        assert not list(view.select(pn.widgets.IntSlider)), mode
+        typed = {w.name for w in view.select(pn.widgets.IntInput)}
+        assert {"training events (0: all)", "seed"} <= typed, (mode, typed)
+    tv.mode.value = "OTUS Z→ee"
+    assert "batch size" in {w.name for w in tv.__panel__().select(pn.widgets.IntInput)}
