@@ -9,6 +9,7 @@ from ..metrics.peak import fit_peak
 from ..physics.observables import label
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
+from . import cache
 from .picker import QuantityPage
 
 
@@ -25,8 +26,14 @@ class DataView(QuantityPage):
         qtr = quantities(tr[self.space].values, parts, derived_masses(parts))[self.quantity]
         qte = quantities(te[self.space].values, parts, derived_masses(parts))[self.quantity]
         plot = residual_plot(qtr, {"test sample": qte}, label=label(self.quantity, prefix=self.space), truth_label="train sample")
-        text = f"**{self.space}** from `{self.state.run.config.train_data}` (train, {len(qtr)} events) and " \
-               f"`{self.state.run.config.test_data}` (test, {len(qte)} events)."
+        cfg = self.state.run.config
+
+        def shown(path, n):  # "the first 50,000 of 100,000 events" when the page's max_events cuts the file
+            total = cache.sample(path).sizes["event"]
+            return f"{n:,} events" if n >= total else f"the first {n:,} of its {total:,} events"
+
+        text = f"**{self.space}** from `{cfg.train_data}` (train, {shown(cfg.train_data, len(qtr))}) and " \
+               f"`{cfg.test_data}` (test, {shown(cfg.test_data, len(qte))})."
         if self.quantity == "m_ee":
             f = fit_peak(qte)
             text += f"  Test m_ee peak {f.mass:.2f} GeV, Γ {f.gamma:.2f} GeV, σ {f.sigma:.2f} GeV (Voigt fit)."

@@ -22,6 +22,8 @@ def test_pages_render_for_the_shipped_run(app):
     out = app.state.outputs()
     assert out["x_tilde_prime"].shape == out["x"].shape
     assert app.data.quantity == "m_ee"
+    text = app.data._plot()[0].object  # what the Data page says it shows: the page's cut of the 100,000 training events
+    assert "(train, the first 50,000 of its 100,000 events)" in text and "(test, 50,000 events)" in text, text
     col = app.residuals._plot()
     table = [o for o in col if isinstance(o, pn.widgets.Tabulator)][0]
     df = table.value
