@@ -421,14 +421,20 @@ def _cmd_dimension(args) -> int:
     ds = run.dimension(n_jets=args.jets, workers=args.workers, progress=not args.quiet)
     ht = ds.attrs["ht_mean_GeV"]
     print(f"{args.rundir}/dimension.nc ({time.perf_counter() - t0:.1f} s; mean H_T {ht:.0f} GeV)")
+    def num(v):  # two decimals, and no "-0.00"
+        return f"{v + 0.0:6.2f}".replace("-0.00", " 0.00")
+
     print("  β_mid     β·⟨H_T⟩ [GeV]   D1      D2")
     for b, d1, d2 in zip(ds.beta_mid.values, ds.D1.values, ds.D2.values):
-        print(f"  {b:8.4g}  {b * ht:9.3g}   {d1:6.2f}  {d2:6.2f}")
-    print("  β         R       D=<EMD²>   active dims (KL > 0.1)")
+        print(f"  {b:8.4g}  {b * ht:9.1f}   {num(d1)}  {num(d2)}")
+    print("  β         β·⟨H_T⟩ [GeV]   R       D=<EMD²>   active dims (KL > 0.1)")
     for i, b in enumerate(ds.beta.values):
         kl = ds.kl_per_dim.values[i]
-        print(f"  {b:8.4g}  {ds.rate.values[i]:6.2f}  {ds.distortion.values[i]:9.3g}  {int((kl > 0.1).sum())}")
-    print("  D_corr(Q) at β = Q/2:  " + ", ".join(f"{b:.3g}: {d:.2f}" for b, d in zip(ds.beta_of_q.values, ds.D_corr.values)))
+        print(f"  {b:8.4g}  {b * ht:9.1f}   {num(ds.rate.values[i])}  {ds.distortion.values[i]:9.3g}  {int((kl > 0.1).sum())}")
+    print(f"  data's correlation dimension ({int(ds.attrs.get('n_jets_corr', 0))} jets), drawn at β = Q/2")
+    print("  β         β·⟨H_T⟩ [GeV]   D_corr")
+    for b, d in zip(ds.beta_of_q.values, ds.D_corr.values):
+        print(f"  {b:8.4g}  {b * ht:9.1f}   {num(d)}")
     return 0
 
 

@@ -269,3 +269,23 @@ def test_data_fetch_fills_a_home_that_info_and_load_run_read(tmp_path, capsys, m
     assert len(run.history) == len(json.loads((PRETRAINED / "otus-zee" / "history.json").read_text()))
     assert main(["data", "regenerate", "--only", "nope.nc"]) == 2
     _one_error_line(capsys, "nope.nc: not a shipped sample", "zee_train.nc")
+
+
+def test_dimension_prints_tables_with_gev_and_stores_what_it_prints(tmp_path, capsys):
+    copy = tmp_path / "centred"
+    shutil.copytree(PRETRAINED / "emdvae-wjets-centred", copy)
+    assert main(["dimension", str(copy), "--jets", "60", "--force", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    ds = otviz.load_run(copy).dimensionality
+    ht = ds.attrs["ht_mean_GeV"]
+    assert int(ds.attrs["n_jets_corr"]) == 60 and "(60 jets)" in out and "-0.00" not in out
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("  ") and ln.split()[0][0].isdigit()]
+    n_mid, n_beta, n_q = ds.sizes["beta_mid"], ds.sizes["beta"], ds.sizes["q_mid"]
+    assert len(rows) == n_mid + n_beta + n_q
+    d12, rate, dcorr = rows[:n_mid], rows[n_mid:n_mid + n_beta], rows[n_mid + n_beta:]
+    for r, b, d1, d2 in zip(d12, ds.beta_mid.values, ds.D1.values, ds.D2.values):
+        assert float(r[1]) == pytest.approx(b * ht, abs=0.06) and float(r[2]) == pytest.approx(d1, abs=0.006)
+        assert float(r[3]) == pytest.approx(d2, abs=0.006)
+    assert [float(r[2]) for r in rate] == pytest.approx(list(ds.rate.values), abs=0.006)
+    for r, b, d in zip(dcorr, ds.beta_of_q.values, ds.D_corr.values):
+        assert float(r[1]) == pytest.approx(b * ht, abs=0.06) and float(r[2]) == pytest.approx(d, abs=0.006)
