@@ -153,9 +153,8 @@ def _refuse_foreign_flags(args):
         raise ValueError(f"{flags}: not an option of otviz train {args.model}")
 
 
-# flags that still apply when --resume continues a run with its stored settings
-_APPLY_ON_RESUME = ("--out", "--resume", "--device", "--threads", "--checkpoint-every", "--quiet", "--debug",
-                    "--data-dir", "--workers", "--scheduler")
+# flags that are not settings of the run (the runtime fields, e.g. --device, are added where used)
+_NOT_SETTINGS = ("--out", "--resume", "--quiet", "--debug", "--data-dir", "--workers", "--scheduler")
 
 
 def _open_run(run_cls, out, cfg, args, stored_cls):
@@ -178,7 +177,7 @@ def _open_run(run_cls, out, cfg, args, stored_cls):
             raise ValueError(f"{cfg_path}: cannot resume this run here: {exc}") from exc
         diff = config_differences(stored, cfg)
         ignored = [f for f in dict.fromkeys(t.split("=", 1)[0] for t in getattr(args, "argv", []) if t.startswith("--"))
-                   if f not in _APPLY_ON_RESUME]
+                   if f not in _NOT_SETTINGS and f[2:].replace("-", "_") not in RUNTIME_FIELDS]
         if diff and ignored:  # settings were typed: say which stored ones win (nothing typed: nothing to say)
             print(f"{out}: resuming with the stored settings, not this command's ({format_differences(diff)})",
                   file=sys.stderr)

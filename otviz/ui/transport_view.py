@@ -25,6 +25,7 @@ class TransportView(pn.viewable.Viewer):
         # the event input: its range (from the data) is in its label and checked here, so an
         # out-of-range value is refused with a message and the input reset. (Bokeh's spinner with
         # low/high keeps its old value silently while still showing what was typed.)
+        self._resetting = False  # True while the input is put back after a refused value
         self.event_input = pn.widgets.IntInput(name="test event", value=0, width=200)
         self.event_input.param.watch(self._on_event_input, "value")
         state.param.watch(self._refresh, ["run_path", "max_events"])
@@ -60,7 +61,7 @@ class TransportView(pn.viewable.Viewer):
             finally:
                 self._resetting = False
             return
-        if not getattr(self, "_resetting", False):
+        if not self._resetting:
             self.state.notices.resolve("test event")  # a valid event typed: the error no longer holds
         self.event = int(value)
 
