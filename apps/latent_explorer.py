@@ -6,6 +6,7 @@ Only assembles library components; all state and training live in ``otviz``.
 """
 import panel as pn
 
+from otviz.ui.disconnects import quiet_closed_sockets
 from otviz.ui.explorer import LatentExplorer
 from otviz.ui.hosts import session_location
 from otviz.ui.serve import foreign_host, main, refusal
@@ -14,6 +15,7 @@ if __name__ == "__main__":
     main()
 else:
     pn.extension("tabulator")
+    quiet_closed_sockets()  # a tab closed mid-write is one log line, not a traceback
     session_location()  # parsed before Panel's own use, which fails on an IPv6 Host ([::1]:5006)
     host = foreign_host()
     page = refusal(host) if host else LatentExplorer().template()
