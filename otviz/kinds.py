@@ -26,6 +26,16 @@ def resolve(dotted: str):
 
 
 @dataclass(frozen=True)
+class Page:
+    """One page of the app: its tab ``title``, ``key`` (``app.KEY``, unique in the app) and its
+    Viewer class ``view`` (dotted name), made as ``View(state)`` when its tab is first shown."""
+
+    title: str
+    key: str
+    view: str
+
+
+@dataclass(frozen=True)
 class Kind:
     """One model kind. Dotted names (``"module:attribute"``) are resolved on use."""
 
@@ -40,9 +50,17 @@ class Kind:
     cli_options: tuple[str, ...] = ()  # ``otviz train`` options only this kind takes (argparse dests)
     commands: tuple[str, ...] = ()  # ``otviz`` subcommands that take a run of this kind
     products: tuple[str, ...] = ()  # computed into the run directory when a dashboard run ends: f(rundir)
-    picker: str | None = None  # the ExplorerState parameter selecting a run of this kind
-    pages: tuple[str, ...] = ()  # the app's Viewer classes showing a run of this kind
-    train_settings: str | None = None  # the Train page's settings class (param.Parameterized)
+    picker: str | None = None  # the ExplorerState parameter selecting a run of this kind (made if absent)
+    pages: tuple[Page, ...] = ()  # the app's pages showing a run of this kind, in tab order
+    train_settings: str | None = None  # the Train page's settings class (param.Parameterized; see otviz.ui.train_view)
+    label: str = ""  # short name in the app ("OTUS": its picker is "OTUS run"); default ``name``
+    train_label: str = ""  # its choice on the Train page ("OTUS Z→ee"); default ``label``
+
+    def ui_label(self) -> str:
+        return self.label or self.name
+
+    def train_choice(self) -> str:
+        return self.train_label or self.ui_label()
 
     def config_class(self):
         return resolve(self.config)
@@ -134,9 +152,10 @@ register(Kind(
     train_command="otviz.cli:_cmd_train_otus",
     cli_options=("epochs", "finetune_epochs", "test", "n_projections", "checkpoint_every", "no_mass_feature"),
     commands=("evaluate",), products=("otviz.train.products:evaluate_run",), picker="run_path",
-    pages=("otviz.ui.data_view:DataView", "otviz.ui.transport_view:TransportView",
-           "otviz.ui.residuals_view:ResidualsView"),
-    train_settings="otviz.ui.train_view:TrainSettings",
+    pages=(Page("Data", "data", "otviz.ui.data_view:DataView"),
+           Page("Transport", "transport", "otviz.ui.transport_view:TransportView"),
+           Page("Residuals", "residuals", "otviz.ui.residuals_view:ResidualsView")),
+    train_settings="otviz.ui.train_view:TrainSettings", label="OTUS", train_label="OTUS Z→ee",
 ))
 register(Kind(
     name="emdvae", description="an EMD-VAE annealing run", tag="emdvae-anneal",
@@ -147,6 +166,7 @@ register(Kind(
     cli_options=("schedule", "betas", "beta_min", "beta_max", "max_epochs", "steps_per_epoch", "lr", "latent",
                  "width", "emd_backend", "threads", "workers", "scheduler"),
     commands=("dimension",), picker="vae_path",
-    pages=("otviz.ui.traversal_view:TraversalView", "otviz.ui.dimension_view:DimensionView"),
-    train_settings="otviz.ui.train_view:AnnealSettings",
+    pages=(Page("Latent traversal", "traversal", "otviz.ui.traversal_view:TraversalView"),
+           Page("Dimensionality", "dimension", "otviz.ui.dimension_view:DimensionView")),
+    train_settings="otviz.ui.train_view:AnnealSettings", label="EMD-VAE", train_label="EMD-VAE β-annealing",
 ))
