@@ -139,9 +139,10 @@ def run(path):
     return CACHE.get(("run", _stamp(path)), lambda: load_run(path))
 
 
-def otus_outputs(run_path, max_events: int, seed: int) -> dict[str, np.ndarray]:
+def otus_outputs(run_path, max_events: int, seed: int, progress=None) -> dict[str, np.ndarray]:
     """z, x of the run's test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z), drawn as
-    ``otviz evaluate`` draws them (:func:`otviz.metrics.fidelity.model_outputs`)."""
+    ``otviz evaluate`` draws them (:func:`otviz.metrics.fidelity.model_outputs`). ``progress``
+    (:mod:`otviz.progress`) is told of each batch when they are computed, not when read back."""
     from ..metrics.fidelity import model_outputs
 
     from ..train.products import stored_arrays
@@ -153,7 +154,7 @@ def otus_outputs(run_path, max_events: int, seed: int) -> dict[str, np.ndarray]:
         n = ds.sizes["event"]
 
         def predict():
-            out = model_outputs(r.model, z, x, seed=seed)
+            out = model_outputs(r.model, z, x, seed=seed, progress=progress)
             return {k: out[k] for k in ("z_tilde", "x_tilde", "x_tilde_prime")}
 
         # on the whole test sample (what a page shows by default) computed once per run and kept

@@ -18,7 +18,11 @@ def test_model_outputs_are_stored_in_the_run_and_read_back(tmp_path, monkeypatch
     for f in ("config.json", "model.pt"):
         shutil.copy(SHIPPED / f, run)
     cache.CACHE.clear()
-    first = cache.otus_outputs(run, 50_000, 3)
+    told = []
+    first = cache.otus_outputs(run, 50_000, 3, progress=lambda *a: told.append(a))
+    # one report per batch of 50,000 events and output (z̃, x̃, x̃′): 3 of 3, named in words
+    assert [(d, t) for d, t, _ in told] == [(1, 3), (2, 3), (3, 3)]
+    assert [m for _, _, m in told] == ["z̃ = E(x)", "x̃ = D(z̃)", "x̃′ = D(z)"]
     stored = run / "derived-outputs-seed3.npz"
     assert stored.exists()
     r = cache.run(run)
@@ -30,7 +34,8 @@ def test_model_outputs_are_stored_in_the_run_and_read_back(tmp_path, monkeypatch
     # a fresh process (empty cache) reads the file instead of running the model
     cache.CACHE.clear()
     monkeypatch.setattr("otviz.metrics.fidelity.model_outputs", lambda *a, **k: 1 / 0)
-    again = cache.otus_outputs(run, 50_000, 3)
+    again = cache.otus_outputs(run, 50_000, 3, progress=lambda *a: told.append(a))
+    assert len(told) == 3  # read back: nothing computed, nothing reported
     for k in ref:
         np.testing.assert_array_equal(again[k], ref[k])
     # new weights (model.pt's mtime changes): the stored outputs are stale and recomputed
