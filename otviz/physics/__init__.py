@@ -16,3 +16,9 @@ from .fourvec import (  # noqa: F401
     total,
     wrap_phi,
 )
+from .ttbar import (  # noqa: F401
+    neutrino_pz,
+    reconstruct_ttbar,
+    ttbar_masses,
+    ttbar_masses_from_partons,
+)

@@ -1,6 +1,7 @@
 """One table of observables: name → symbol and unit, and the axis label every plot uses.
 
-Quantity names are the columns of :func:`otviz.metrics.fidelity.quantities` ("e-.px", "m_ee")
+Quantity names are the columns of :func:`otviz.metrics.fidelity.quantities` ("e-.px", "m_ee"; the tt̄
+masses "m_tt", "m_W_had", "m_t_lep", "m_t_had" of :func:`otviz.physics.ttbar.ttbar_masses`)
 and the jet/latent names of the EMD-VAE pages ("beta", "beta_ht", "eta", "phi", …). Labels read
 like "p_x(e⁻) [GeV]", "η", "φ [rad]", "m_ee [GeV]".
 """
@@ -32,6 +33,10 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("phi", "φ", "rad", "azimuth"),
     Observable("m", "m", "GeV", "invariant mass"),
     Observable("m_ee", "m_ee", "GeV", "invariant mass of the electron pair"),
+    Observable("m_tt", "m_tt", "GeV", "invariant mass of the tt̄ system (otviz.physics.ttbar)"),
+    Observable("m_W_had", "m_W^had", "GeV", "invariant mass of the hadronic W (otviz.physics.ttbar)"),
+    Observable("m_t_lep", "m_t^lep", "GeV", "invariant mass of the leptonic top (otviz.physics.ttbar)"),
+    Observable("m_t_had", "m_t^had", "GeV", "invariant mass of the hadronic top (otviz.physics.ttbar)"),
     Observable("pt_frac", "p_T/H_T", "", "particle's share of the jet's scalar p_T sum"),
     Observable("ht", "H_T", "GeV", "scalar p_T sum of the jet"),
     Observable("beta", "β", "", "EMD-VAE resolution (units of H_T)"),
