@@ -1,0 +1,425 @@
+"""Grids of training runs (``otviz sweep``): one Dask task per run, one xarray Dataset of metrics.
+
+``run_sweep(preset, {"lam": [1, 20, 100], "beta_anchor": [0, 50]}, "runs/sweep-lam", workers=2,
+epochs=10)`` trains every combination of the settings with ``preset`` (any preset of
+:mod:`otviz.kinds`), each in its own run directory under ``out`` named by its swept settings
+(``lam=20__beta_anchor=50``), and writes ``out/sweep.nc``. A setting with several values is a
+dimension of the grid; one with a single value (and every ``**options`` keyword) is fixed.
+
+Settings (``grid`` keys, ``--set FIELD=V1,V2,…``, and ``**options``):
+
+* a scalar field of the kind's config (``batch_size``, ``n_projections``, ``seed``, ``max_events``,
+  ``train_data``, ``device``, …);
+* an argument of the preset function (``otus-zee``: ``epochs``, ``finetune_epochs``);
+* a field of the config's stages (a list of named dataclasses, e.g. OTUS ``Stage``: ``lam``,
+  ``beta_e``, ``beta_d``, ``tau``, ``lr``, ``lr_decay``): ``STAGE.FIELD`` (``anchor.lam``) sets it
+  on the stage of that name; a bare ``FIELD`` sets it on every stage where the preset turns the
+  term on (a non-zero value) — ``lam`` on every stage, ``beta_e`` on the anchor stage only;
+* an alias of :data:`ALIASES`: ``beta_anchor`` sets ``beta_e`` and ``beta_d`` (βE = βD, the
+  anchor terms of OTUS Eq. 12) together, with the same rule (the preset's anchor stage).
+
+Values are parsed by the type of the field's default and every point's config is built and
+validated before anything is written (one-line :class:`otviz.errors.ConfigError` naming the
+setting). Resumable: a run directory with ``model.pt`` and ``sweep.json`` (written when the run
+and its kind's products, e.g. ``metrics.nc``, are done) is skipped; any other resumes from its
+checkpoint. ``sweep.nc`` holds per run its status, training time, every numeric field of the
+last ``history.json`` record as ``final_FIELD`` (losses, and any scalar a kind logs per epoch),
+and every variable and numeric attribute of the stored products (``metrics.nc``: SW, KS/floor per
+observable, …), over the swept dimensions; its attributes record the command and settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import json
+import numbers
+import time
+from pathlib import Path
+
+from .. import kinds
+from ..errors import ConfigError
+
+SWEEP_FILE = "sweep.nc"
+DONE_FILE = "sweep.json"  # in a run directory: the run and its products are done
+PRODUCT_FILES = ("metrics.nc", "dimension.nc")  # products whose variables go into sweep.nc
+ALIASES = {"beta_anchor": ("beta_e", "beta_d")}  # setting → the stage fields it sets together
+_SCALARS = (bool, int, float, str, type(None))
+
+
+# ---------------------------------------------------------------------------- settings
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """Where a setting goes: ``where`` is "preset", "config" or "stage"; for stages ``fields``
+    are the stage fields and ``stage`` the stage name (None: every stage with the term on)."""
+
+    name: str
+    where: str
+    fields: tuple[str, ...]
+    default: object
+    stage: str | None = None
+
+
+def _stage_lists(cfg) -> dict[str, list]:
+    """The config's fields holding a non-empty list of dataclasses (OTUS ``stages``)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, (list, tuple)) and v and all(dataclasses.is_dataclass(s) for s in v):
+            out[f.name] = list(v)
+    return out
+
+
+def _stage_fields(cfg) -> dict[str, object]:
+    """Scalar stage field → an example default."""
+    out = {}
+    for stages in _stage_lists(cfg).values():
+        for s in stages:
+            for f in dataclasses.fields(s):
+                if f.name != "name" and isinstance(getattr(s, f.name), _SCALARS):
+                    out.setdefault(f.name, getattr(s, f.name))
+    return out
+
+
+def _stage_names(cfg) -> list[str]:
+    return [str(getattr(s, "name", i)) for stages in _stage_lists(cfg).values() for i, s in enumerate(stages)]
+
+
+def available_settings(preset: str) -> dict[str, object]:
+    """Every setting ``preset`` can sweep → its default (stage fields: one stage's value)."""
+    kind = kinds.for_preset(preset)
+    fn, base = kind.preset(preset), kind.preset(preset)()
+    out = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for f in dataclasses.fields(base):
+        v = getattr(base, f.name)
+        if f.name != "kind" and isinstance(v, _SCALARS):
+            out.setdefault(f.name, v)
+    stage = _stage_fields(base)
+    out.update({k: v for k, v in stage.items() if k not in out})
+    out.update({a: stage[fs[0]] for a, fs in ALIASES.items() if all(f in stage for f in fs)})
+    return out
+
+
+def resolve_setting(preset: str, name: str) -> Setting:
+    """The :class:`Setting` ``name`` of ``preset``; a one-line ConfigError for an unknown name."""
+    kind = kinds.for_preset(preset)
+    fn, base = kind.preset(preset), kind.preset(preset)()
+    params = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    stage_name, _, field = name.rpartition(".")
+    stage = _stage_fields(base)
+    if not stage_name:
+        if name in params:
+            return Setting(name, "preset", (name,), params[name])
+        if name != "kind" and any(f.name == name for f in dataclasses.fields(base)):
+            default = getattr(base, name)
+            if isinstance(default, _SCALARS):
+                return Setting(name, "config", (name,), default)
+            raise ConfigError(f"{name}: not a scalar setting of {preset} (a {type(default).__name__})", name)
+    fields = ALIASES.get(field, (field,))
+    if all(f in stage for f in fields):  # a named stage is looked for when a config is built
+        return Setting(name, "stage", fields, stage[fields[0]], stage_name or None)
+    known = ", ".join(available_settings(preset))
+    raise ConfigError(f"{name}: not a setting of {preset} (settings: {known}; STAGE.FIELD for one stage)", name)
+
+
+def parse_value(setting: Setting, value):
+    """``value`` (a string from the command line, or a Python value) as the setting's type."""
+    if not isinstance(value, str):
+        if isinstance(setting.default, float) and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return float(value)  # lam=[1, 20] as in lam=1,20
+        return value
+    text, d = value.strip(), setting.default
+    if text.lower() == "none" and d is None:
+        return None
+    try:
+        if isinstance(d, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        if isinstance(d, int):
+            v = float(text) if any(c in text for c in ".eE") else int(text)
+            if isinstance(v, float) and not v.is_integer():
+                raise ValueError
+            return int(v)
+        if isinstance(d, float):
+            return float(text)
+        if d is None:
+            for cast in (int, float):
+                try:
+                    return cast(text)
+                except ValueError:
+                    pass
+        return text
+    except ValueError:
+        what = {bool: "true or false", int: "an integer", float: "a number"}[type(d)]
+        raise ConfigError(f"{setting.name}={value}: must be {what}", setting.name, value, what) from None
+
+
+def _apply(cfg, setting: Setting, value, preset: str):
+    lists = _stage_lists(cfg)
+    hit = False
+    for stages in lists.values():
+        for i, s in enumerate(stages):
+            name = str(getattr(s, "name", i))
+            for f in setting.fields:
+                if not hasattr(s, f):
+                    continue
+                on = name == setting.stage if setting.stage else any(getattr(s, g, 0) for g in setting.fields)
+                if on:
+                    setattr(s, f, value)
+                    hit = True
+    if not hit:
+        where = f"stage {setting.stage!r}" if setting.stage else "stage where the preset turns it on"
+        raise ConfigError(f"{setting.name}: no {where} in this {preset} config (stages: "
+                          f"{', '.join(_stage_names(cfg))}); name one as STAGE.{setting.fields[0]}", setting.name)
+
+
+def build_config(preset: str, settings: dict[str, object]):
+    """The validated config of ``preset`` with ``settings`` (name → parsed value) applied."""
+    kind = kinds.for_preset(preset)
+    specs = {n: resolve_setting(preset, n) for n in settings}
+    args = {n: v for n, v in settings.items() if specs[n].where == "preset"}
+    over = {n: v for n, v in settings.items() if specs[n].where == "config"}
+    try:
+        cfg = kind.preset(preset)(**args, **over)
+        # bare stage fields first (they follow the preset's terms), then STAGE.FIELD
+        for n in sorted((n for n in settings if specs[n].where == "stage"), key=lambda n: specs[n].stage is not None):
+            _apply(cfg, specs[n], settings[n], preset)
+        return cfg.validate()
+    except ConfigError as exc:
+        named = [n for n in settings if n == exc.field or exc.field in specs[n].fields]
+        if named and not str(exc).startswith(named[0]):
+            raise ConfigError(f"{named[0]}={settings[named[0]]!r}: {exc}", named[0], settings[named[0]]) from None
+        raise
+    except TypeError as exc:  # a value of the wrong type reached the preset
+        raise ConfigError(f"{preset}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- the grid
+def _label(v) -> str:
+    s = format(v, "g") if isinstance(v, float) else str(v)
+    return s.replace("/", "_").replace(" ", "_")
+
+
+def run_name(point: dict) -> str:
+    """The run directory of a grid point: its swept settings, ``lam=20__beta_anchor=50``."""
+    return "__".join(f"{k}={_label(v)}" for k, v in point.items()) or "run"
+
+
+@dataclasses.dataclass
+class Plan:
+    preset: str
+    out: Path
+    swept: dict[str, list]  # setting → values (the grid's dimensions, in order)
+    fixed: dict[str, object]  # settings with one value, and the options
+    points: list[dict]  # swept settings of each run, in grid (C) order
+    configs: list  # the validated config of each run
+    rundirs: list[Path]
+
+
+def plan_sweep(preset: str, grid: dict, out, **options) -> Plan:
+    """Parse and validate every setting and build every run's config (nothing is written)."""
+    kind = kinds.for_preset(preset)
+    values: dict[str, list] = {}
+    for name, vals in {**grid, **options}.items():
+        if name in values:
+            raise ConfigError(f"{name}: set twice", name)
+        spec = resolve_setting(preset, name)
+        if name in options or not isinstance(vals, (str, list, tuple)):
+            vals = [vals]
+        elif isinstance(vals, str):
+            vals = vals.split(",")
+        if not vals:
+            raise ConfigError(f"{name}: no values", name)
+        parsed = [parse_value(spec, v) for v in vals]
+        if len(set(map(repr, parsed))) != len(parsed):
+            raise ConfigError(f"{name}: a value is given twice ({', '.join(map(str, vals))})", name)
+        values[name] = parsed
+    swept = {k: v for k, v in values.items() if len(v) > 1}
+    fixed = {k: v[0] for k, v in values.items() if len(v) == 1}
+    points = [dict(zip(swept, combo)) for combo in itertools.product(*swept.values())]
+    configs = [build_config(preset, {**fixed, **p}) for p in points]
+    for c in configs:
+        if kinds.for_config(c) is not kind:
+            raise ConfigError(f"{preset}: the preset made a config of another kind")
+    out = Path(out)
+    return Plan(preset, out, swept, fixed, points, configs, [out / run_name(p) for p in points])
+
+
+# ---------------------------------------------------------------------------- one run (Dask task)
+def is_done(rundir) -> bool:
+    """The run and its products are finished (``model.pt`` and ``sweep.json``)."""
+    rundir = Path(rundir)
+    return (rundir / "model.pt").exists() and (rundir / DONE_FILE).exists()
+
+
+def train_run(kind_name: str, rundir: str, point: dict) -> dict:
+    """Worker task: train (or resume) the run in ``rundir`` with its stored config, compute its
+    kind's products, write ``sweep.json``; returns {rundir, status, message, seconds}."""
+    import torch
+
+    from ..atomic import write_bytes
+
+    kind = kinds.get(kind_name)
+    run = kind.run_class()(rundir)  # the stored config; resumes from the checkpoint
+    torch.set_num_threads(getattr(run.config, "threads", None) or 1)
+    t0 = time.perf_counter()
+    status = run.run_blocking()
+    message = run.message
+    if status == "done":
+        try:
+            for product in kind.products:
+                kinds.resolve(product)(rundir, progress=False)
+        except Exception as exc:  # recorded in sweep.nc's status, never lost
+            status, message = "failed", f"products: {type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - t0
+    if status == "done":
+        write_bytes(Path(rundir) / DONE_FILE, json.dumps({"settings": point, "status": status,
+                                                          "time": time.time()}, indent=1).encode())
+    return {"rundir": str(rundir), "status": status, "message": message, "seconds": seconds}
+
+
+# ---------------------------------------------------------------------------- collecting
+def _read_json(f: Path, default):
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def run_metrics(rundir, reserved=()):
+    """One run's numbers as an xarray Dataset: status, training time, ``final_*`` of the last
+    history record, and the stored products' variables and numeric attributes (an attribute named
+    like a variable or a ``reserved`` name, e.g. a swept setting, as ``STEM_NAME``: ``metrics_seed``)."""
+    import xarray as xr
+
+    from .trainer import run_status
+
+    rundir = Path(rundir)
+    history = _read_json(rundir / "history.json", [])
+    history = history if isinstance(history, list) else []
+    data = {"status": ((), str(run_status(rundir)["status"])), "run_dir": ((), rundir.name),
+            "epochs_done": ((), len(history)),
+            "train_seconds": ((), float(sum(h.get("seconds", 0.0) for h in history if isinstance(h, dict))))}
+    last = history[-1] if history and isinstance(history[-1], dict) else {}
+    for k, v in last.items():
+        if _number(v) and k not in ("epoch", "seconds"):
+            data[f"final_{k}"] = ((), float(v))
+    ds = xr.Dataset(data)
+    for name in PRODUCT_FILES:
+        if (rundir / name).exists():
+            with xr.open_dataset(rundir / name, engine="h5netcdf") as p:
+                p = p.load()
+            for k, v in p.attrs.items():
+                if _number(v) or (hasattr(v, "ndim") and v.ndim == 0 and _number(v.item())):
+                    taken = k in reserved or k in p.variables or k in ds.variables
+                    p[f"{Path(name).stem}_{k}" if taken else k] = float(v)
+            p.attrs = {}
+            ds = ds.merge(p, compat="override")
+    return ds
+
+
+def _coord(values: list):
+    import numpy as np
+
+    if all(_number(v) for v in values) or all(isinstance(v, bool) for v in values):
+        return np.asarray(values)
+    return np.asarray([str(v) for v in values])
+
+
+def collect(plan: Plan, attrs: dict | None = None):
+    """``sweep.nc``'s Dataset: every run's :func:`run_metrics` over the swept dimensions (NaN where
+    a run has no such number)."""
+    import numpy as np
+    import xarray as xr
+
+    reserved = {*plan.swept, *plan.fixed, *available_settings(plan.preset)}
+    per = [run_metrics(d, reserved) for d in plan.rundirs]
+    template: dict[str, xr.DataArray] = {}
+    for ds in per:
+        for k, v in ds.data_vars.items():
+            template.setdefault(k, v)
+    filled = []
+    for ds in per:
+        for k, v in template.items():
+            if k not in ds:
+                ds[k] = xr.full_like(v, "" if v.dtype.kind in "OUS" else np.nan,
+                                     dtype=object if v.dtype.kind in "OUS" else float)
+        filled.append(ds)
+    dims = list(plan.swept)
+    if dims:
+        shape = [len(v) for v in plan.swept.values()]
+        nested = np.empty(shape, dtype=object)
+        for idx, ds in zip(np.ndindex(*shape), filled):
+            nested[idx] = ds
+        out = xr.combine_nested(nested.tolist(), concat_dim=dims, data_vars="all", coords="different",
+                                compat="equals", join="outer", combine_attrs="drop")
+        out = out.assign_coords({d: _coord(v) for d, v in plan.swept.items()}).transpose(*dims, ...)
+    else:
+        out = filled[0]
+    out.attrs = dict(attrs or {})
+    out.attrs.update(preset=plan.preset, kind=kinds.for_preset(plan.preset).name, dims=json.dumps(dims),
+                     swept=json.dumps(plan.swept, default=str), fixed=json.dumps(plan.fixed, default=str),
+                     n_runs=len(plan.points))
+    for k in ("status", "run_dir"):
+        out[k] = out[k].astype(str)
+    return out
+
+
+# ---------------------------------------------------------------------------- the sweep
+def run_sweep(preset: str, grid: dict, out, workers: int = 2, scheduler: str | None = None, progress=None,
+              command: str | None = None, report=None, **options):
+    """Train the grid ``grid`` (setting → values) of ``preset`` under ``out`` as Dask tasks (a
+    LocalCluster of ``workers`` processes, or the scheduler at ``scheduler``), skip finished runs,
+    resume the others, write and return ``out/sweep.nc`` (see the module docstring).
+    ``progress``: see :mod:`otviz.progress` (runs done / total); ``report(result)`` is called
+    for each run trained."""
+    from ..atomic import atomic_path
+    from ..progress import as_progress
+
+    plan = plan_sweep(preset, grid, out, **options)
+    kind = kinds.for_preset(preset)
+    run_cls = kind.run_class()
+    todo = []
+    for d, c, p in zip(plan.rundirs, plan.configs, plan.points):
+        if not is_done(d):
+            run_cls(d, c)  # validates, refuses a directory holding other settings, writes config.json
+            todo.append((d, p))
+    total = len(plan.points)
+    step = as_progress(progress, desc="otviz sweep")
+    done = total - len(todo)
+    step(done, total, f"{done} finished before")
+    results = []
+    if todo:
+        from dask.distributed import as_completed
+
+        from ..cluster import dask_client
+
+        with dask_client(workers, scheduler) as client:
+            futures = [client.submit(train_run, kind.name, str(d.resolve()), p, pure=False) for d, p in todo]
+            for f in as_completed(futures):
+                r = f.result()
+                results.append(r)
+                done += 1
+                step(done, total, f"{Path(r['rundir']).name}: {r['status']}")
+                if report is not None:
+                    report(r)
+    attrs = {"command": command or f"run_sweep({preset!r}, {grid!r}, {str(out)!r}, {options!r})",
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": json.dumps({**grid, **options}, default=str)}
+    ds = collect(plan, attrs)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(plan.out / SWEEP_FILE) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+    ds.attrs["trained"] = len(results)
+    ds.attrs["failed"] = sum(r["status"] != "done" for r in results)
+    return ds
+
+
+__all__ = ["run_sweep", "plan_sweep", "build_config", "resolve_setting", "available_settings", "collect",
+           "run_metrics", "train_run", "ALIASES", "SWEEP_FILE"]
