@@ -196,9 +196,9 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_train_otus(args) -> int:
-    """``otviz train otus-zee``: one OTUS run in this process."""
+    """``otviz train otus-zee|otus-ttbar``: one OTUS run in this process."""
     if len(args.out) != 1 or (args.data and len(args.data) != 1):
-        raise ValueError("otus-zee trains one run: give one --out and at most one --data")
+        raise ValueError(f"{args.model} trains one run: give one --out and at most one --data")
     from pathlib import Path
 
     from tqdm.auto import tqdm
@@ -219,8 +219,8 @@ def _cmd_train_otus(args) -> int:
 
         if not resolve(args.test).exists():
             raise FileNotFoundError(f"{args.test} (--test): no such file")
-    epochs = 90 if args.epochs is None else args.epochs
-    cfg = kind.preset(args.model)(epochs=epochs, finetune_epochs=args.finetune_epochs or 0, **overrides)
+    schedule = {k: v for k, v in (("epochs", args.epochs), ("finetune_epochs", args.finetune_epochs)) if v is not None}
+    cfg = kind.preset(args.model)(**schedule, **overrides)  # the preset's defaults for what is not given
     run = _open_run(kind.run_class(), out, cfg, args, kind.config_class())
     if run.finished:
         print(f"{out}: already finished ({len(json.loads((out / 'history.json').read_text() or '[]'))} epochs); "
@@ -236,7 +236,7 @@ def _cmd_train_otus(args) -> int:
             bar.update(ev["epoch"])
         elif ev["type"] == "epoch":
             bar.update(1)
-            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x") if k in ev}
+            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x", "p_accept") if k in ev}
                             | {"ev/s": f"{ev['events_per_s']:.0f}"})
         elif ev["type"] == "nan_rollback" and not args.quiet:
             bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)

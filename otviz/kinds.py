@@ -133,11 +133,12 @@ def for_config_dict(d) -> Kind | None:
 
 
 def for_config(config) -> Kind:
-    """The kind whose config class ``config`` is an instance of."""
-    for k in KINDS.values():
-        if isinstance(config, k.config_class()):
-            return k
-    raise TypeError(f"config: {type(config).__name__} is not the config of any registered kind")
+    """The kind whose config class ``config`` is an instance of; of several (a kind's config class
+    derived from another's, e.g. tt̄ OTUS from OTUS), the most specific: the longest MRO."""
+    matches = [k for k in KINDS.values() if isinstance(config, k.config_class())]
+    if not matches:
+        raise TypeError(f"config: {type(config).__name__} is not the config of any registered kind")
+    return max(matches, key=lambda k: len(k.config_class().__mro__))
 
 
 def for_command(command: str) -> list[Kind]:
@@ -156,6 +157,14 @@ register(Kind(
            Page("Transport", "transport", "otviz.ui.transport_view:TransportView"),
            Page("Residuals", "residuals", "otviz.ui.residuals_view:ResidualsView")),
     train_settings="otviz.ui.train_view:TrainSettings", label="OTUS", train_label="OTUS Z→ee",
+))
+register(Kind(
+    name="otus-ttbar", description="a tt̄ OTUS run", tag="otus-ttbar",
+    config="otviz.train.config:TtbarConfig", run="otviz.train.trainer:TtbarTrainingRun",
+    model="otviz.models.otus:OTUS", presets={"otus-ttbar": "otviz.train.config:otus_ttbar_config"},
+    train_command="otviz.cli:_cmd_train_otus", cli_options=KINDS["otus"].cli_options,
+    commands=("evaluate",), products=("otviz.train.products:evaluate_run",), picker="run_path",
+    pages=KINDS["otus"].pages, label="OTUS tt̄", train_label="OTUS tt̄",
 ))
 register(Kind(
     name="emdvae", description="an EMD-VAE annealing run", tag="emdvae-anneal",

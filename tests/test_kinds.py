@@ -112,7 +112,7 @@ def test_a_registered_kind_trains_from_the_cli_and_loads(toy_kind, tmp_path, cap
 
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
                  if a.dest == "model")
-    assert list(train.choices) == ["otus-zee", "emdvae-wjets", "toy-preset"]
+    assert list(train.choices) == ["otus-zee", "otus-ttbar", "emdvae-wjets", "toy-preset"]
     assert main(["train", "toy-preset", "--out", str(tmp_path / "r"), "--epochs", "3"]) == 0
     assert run_kind(tmp_path / "r") == "toy"
     run = otviz.load_run(tmp_path / "r")
@@ -125,7 +125,7 @@ def test_a_registered_kind_trains_from_the_cli_and_loads(toy_kind, tmp_path, cap
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "a toy run; otviz evaluate takes an OTUS run (use otviz dimension)" in err
+    assert "a toy run; otviz evaluate takes an OTUS run or a tt̄ OTUS run (use otviz dimension)" in err
     # a foreign kind's flag is refused, naming it
     assert main(["train", "toy-preset", "--out", str(tmp_path / "r2"), "--betas", "3"]) == 2
     assert "--betas: not an option of otviz train toy-preset" in capsys.readouterr().err

@@ -9,7 +9,8 @@ c(u, v) = ‖u − v‖² (mean over the batch), SW the sliced Wasserstein dista
 directions redrawn every batch, c_A(u, v) = 1 − p̂_u·p̂_v on one particle's 3-momentum (Eq. 13).
 With a restricted decoder (``model.acceptance``), the data term becomes
 mean[1_S(x̃)·c(x, x̃)] / P_D(S) with P_D(S) ≈ mean 1_S(x̃′) (Eq. 17–19), and SW(x, x̃′) compares x
-with the accepted x̃′ only.
+with the accepted x̃′ only (in both stages: SW(p(x), p̄_D(x)), §6.3.3). The batch's P_D(S)
+estimate is returned as the term ``p_accept`` (the trainer's history averages it per epoch).
 
 Distances are computed on the flattened four-vectors, in GeV or divided by the per-feature
 standard deviation of the training data (``scale``), which balances px, py, pz and E.
@@ -76,8 +77,12 @@ def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, an
     terms = {}
     x_prime = model.decode(z, generator)
     accept = getattr(model, "acceptance", None)
+    if accept is not None:
+        ok_prime = accept(x_prime)
+        p_hat = ok_prime.float().mean()  # Eq. 19
+        terms["p_accept"] = p_hat.detach()
     if stage.train == "decoder":
-        xp = x_prime if accept is None else x_prime[accept(x_prime)]
+        xp = x_prime if accept is None else x_prime[ok_prime]
         n = min(len(xp), b)
         sw_x = sliced_wasserstein(xs(x[:n]), xs(xp[:n]), n_projections, generator)
         terms["sw_x"] = sw_x
@@ -87,9 +92,7 @@ def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, an
         x_tilde = model.decode(z_tilde, generator)
         c = (xs(x) - xs(x_tilde)).pow(2).sum(1)
         if accept is not None:
-            p_s = accept(x_prime).float().mean().clamp_min(1.0 / b)
-            terms["p_accept"] = p_s.detach()
-            mse = (accept(x_tilde).float() * c).mean() / p_s
+            mse = (accept(x_tilde).float() * c).mean() / p_hat.clamp_min(1.0 / b)
         else:
             mse = c.mean()
         terms["mse"] = mse
@@ -102,7 +105,7 @@ def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, an
             terms["anchor_d"] = anchor_cost(z, x_prime, anchor_z, anchor_x)
             total = total + stage.beta_d * terms["anchor_d"]
         if stage.tau:
-            xp = x_prime if accept is None else x_prime[accept(x_prime)]
+            xp = x_prime if accept is None else x_prime[ok_prime]
             n = min(len(xp), b)
             terms["sw_x"] = sliced_wasserstein(xs(x[:n]), xs(xp[:n]), n_projections, generator)
             total = total + stage.tau * terms["sw_x"]

@@ -11,10 +11,17 @@ implicit conditional generators (OTUS §6.2.2). For a map u → v:
 4. un-standardise w = μ_v + σ_v·w̄, or with the input-to-output residual w = p_u + σ_v·w̄
    (``out_init_scale`` < 1 shrinks the core's initial last layer, so that training starts near
    the identity map p_u with a little noise — components start at their floor; 0 is the exact
-   identity, from which the noise amplitude gets no gradient);
+   identity, from which the noise amplitude gets no gradient); an output component constant in
+   the training data (σ_v = 0: MET p_z) is set to that constant;
 5. Minkowski layer: E = sqrt(|p|² + m²) with the output particles' masses (OTUS Eq. 10), taken
    from ``OTUSConfig.masses`` (by particle name, default the table ``otviz.physics.masses``:
    electrons 0.511 MeV, jets and MET 0, b quarks 4.7 GeV), never from the data.
+
+Restricted decoder (OTUS §6.3.2, Eq. 16): ``OTUSConfig.acceptance`` (:class:`AcceptanceCuts`,
+persisted with the config) defines the valid region S of x space; ``OTUS.accepts(x)`` is 1_S(x)
+and the loss weights the data term by 1_S(x̃)/P_D(S) (Eq. 17–19, ``otviz.losses.otus``).
+``OTUSConfig.pt_order`` (an otviz addition, off by default) names x particles whose slots the
+decoder fills in decreasing pT, as the detector orders its jets.
 
 ``encode``/``decode`` take and return raw GeV tensors shaped (events, particles, 4).
 """
@@ -30,6 +37,9 @@ from torch.nn import functional as F
 
 from ..physics import fourvec as fv
 from ..physics.masses import mass_of
+
+
+CONSTANT_STD = 1e-6  # an output component whose training spread is below this is that constant (MET p_z = 0)
 
 
 @dataclass
@@ -56,6 +66,48 @@ class GeneratorConfig:
 
 
 @dataclass
+class Cut:
+    """Every particle of ``particles`` must have pT > ``pt_min`` (GeV) and |η| < ``eta_max``."""
+
+    particles: tuple[str, ...]
+    pt_min: float = 0.0
+    eta_max: float | None = None  # None: no η cut
+
+    def __post_init__(self):
+        self.particles = tuple(self.particles)
+        if not self.particles or not all(isinstance(p, str) and p for p in self.particles):
+            raise ValueError(f"Cut.particles = {self.particles!r}: must be a non-empty list of particle names")
+        if not (isinstance(self.pt_min, (int, float)) and self.pt_min >= 0):
+            raise ValueError(f"Cut.pt_min = {self.pt_min!r}: must be a number ≥ 0 (GeV)")
+        if self.eta_max is not None and not (isinstance(self.eta_max, (int, float)) and self.eta_max > 0):
+            raise ValueError(f"Cut.eta_max = {self.eta_max!r}: must be a number > 0 or null")
+
+
+@dataclass
+class AcceptanceCuts:
+    """The valid region S of a restricted decoder (OTUS §6.3.2, Eq. 16): an event is in S when
+    it passes every cut. Default: the tt̄ selection (lepton pT > 10 GeV, |η| < 2.5; four jets
+    pT > 20 GeV, |η| < 4.5)."""
+
+    cuts: tuple[Cut, ...] = field(default_factory=lambda: (Cut(("e-",), 10.0, 2.5),
+                                                           Cut(("jet1", "jet2", "jet3", "jet4"), 20.0, 4.5)))
+
+    def __post_init__(self):
+        self.cuts = tuple(c if isinstance(c, Cut) else Cut(**c) for c in self.cuts)
+
+    def mask(self, x: torch.Tensor, particles) -> torch.Tensor:
+        """1_S(x) as a bool tensor (B,) for raw x (B, P, 4) whose particles are ``particles``."""
+        names = list(particles)
+        ok = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        for c in self.cuts:
+            p = x[:, [names.index(n) for n in c.particles]]
+            ok &= (fv.pt(p) > c.pt_min).all(1)
+            if c.eta_max is not None:
+                ok &= (fv.eta(p).abs() < c.eta_max).all(1)
+        return ok
+
+
+@dataclass
 class OTUSConfig:
     z_particles: tuple[str, ...] = ("e-", "e+")
     x_particles: tuple[str, ...] = ("e-", "e+")
@@ -64,8 +116,16 @@ class OTUSConfig:
     # particle name → mass in GeV for the Minkowski layer; names not given (or None: all) are
     # filled from the table otviz.physics.masses at construction, so config.json records them
     masses: dict[str, float] | None = None
+    acceptance: AcceptanceCuts | None = None  # restricted decoder: the valid region S of x (None: all of x)
+    pt_order: tuple[str, ...] = ()  # x particles the decoder outputs in decreasing pT (e.g. the jets)
 
     def __post_init__(self):
+        if isinstance(self.acceptance, dict):
+            self.acceptance = AcceptanceCuts(**self.acceptance)
+        self.pt_order = tuple(self.pt_order)
+        for name in {n for c in (self.acceptance.cuts if self.acceptance else ()) for n in c.particles} | set(self.pt_order):
+            if name not in self.x_particles:
+                raise ValueError(f"OTUSConfig.acceptance/pt_order: {name!r} is not an x particle {list(self.x_particles)}")
         given = dict(self.masses or {})
         names = dict.fromkeys((*self.z_particles, *self.x_particles))
         try:
@@ -82,7 +142,8 @@ class OTUSConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """From ``to_dict`` output; configs written before ``masses`` existed get the table's."""
+        """From ``to_dict`` output; configs written before ``masses`` (``acceptance``,
+        ``pt_order``) existed get the table's (no restriction, no ordering)."""
         d = dict(d)
         d["z_particles"] = tuple(d["z_particles"])
         d["x_particles"] = tuple(d["x_particles"])
@@ -163,7 +224,7 @@ class ConditionalGenerator(nn.Module):
         self.in_mean.copy_(uf.mean(0))
         self.in_std.copy_(uf.std(0).clamp_min(1e-6))
         self.out_mean.copy_(vf.mean(0))
-        self.out_std.copy_(vf.std(0).clamp_min(1e-6))
+        self.out_std.copy_(vf.std(0).clamp_min(CONSTANT_STD))
 
     def noise(self, ubar, generator=None):
         shape = (ubar.shape[0], self.noise_dim)
@@ -182,23 +243,40 @@ class ConditionalGenerator(nn.Module):
             w = u[..., :3].reshape(b, -1) + wbar * self.out_std
         else:
             w = self.out_mean + wbar * self.out_std
+        constant = self.out_std <= CONSTANT_STD * 1.001  # constant in the training data (MET p_z ≡ 0)
+        if bool(constant.any()):
+            w = torch.where(constant, self.out_mean, w)
         return fv.minkowski(w.reshape(b, self.n_out, 3), self.out_mass)
 
 
 class OTUS(nn.Module):
-    """Encoder x → z and decoder z → x with an optional restricted-decoder acceptance.
+    """Encoder x → z and decoder z → x, with the restricted-decoder acceptance of its config.
 
-    ``acceptance`` (set by the tt̄ study) maps raw x (B, P, 4) to a boolean mask of events in
-    the valid region S; the trainer then weights the data loss by 1_S(x̃)/P_D(S) (Eq. 17–19).
+    ``acceptance``: ``OTUS.accepts`` (raw x (B, P, 4) → bool mask of the events in S) when the
+    config has ``acceptance`` cuts, else None; the loss then weights the data term by
+    1_S(x̃)/P_D(S) (Eq. 17–19). Built from the config only, so ``load_run`` rebuilds it.
     """
 
-    def __init__(self, cfg: OTUSConfig, acceptance: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(self, cfg: OTUSConfig):
         super().__init__()
         self.cfg = cfg
         nz, nx = len(cfg.z_particles), len(cfg.x_particles)
         self.encoder = ConditionalGenerator(nx, nz, cfg.encoder, cfg.particle_masses("z"))
         self.decoder = ConditionalGenerator(nz, nx, cfg.decoder, cfg.particle_masses("x"))
-        self.acceptance = acceptance
+        self.acceptance: Callable[[torch.Tensor], torch.Tensor] | None = self.accepts if cfg.acceptance else None
+        self._ordered = [list(cfg.x_particles).index(n) for n in cfg.pt_order]
+
+    def accepts(self, x) -> torch.Tensor:
+        """1_S(x): bool (B,) of the raw x events (B, P_x, 4) in the valid region (all True without cuts)."""
+        x = self._as_tensor(x)
+        if self.cfg.acceptance is None:
+            return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        return self.cfg.acceptance.mask(x, self.cfg.x_particles)
+
+    @torch.no_grad()
+    def p_accept(self, z, generator=None) -> float:
+        """P_D(S) ≈ (1/M) Σ 1_S(D(z_m)) (Eq. 19) on a sample z (B, P_z, 4) GeV."""
+        return float(self.accepts(self.decode(z, generator)).double().mean())
 
     def fit_standardisation(self, x: torch.Tensor, z: torch.Tensor):
         self.encoder.fit_standardisation(x, z)
@@ -209,8 +287,16 @@ class OTUS(nn.Module):
         return self.encoder(self._as_tensor(x), generator)
 
     def decode(self, z: torch.Tensor, generator=None) -> torch.Tensor:
-        """Fast simulation: z (B, P_z, 4) GeV → a sample of x (B, P_x, 4) GeV."""
-        return self.decoder(self._as_tensor(z), generator)
+        """Fast simulation: z (B, P_z, 4) GeV → a sample of x (B, P_x, 4) GeV (the ``pt_order``
+        slots sorted by decreasing pT)."""
+        x = self.decoder(self._as_tensor(z), generator)
+        if len(self._ordered) > 1:
+            idx = torch.tensor(self._ordered, device=x.device)
+            part = x[:, idx]
+            order = torch.argsort(fv.pt(part), dim=1, descending=True)
+            x = x.clone()
+            x[:, idx] = torch.gather(part, 1, order[..., None].expand(-1, -1, 4))
+        return x
 
     def _as_tensor(self, a):
         p = self.encoder.in_mean

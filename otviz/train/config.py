@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..errors import ConfigError, check_bounds, check_choice, check_number
-from ..models.otus import GeneratorConfig, OTUSConfig
+from ..models.otus import AcceptanceCuts, GeneratorConfig, OTUSConfig
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -198,4 +198,66 @@ def otus_zee_config(epochs: int = 90, finetune_epochs: int = 0, **overrides) -> 
     return cfg.validate()
 
 
-PRESETS = {"otus-zee": otus_zee_config}
+TTBAR_TAG = "otus-ttbar"
+TTBAR_Z = ("e-", "nu_e~", "b", "b~", "u", "d~")
+TTBAR_X = ("e-", "MET", "jet1", "jet2", "jet3", "jet4")
+
+
+@dataclass
+class TtbarConfig(TrainConfig):
+    """An OTUS run on semileptonic tt̄ with a restricted decoder (OTUS §6.2.3, §6.3.2): a
+    :class:`TrainConfig` whose config.json names its kind (``"kind": "otus-ttbar"``) and whose
+    model config holds the acceptance cuts of S (Eq. 16), so ``load_run`` rebuilds them."""
+
+    kind: str = TTBAR_TAG
+    model: str = "otus-ttbar"
+    train_data: str = "data/ttbar_train.nc"
+    test_data: str | None = "data/ttbar_test.nc"
+
+    def validate(self) -> "TtbarConfig":
+        super().validate()
+        if self.kind != TTBAR_TAG:
+            raise ConfigError(f"TtbarConfig.kind = {self.kind!r}: must be {TTBAR_TAG!r}", "kind", self.kind, TTBAR_TAG)
+        if not isinstance(self.model_config.acceptance, AcceptanceCuts):
+            raise ConfigError("TtbarConfig.model_config.acceptance: the tt̄ model needs its acceptance cuts "
+                              "(restricted decoder, OTUS Eq. 16–19)", "acceptance")
+        return self
+
+    @classmethod
+    def from_json(cls, text: str) -> "TtbarConfig":
+        d = json.loads(text)
+        if not isinstance(d, dict) or d.get("kind") != TTBAR_TAG:
+            got = d.get("kind") if isinstance(d, dict) else None
+            raise ConfigError(f"not an {TTBAR_TAG} config (its kind field is {got!r})", "kind", got, TTBAR_TAG)
+        return super().from_json(text)
+
+
+def otus_ttbar_config(epochs: int = 60, finetune_epochs: int = 10, **overrides) -> TtbarConfig:
+    """The tt̄ OTUS of §6.2.3/§6.3.3 on CPU: λ = 20, βE = βD = 0 (the input-to-output residual
+    makes the anchors redundant), Adam lr 1e-3 for ``epochs``, then ``finetune_epochs`` of
+    decoder-only SW(x, p̄_D(x)) with the encoder frozen at lr 1e-4 (the paper: ~1000 + 10 epochs
+    of batches of 20,000). Both generators: fixed 18-d N(0, 1) noise, the residual BatchNorm core
+    (K = 64), the input-to-output residual; Minkowski masses from the table (b 4.7 GeV);
+    acceptance: lepton pT > 10 GeV, |η| < 2.5, four jets pT > 20 GeV, |η| < 4.5."""
+    for name, value in (("epochs", epochs), ("finetune_epochs", finetune_epochs)):
+        check_number("otus_ttbar_config", name, value, *TrainConfig.BOUNDS[name], integer=True)
+    stages = [Stage("main", epochs, lam=20.0, lr=1e-3)]
+    if finetune_epochs:
+        stages.append(Stage("decoder-finetune", finetune_epochs, lr=1e-4, train="decoder"))
+    gen = dict(hidden=64, conditional_noise=False, noise_dim=18, residual_core=True, input_residual=True,
+               out_init_scale=0.1)
+    cfg = TtbarConfig(
+        stages=stages,
+        batch_size=5000,
+        mass_feature=False,
+        model_config=OTUSConfig(z_particles=TTBAR_Z, x_particles=TTBAR_X, encoder=GeneratorConfig(**gen),
+                                decoder=GeneratorConfig(**gen), acceptance=AcceptanceCuts()),
+    )
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise ConfigError(f"unknown training option {k!r}", k)
+        setattr(cfg, k, v)
+    return cfg.validate()
+
+
+PRESETS = {"otus-zee": otus_zee_config, "otus-ttbar": otus_ttbar_config}

@@ -40,17 +40,23 @@ def _read_nc(f: Path):
 
 def evaluate(run, test_path=None, n_projections: int = 1000, seed: int = 0, progress=None):
     """Fidelity of an OTUS run on ``test_path`` (default its config's test_data), stored as
-    ``metrics.nc`` and ``metrics.json`` in the run. Returns (Dataset, JSON summary).
+    ``metrics.nc`` and ``metrics.json`` in the run (with a restricted decoder also P_D(S) of D(z)
+    on the test z, attribute/key ``p_accept``). Returns (Dataset, JSON summary).
     ``progress``: see :mod:`otviz.progress`."""
     from ..metrics.fidelity import evaluate_otus, metrics_to_json
 
     test_path = test_path or run.config.test_data
     if not test_path:
         raise ValueError(f"{run.path}: no test sample configured; pass --test")
-    ds = evaluate_otus(run.model, load_sample(resolve_path(test_path)), n_projections=n_projections, seed=seed,
-                       progress=progress)
+    test = load_sample(resolve_path(test_path))
+    ds = evaluate_otus(run.model, test, n_projections=n_projections, seed=seed, progress=progress)
     ds.attrs["test_data"] = str(test_path)
     summary = metrics_to_json(ds)
+    if getattr(run.model, "acceptance", None) is not None:  # restricted decoder: P_D(S) on the test z (Eq. 19)
+        import torch
+
+        p = run.model.p_accept(test["z"].values, torch.Generator(device=run.model.encoder.in_mean.device).manual_seed(seed))
+        ds.attrs["p_accept"] = summary["p_accept"] = p
     _write_nc(ds, Path(run.path) / METRICS_FILE)
     write_bytes(Path(run.path) / SUMMARY_FILE, json.dumps(summary, indent=1).encode())
     return ds, summary

@@ -46,7 +46,7 @@ from ..losses.otus import otus_loss
 from ..models.otus import OTUS
 from ..paths import resolve as resolve_path
 from ..physics import fourvec as fv
-from .config import TrainConfig
+from .config import TrainConfig, TtbarConfig
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -477,8 +477,10 @@ class TrainingRun(BackgroundRun):
     starts over); ``TrainingRun(rundir)`` reopens an existing one and resumes from its checkpoint.
     """
 
+    CONFIG = TrainConfig  # the config class this run stores and reads back (a subclass per kind)
+
     def __init__(self, rundir, config: TrainConfig | None = None, restart: bool = False):
-        self._open(rundir, config, TrainConfig, restart=restart)
+        self._open(rundir, config, self.CONFIG, restart=restart)
         self.loss_fn = otus_loss  # replaceable in tests (e.g. to inject a NaN)
         self.model: OTUS | None = None
 
@@ -641,3 +643,10 @@ class TrainingRun(BackgroundRun):
                 atomic_write_json(self.rundir / "history.json", self.history)
         model.eval()
         atomic_torch_save({"model": model.state_dict()}, self.rundir / "model.pt")
+
+
+class TtbarTrainingRun(TrainingRun):
+    """A tt̄ OTUS run (:class:`TtbarConfig`): the same training, with the restricted decoder of
+    its model config; each history record holds ``p_accept``, the epoch's mean P_D(S) (Eq. 19)."""
+
+    CONFIG = TtbarConfig
