@@ -437,6 +437,67 @@ def _cmd_dimension(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    """``otviz sweep PRESET --set FIELD=V1,V2 …``: a grid of runs as Dask tasks, then sweep.nc."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .train import sweep
+
+    if not args.scheduler:
+        _positive(args, "workers", "--workers", 1, 256)
+    grid = {}
+    for item in args.set or []:
+        name, eq, values = item.partition("=")
+        if not eq or not name or not values:
+            raise ValueError(f"--set {item}: expected FIELD=VALUE[,VALUE…]")
+        if name in grid:
+            raise ValueError(f"--set {name}: given twice")
+        grid[name] = values
+    options = {}
+    for dest, (field, flag) in _SWEEP_FLAGS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        try:
+            sweep.resolve_setting(args.model, field)
+        except ConfigError:
+            raise ValueError(f"{flag}: not an option of otviz sweep {args.model}") from None
+        if field in grid:
+            raise ValueError(f"{flag} and --set {field}: give one")
+        options[field] = value
+    lines = []
+
+    def report(r):
+        lines.append(f"{Path(r['rundir']).name}: {r['status']} {r['message']}".rstrip())
+
+    try:
+        ds = sweep.run_sweep(args.model, grid, args.out, workers=args.workers, scheduler=args.scheduler,
+                             progress=not args.quiet, report=report,
+                             command="otviz " + " ".join(shlex.quote(a) for a in args.argv), **options)
+    except ConfigError as exc:  # one line naming the setting, never a flag it was not typed as
+        raise ValueError(f"--set {exc}" if any(exc.field == n or str(exc).startswith(n) for n in grid)
+                         else str(exc)) from None
+    for line in lines:
+        print(line)
+    dims = " × ".join(f"{d} ({ds.sizes[d]})" for d in json.loads(ds.attrs["dims"])) or "no swept setting"
+    failed = int(ds.attrs["failed"])
+    print(f"wrote {Path(args.out) / sweep.SWEEP_FILE}: {ds.attrs['n_runs']} runs over {dims} "
+          f"({ds.attrs['trained']} trained now, {ds.attrs['n_runs'] - ds.attrs['trained']} finished before, "
+          f"{failed} failed)")
+    return EXIT_FAILED if failed else 0
+
+
+# otviz sweep's flags → (setting, flag): fixed settings of every run (each also --set FIELD=VALUE)
+_SWEEP_FLAGS = {
+    "epochs": ("epochs", "--epochs"), "finetune_epochs": ("finetune_epochs", "--finetune-epochs"),
+    "max_events": ("max_events", "--max-events"), "n_projections": ("n_projections", "--n-projections"),
+    "batch_size": ("batch_size", "--batch-size"), "seed": ("seed", "--seed"), "data": ("train_data", "--data"),
+    "test": ("test_data", "--test"), "device": ("device", "--device"),
+    "checkpoint_every": ("checkpoint_every", "--checkpoint-every"),
+}
+
+
 def _cmd_data_fetch(args) -> int:
     from .data.shipped import fetch
     from .paths import data_dir
@@ -568,6 +629,31 @@ def build_parser() -> argparse.ArgumentParser:
                         parents=[common])
     rn.add_argument("--json", action="store_true", help="one JSON object per run")
     rn.set_defaults(func=_cmd_runs)
+
+    sw = sub.add_parser("sweep", help="a grid of training runs over settings as Dask tasks, then one sweep.nc",
+                        parents=[common], epilog="FIELD: a config field (batch_size, seed, …), a preset argument "
+                        "(epochs, finetune_epochs) or a stage field: lam, beta_e, beta_d, tau, lr … on every stage "
+                        "where the preset has the term on, else on the first stage (beta_anchor: beta_e and beta_d "
+                        "together), STAGE.FIELD "
+                        "on one stage. Finished runs are skipped, interrupted ones resume (otviz.train.sweep).")
+    sw.add_argument("model", choices=list(kinds.presets()))
+    sw.add_argument("--set", action="append", metavar="FIELD=V1,V2",
+                    help="values of a setting (repeatable; several values make a dimension of the grid)")
+    sw.add_argument("--out", required=True, help="sweep directory: one run directory per point and sweep.nc")
+    sw.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (one run each)")
+    sw.add_argument("--scheduler", help="address of an existing Dask scheduler (--out on a shared file system)")
+    sw.add_argument("--epochs", type=count, help="the preset's epochs (otus-zee: default 90)")
+    sw.add_argument("--finetune-epochs", type=count, help="the preset's decoder fine-tune epochs")
+    sw.add_argument("--max-events", type=count, help="use only the first N training events")
+    sw.add_argument("--n-projections", type=count, help="sliced Wasserstein directions")
+    sw.add_argument("--batch-size", type=count)
+    sw.add_argument("--seed", type=int)
+    sw.add_argument("--data", help="training sample")
+    sw.add_argument("--test", help="test sample of the metrics")
+    sw.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    sw.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_cmd_sweep)
 
     d = sub.add_parser("data", help="put the shipped samples and pretrained runs into the otviz home",
                        parents=[common])

@@ -13,10 +13,11 @@ Settings (``grid`` keys, ``--set FIELD=V1,V2,…``, and ``**options``):
 * an argument of the preset function (``otus-zee``: ``epochs``, ``finetune_epochs``);
 * a field of the config's stages (a list of named dataclasses, e.g. OTUS ``Stage``: ``lam``,
   ``beta_e``, ``beta_d``, ``tau``, ``lr``, ``lr_decay``): ``STAGE.FIELD`` (``anchor.lam``) sets it
-  on the stage of that name; a bare ``FIELD`` sets it on every stage where the preset turns the
-  term on (a non-zero value) — ``lam`` on every stage, ``beta_e`` on the anchor stage only;
+  on the stage of that name; a bare ``FIELD`` sets it on every stage where the preset has the
+  term on (a non-zero value), or on the first stage where it has it on nowhere — ``lam`` on every
+  stage, ``beta_e`` on otus-zee's anchor stage, on otus-ttbar's main stage (its anchors are off);
 * an alias of :data:`ALIASES`: ``beta_anchor`` sets ``beta_e`` and ``beta_d`` (βE = βD, the
-  anchor terms of OTUS Eq. 12) together, with the same rule (the preset's anchor stage).
+  anchor terms of OTUS Eq. 12) together, by the same rule.
 
 Values are parsed by the type of the field's default and every point's config is built and
 validated before anything is written (one-line :class:`otviz.errors.ConfigError` naming the
@@ -158,22 +159,20 @@ def parse_value(setting: Setting, value):
 
 
 def _apply(cfg, setting: Setting, value, preset: str):
-    lists = _stage_lists(cfg)
-    hit = False
-    for stages in lists.values():
-        for i, s in enumerate(stages):
-            name = str(getattr(s, "name", i))
-            for f in setting.fields:
-                if not hasattr(s, f):
-                    continue
-                on = name == setting.stage if setting.stage else any(getattr(s, g, 0) for g in setting.fields)
-                if on:
-                    setattr(s, f, value)
-                    hit = True
-    if not hit:
-        where = f"stage {setting.stage!r}" if setting.stage else "stage where the preset turns it on"
-        raise ConfigError(f"{setting.name}: no {where} in this {preset} config (stages: "
+    """Set a stage setting: on the named stage; bare, on every stage where the preset has the
+    term on (non-zero), or on the first stage where it has it on nowhere."""
+    stages = [(str(getattr(s, "name", i)), s) for lst in _stage_lists(cfg).values() for i, s in enumerate(lst)]
+    stages = [(n, s) for n, s in stages if all(hasattr(s, f) for f in setting.fields)]
+    if setting.stage:
+        hits = [s for n, s in stages if n == setting.stage]
+    else:
+        hits = [s for _, s in stages if any(getattr(s, f) for f in setting.fields)] or [s for _, s in stages[:1]]
+    if not hits:
+        raise ConfigError(f"{setting.name}: no stage {setting.stage!r} in this {preset} config (stages: "
                           f"{', '.join(_stage_names(cfg))}); name one as STAGE.{setting.fields[0]}", setting.name)
+    for s in hits:
+        for f in setting.fields:
+            setattr(s, f, value)
 
 
 def build_config(preset: str, settings: dict[str, object]):
@@ -191,7 +190,8 @@ def build_config(preset: str, settings: dict[str, object]):
     except ConfigError as exc:
         named = [n for n in settings if n == exc.field or exc.field in specs[n].fields]
         if named and not str(exc).startswith(named[0]):
-            raise ConfigError(f"{named[0]}={settings[named[0]]!r}: {exc}", named[0], settings[named[0]]) from None
+            n = named[0]
+            raise ConfigError(f"{n}={settings[n]!r}: {getattr(exc, 'reason', None) or exc}", n, settings[n]) from None
         raise
     except TypeError as exc:  # a value of the wrong type reached the preset
         raise ConfigError(f"{preset}: {exc}") from None
