@@ -1,30 +1,56 @@
-"""The latent explorer: run pickers and the Runs, Data, Train, Transport, Residuals (OTUS), Latent
-traversal and Dimensionality (EMD-VAE) pages, in a page template (header with name, version and
-device; sidebar with the run pickers and the current page's controls) or, in a notebook, a column."""
+"""The latent explorer: the run pickers and pages of every registered model kind
+(:mod:`otviz.kinds`: ``Kind.picker``, ``Kind.pages``) plus the kind-independent Train and Runs
+pages, in a page template (header with name, version and device; sidebar with the run pickers and
+the current page's controls) or, in a notebook, a column."""
 from __future__ import annotations
+
+import threading
 
 import panel as pn
 
-from .data_view import DataView
-from .dimension_view import DimensionView
+from .. import kinds
 from .notify import describe
-from .residuals_view import ResidualsView
-from .runs_view import RunsView
-from .state import ExplorerState
-from .train_view import TrainView
-from .transport_view import TransportView
-from .traversal_view import TraversalView
+from .state import ExplorerState, pickers
+
+TRAIN = kinds.Page("Train", "train", "otviz.ui.train_view:TrainView")
+RUNS = kinds.Page("Runs", "runs", "otviz.ui.runs_view:RunsView")
+
+
+def page_list() -> list[kinds.Page]:
+    """Every page in tab order: the first kind's first page (where a session lands), Train, the
+    other pages of the registered kinds in registration order, Runs. A page listed by several kinds
+    is shown once; two different pages with one key are refused."""
+    seen: dict[str, kinds.Page] = {TRAIN.key: TRAIN, RUNS.key: RUNS}
+    own: list[kinds.Page] = []
+    for k in kinds.kinds():
+        for page in k.pages:
+            if seen.get(page.key, page) != page or page.key in {"state", *vars(LatentExplorer)}:
+                raise ValueError(f"pages: kind {k.name!r}'s page key {page.key!r} is already taken")
+            if page.key not in seen:
+                seen[page.key] = page
+                own.append(page)
+    return own[:1] + [TRAIN] + own[1:] + [RUNS]
+
+
+def picker_name(labels: list[str]) -> str:
+    """The run menu of kinds sharing a picker, by the words their labels start with: "OTUS run"
+    for ["OTUS", "OTUS tt̄"], "A / B run" when they share none."""
+    words = [label.split() for label in labels]
+    common = []
+    for ws in zip(*words):
+        if len(set(ws)) > 1:
+            break
+        common.append(ws[0])
+    return (" ".join(common) if common else " / ".join(labels)) + " run"
 
 
 class LatentExplorer(pn.viewable.Viewer):
     """The whole dashboard; ``LatentExplorer()`` in a notebook, ``.servable()`` in apps/."""
 
-    PAGES = [("Data", "data", DataView), ("Train", "train", TrainView), ("Transport", "transport", TransportView),
-             ("Residuals", "residuals", ResidualsView), ("Latent traversal", "traversal", TraversalView),
-             ("Dimensionality", "dimension", DimensionView), ("Runs", "runs", RunsView)]
-
     def __init__(self, **params):
         super().__init__(**params)
+        self._pages = page_list()
+        self._classes = {p.key: kinds.resolve(p.view) for p in self._pages}  # imported now: a bad name fails here
         self.state = ExplorerState()
         self._views: dict[str, pn.viewable.Viewer] = {}
         if _query_string():
@@ -33,53 +59,95 @@ class LatentExplorer(pn.viewable.Viewer):
     def __getattr__(self, attr: str):
         """``app.data``, ``app.transport`` …: a page's view, made on first use (a new session
         computes only the pages it shows)."""
-        for _, a, cls in type(self).PAGES:
-            if a == attr:
-                views = self.__dict__.setdefault("_views", {})
-                if a not in views:
-                    views[a] = cls(self.state)
-                return views[a]
+        classes = self.__dict__.get("_classes", {})
+        if attr in classes:
+            views = self.__dict__.setdefault("_views", {})
+            if attr not in views:
+                views[attr] = classes[attr](self.state)
+            return views[attr]
         raise AttributeError(attr)
 
     def pages(self) -> list[tuple[str, str]]:
         """(tab name, attribute of its view) of every page, in tab order."""
-        return [(name, attr) for name, attr, _ in self.PAGES]
+        return [(p.title, p.key) for p in self._pages]
 
     def pickers(self):
-        return pn.Column(
-            pn.widgets.Select.from_param(self.state.param.run_path, name="OTUS run", sizing_mode="stretch_width"),
-            pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", sizing_mode="stretch_width"),
-            sizing_mode="stretch_width")
+        """One run menu per picker of the registered kinds ("OTUS run", "EMD-VAE run")."""
+        return pn.Column(*[
+            pn.widgets.Select.from_param(self.state.param[name], sizing_mode="stretch_width",
+                                         name=picker_name([kinds.get(k).ui_label() for k in names]))
+            for name, names in pickers().items()], sizing_mode="stretch_width")
+
+    def busy(self):
+        """What is being computed for this session (a run's model outputs), with a progress bar;
+        hidden when nothing is."""
+        bar = pn.indicators.Progress(value=0, max=1000, width=300, bar_color="info")
+        text = pn.pane.Markdown("", margin=(0, 10))
+        row = pn.Row(text, bar, visible=False, sizing_mode="stretch_width")
+
+        def update(*_):
+            bar.value = int(1000 * self.state.busy_fraction)
+            text.object = self.state.busy
+            row.visible = bool(self.state.busy)
+
+        self.state.param.watch(update, ["busy", "busy_fraction"])
+        return row
 
     def _tabs(self, sidebar: pn.Column | None):
         """The page tabs. A page is built when its tab is first shown (a new session computes only
-        the first page); with a ``sidebar``, a page's ``controls()`` go there while it is shown."""
+        the first page); with a ``sidebar``, a page's ``controls()`` go there while it is shown. In
+        a served session a page opened later is built in a thread, so the page shows its progress
+        (:meth:`busy`) instead of freezing."""
         pages = self.pages()
         holders = [pn.Column(sizing_mode="stretch_width") for _ in pages]
         controls: dict[int, object] = {}
         tabs = pn.Tabs(*[(name, h) for (name, _), h in zip(pages, holders)], dynamic=True, sizing_mode="stretch_width")
 
-        def show(i: int):
-            name, attr = pages[i]
-            if not holders[i].objects:  # the page's view is made and computed on first show
-                view = self._build(name, lambda: getattr(self, attr), wrap=False)
-                if isinstance(view, pn.pane.Alert):
-                    holders[i].objects = [view]
-                elif sidebar is not None and hasattr(view, "controls") and hasattr(view, "content"):
-                    controls[i] = self._build(name, view.controls)
-                    holders[i].objects = [self._build(name, view.content)]
-                else:
-                    holders[i].objects = [self._build(name, lambda: view)]
-            if sidebar is not None:
-                sidebar.objects = [pn.pane.Markdown(f"#### {name} page")] + ([controls[i]] if i in controls else [])
+        def side(i: int):
+            if sidebar is not None and tabs.active == i:
+                sidebar.objects = [pn.pane.Markdown(f"#### {pages[i][0]} page")] + ([controls[i]] if i in controls else [])
 
-        show(tabs.active)
+        def build(i: int):
+            name, attr = pages[i]
+            view = self._build(name, lambda: getattr(self, attr), wrap=False)
+            if isinstance(view, pn.pane.Alert):
+                return [view]
+            if sidebar is not None and hasattr(view, "controls") and hasattr(view, "content"):
+                controls[i] = self._build(name, view.controls)
+                return [self._build(name, view.content)]
+            return [self._build(name, lambda: view)]
+
+        def attach(i: int, objects):
+            holders[i].objects = objects
+            side(i)
+
+        def show(i: int, first: bool = False):
+            if not holders[i].objects:  # the page's view is made and computed on first show
+                doc = pn.state.curdoc
+                if first or doc is None or doc.session_context is None:
+                    holders[i].objects = build(i)
+                else:
+                    holders[i].objects = [pn.pane.Markdown(f"Preparing the {pages[i][0]} page …")]
+                    threading.Thread(target=self._build_in_thread, args=(doc, build, attach, i), daemon=True).start()
+            side(i)
+
+        show(tabs.active, first=True)
         tabs.param.watch(lambda event: show(event.new), "active")
         return tabs
 
+    @staticmethod
+    def _build_in_thread(doc, build, attach, i: int):
+        from functools import partial
+
+        from panel.io.state import set_curdoc
+
+        with set_curdoc(doc):
+            objects = build(i)
+        doc.add_next_tick_callback(partial(attach, i, objects))
+
     def __panel__(self):
         return pn.Column(pn.Row(pn.pane.Markdown("## otviz latent explorer"), self.pickers()),
-                         self.state.notices.panel(), self._tabs(None), sizing_mode="stretch_width")
+                         self.state.notices.panel(), self.busy(), self._tabs(None), sizing_mode="stretch_width")
 
     def template(self):
         """The served app: a FastListTemplate whose header names otviz, its version and the torch
@@ -91,7 +159,7 @@ class LatentExplorer(pn.viewable.Viewer):
             title=f"otviz latent explorer {version()}", header=[pn.pane.Markdown(f"device: {device()}",
                                                                                   styles={"color": "white"})],
             sidebar=[self.pickers(), page_controls], sidebar_width=300, main_layout=None, accent="#1f77b4")
-        tmpl.main.append(pn.Column(self.state.notices.panel(), tabs, sizing_mode="stretch_width"))
+        tmpl.main.append(pn.Column(self.state.notices.panel(), self.busy(), tabs, sizing_mode="stretch_width"))
         return tmpl
 
     def _build(self, name: str, make, wrap: bool = True):

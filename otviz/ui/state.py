@@ -17,17 +17,56 @@ from . import cache
 from .notify import Notices
 
 
-def available_runs(kind: str) -> dict[str, str]:
-    """Label → run directory for the shipped pretrained runs and finished runs under runs/ of one
-    registered kind (:mod:`otviz.kinds`, e.g. ``otus`` or ``emdvae``)."""
+def run_label(path, base, shipped: bool = False) -> str:
+    """How a run directory is named in a run menu: its name relative to its root, its kind and,
+    for a trained (not shipped) run, when its weights were written, e.g.
+    "ui/20261123-164414-ab12cd · OTUS · 2026-11-23 16:44" or "pretrained/otus-zee · OTUS (shipped)"."""
+    import datetime
+
+    d = Path(path)
+    name = str(d.relative_to(base))
+    k = kinds.for_config_dict(_config_dict(d))
+    what = k.ui_label() if k is not None else "unknown kind"
+    if shipped:
+        return f"pretrained/{name} · {what} (shipped)"
+    try:
+        when = datetime.datetime.fromtimestamp((d / "model.pt").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    except OSError:
+        return f"{name} · {what}"
+    return f"{name} · {what} · {when}"
+
+
+def _config_dict(d: Path) -> dict:
+    import json
+
+    try:
+        cfg = json.loads((d / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def available_runs(*kind_names: str) -> dict[str, str]:
+    """Label (:func:`run_label`) → run directory of the shipped pretrained runs and the finished runs
+    under the runs root (``OTVIZ_RUNS``) of the given registered kinds (:mod:`otviz.kinds`)."""
     out = {}
-    for base, tag in ((PRETRAINED, "pretrained"), (RUNS, "runs")):
+    for base, shipped in ((PRETRAINED, True), (RUNS, False)):
         if not base.exists():
             continue
         for cfg in sorted(base.rglob("config.json")):
             d = cfg.parent
-            if (d / "model.pt").exists() and run_kind(d) == kind:
-                out[f"{tag}/{d.relative_to(base)}"] = str(d)
+            if (d / "model.pt").exists() and run_kind(d) in kind_names:
+                out[run_label(d, base, shipped)] = str(d)
+    return out
+
+
+def pickers() -> dict[str, list[str]]:
+    """Run picker (``Kind.picker``, an :class:`ExplorerState` parameter) → the kinds it lists, in
+    registration order (kinds may share a picker)."""
+    out: dict[str, list[str]] = {}
+    for k in kinds.kinds():
+        if k.picker:
+            out.setdefault(k.picker, []).append(k.name)
     return out
 
 
@@ -40,6 +79,8 @@ class ExplorerState(param.Parameterized):
     vae_path = param.Selector(default=None, objects=[], doc="EMD-VAE run shown on Traversal/Dimensionality")
     max_events = param.Integer(default=50_000, bounds=(1000, None), doc="test events used for plots")
     seed = param.Integer(default=0)
+    busy = param.String(default="", doc="what is being computed for this session now ('' when nothing)")
+    busy_fraction = param.Number(default=0.0, bounds=(0.0, 1.0), doc="how much of it is done")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -47,11 +88,10 @@ class ExplorerState(param.Parameterized):
         self.refresh_runs()
 
     def refresh_runs(self, select: str | None = None):
-        for kind in kinds.kinds():  # each kind's run picker (``Kind.picker``)
-            name = kind.picker
-            if name is None or name not in self.param:
-                continue
-            runs = available_runs(kind.name)
+        for name, names in pickers().items():  # each kind's run picker (``Kind.picker``)
+            if name not in self.param:  # a newly registered kind's picker
+                type(self).param.add_parameter(name, param.Selector(default=None, objects=[]))
+            runs = available_runs(*names)
             self.param[name].objects = runs  # label → path
             if select is not None and str(select) in runs.values():
                 setattr(self, name, str(select))
@@ -92,7 +132,15 @@ class ExplorerState(param.Parameterized):
 
     def outputs(self) -> dict[str, np.ndarray]:
         """z, x of the test sample and the model's z̃ = E(x), x̃ = D(z̃), x̃′ = D(z) (read-only)."""
-        return cache.otus_outputs(self.run_path, self.max_events, self.seed)
+        try:
+            return cache.otus_outputs(self.run_path, self.max_events, self.seed, progress=self.report)
+        finally:
+            self.busy, self.busy_fraction = "", 0.0
+
+    def report(self, done: int, total: int, message: str) -> None:
+        """A :mod:`otviz.progress` callback: shows ``message`` and ``done / total`` in the page."""
+        self.busy_fraction = min(1.0, done / total) if total else 0.0
+        self.busy = f"Computing the run's model outputs: {message} ({done}/{total})"
 
     def particles(self, space: str) -> list[str]:
         ds = self.test_sample()

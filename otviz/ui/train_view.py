@@ -1,4 +1,10 @@
-"""Train page: hyper-parameters, Start/Cancel, live progress and streaming loss curves."""
+"""Train page: hyper-parameters, Start/Cancel, live progress and streaming loss curves.
+
+The model choice lists the registered kinds with a ``train_settings`` class (:mod:`otviz.kinds`).
+A settings class is a ``param.Parameterized`` with ``TITLE`` (the form's heading), ``WIDGETS``
+(parameter → Panel widget type, where the default would be a slider), ``to_config(state)`` (the
+validated run config; ``state`` is the session's :class:`ExplorerState`) and ``describe()`` (one
+line naming the run in the server's run list)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,6 +45,13 @@ class TrainSettings(param.Parameterized):
     """Hyper-parameters of a new OTUS Z→ee run (URL query parameters of the same names preset them).
     Defaults are the ``otus-zee`` preset's; bounds come from ``TrainConfig.BOUNDS`` / ``Stage.BOUNDS``."""
 
+    TITLE = "New OTUS Z→ee run"
+    WIDGETS = {"epochs": pn.widgets.IntInput, "finetune_epochs": pn.widgets.IntInput,
+               "n_projections": pn.widgets.IntInput, "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
+               "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput,
+               # typed, not slid: their ranges span 1 … 1e7–1e8, where a slider cannot pick 5000 or 20000
+               "batch_size": pn.widgets.IntInput, "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}
+
     epochs = param.Integer(default=90, bounds=config_bounds(TrainConfig, "epochs", (1, 5000)))
     finetune_epochs = param.Integer(default=0, bounds=config_bounds(TrainConfig, "finetune_epochs", (0, 5000)),
                                     doc="decoder-only SW(x, D(z)) epochs at the end (the shipped run: 20)")
@@ -57,9 +70,14 @@ class TrainSettings(param.Parameterized):
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
     seed = param.Integer(default=0, bounds=config_bounds(TrainConfig, "seed", (0, 2 ** 32 - 1)))
 
-    def to_config(self, train_data, test_data):
+    def to_config(self, state=None):
+        """The run's config; on the samples of the session's selected run when that is a run of this
+        preset's config class, else on the preset's samples."""
+        run = state.run if state is not None else None
+        data = {} if run is None or type(run.config) is not type(_OTUS) else \
+            dict(train_data=run.config.train_data, test_data=run.config.test_data)
         cfg = kinds.for_preset("otus-zee").preset("otus-zee")(epochs=self.epochs, finetune_epochs=self.finetune_epochs,
-                                  train_data=train_data, test_data=test_data,
+                                  **data,
                                   batch_size=self.batch_size, n_projections=self.n_projections,
                                   max_events=self.max_events or None, device=self.device, seed=self.seed)
         for st in cfg.stages:
@@ -81,6 +99,12 @@ class AnnealSettings(param.Parameterized):
     the production pass alone, or the paper's priming + zig-zag + production); defaults are the
     ``emdvae-wjets`` preset's. Bounds come from ``AnnealConfig.BOUNDS`` / ``EMDVAEConfig.BOUNDS``;
     the run's disk need is checked when it starts (:func:`otviz.train.registry.check_resources`)."""
+
+    TITLE = "New EMD-VAE β-annealing run (W jets)"
+    WIDGETS = {"beta_min": pn.widgets.FloatInput, "beta_max": pn.widgets.FloatInput, "lr": pn.widgets.FloatInput,
+               "n_betas": pn.widgets.IntInput, "max_epochs": pn.widgets.IntInput,
+               "steps_per_epoch": pn.widgets.IntInput, "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput,
+               "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}
 
     jets = param.Selector(default="centred", objects=["centred", "uncentred"])
     schedule = param.Selector(default="primed", objects=list(SCHEDULES))
@@ -104,7 +128,7 @@ class AnnealSettings(param.Parameterized):
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
     seed = param.Integer(default=0, bounds=config_bounds(AnnealConfig, "seed", (0, 2 ** 32 - 1)))
 
-    def to_config(self):
+    def to_config(self, state=None):
         if self.beta_max <= self.beta_min:
             raise ValueError(f"beta_max ({self.beta_max}) must exceed beta_min ({self.beta_min})")
         return emdvae_wjets_config(
@@ -128,14 +152,19 @@ class TrainView(pn.viewable.Viewer):
 
     def __init__(self, state: ExplorerState, **params):
         super().__init__(state=state, **params)
-        self.settings = TrainSettings()
-        self.anneal = AnnealSettings()
-        self.mode = pn.widgets.RadioButtonGroup(options=["OTUS Z→ee", "EMD-VAE β-annealing"], value="OTUS Z→ee")
+        # the model choice: one settings form per registered kind that has one (Kind.train_settings)
+        self.forms = {k.train_choice(): kinds.resolve(k.train_settings)() for k in kinds.kinds() if k.train_settings}
+        self._form_kinds = {k.name: k.train_choice() for k in kinds.kinds() if k.train_settings}
+        if not self.forms:
+            raise ValueError("train_settings: no registered model kind has a Train page form")
+        self.mode = pn.widgets.RadioButtonGroup(options=list(self.forms), value=next(iter(self.forms)))
         location = session_location()
         if location is not None:
-            location.sync(self.settings, {n: n for n in self.settings.param if n != "name"},
-                          on_error=self._apply_url_parameters)
             location.sync(self.mode, {"value": "mode"})
+            # URL query parameters preset the form of the model chosen on load (the first by default)
+            self._url_form = self.settings
+            location.sync(self._url_form, {n: n for n in self._url_form.param if n != "name"},
+                          on_error=self._apply_url_parameters)
         self.steps_table = pn.pane.Markdown("")
         self.start_button = pn.widgets.Button(name="Start training", button_type="primary")
         self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", disabled=True)
@@ -163,6 +192,15 @@ class TrainView(pn.viewable.Viewer):
             self._cb = pn.state.add_periodic_callback(self.poll, period=700)
             pn.state.on_session_destroyed(self._session_destroyed)
 
+    @property
+    def settings(self):
+        """The settings form of the chosen model."""
+        return self.forms[self.mode.value]
+
+    def settings_for(self, kind: str):
+        """The settings form of the registered kind named ``kind``."""
+        return self.forms[self._form_kinds[kind]]
+
     # ------------------------------------------------------------------ URL parameters
     def _apply_url_parameters(self, values: dict):
         """URL query parameters that could not be applied together: apply each valid one, name the
@@ -170,9 +208,9 @@ class TrainView(pn.viewable.Viewer):
         rejected = []
         for name, value in values.items():
             try:
-                self.settings.param.update(**{name: value})
+                self._url_form.param.update(**{name: value})
             except Exception:
-                p = self.settings.param[name]
+                p = self._url_form.param[name]
                 allowed = f"allowed {p.bounds[0]} … {p.bounds[1]}" if getattr(p, "bounds", None) else "invalid"
                 rejected.append(f"{name}={value} ({allowed})")
         message = "URL parameters rejected: " + ", ".join(rejected) + "; the other parameters were applied."
@@ -182,20 +220,15 @@ class TrainView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ start, cancel, attach
     def _config(self):
-        if self.mode.value.startswith("EMD-VAE"):
-            return self.anneal.to_config()
-        run = self.state.run
-        train = run.config.train_data if run else "data/zee_train.nc"
-        test = run.config.test_data if run else "data/zee_test.nc"
-        return self.settings.to_config(train, test)
+        return self.settings.to_config(self.state)
 
     def _start(self, _=None):
         try:
-            cfg = self._config()
+            settings = self.settings
+            cfg = settings.to_config(self.state)
             registry.prune_runs(ui_state.RUNS / "ui")
             rundir = new_run_dir()
-            label = (self.anneal if self.mode.value.startswith("EMD-VAE") else self.settings).describe()
-            registry.submit(rundir, cfg, label=label)
+            registry.submit(rundir, cfg, label=settings.describe())
         except Exception as exc:
             self.status.object = f"**Could not start:** {describe(exc)}"
             self.state.notices.error(f"Could not start the run: {describe(exc)}")
@@ -330,20 +363,10 @@ class TrainView(pn.viewable.Viewer):
                     w.width = width - 20
             return form
 
-        if self.mode.value.startswith("EMD-VAE"):
-            return fit(pn.Column(pn.pane.Markdown("### New EMD-VAE β-annealing run (W jets)"),
-                             pn.Param(self.anneal, show_name=False, width=width, widgets=inputs({
-                                 "beta_min": pn.widgets.FloatInput, "beta_max": pn.widgets.FloatInput,
-                                 "lr": pn.widgets.FloatInput, "n_betas": pn.widgets.IntInput,
-                                 "max_epochs": pn.widgets.IntInput, "steps_per_epoch": pn.widgets.IntInput,
-                                 "latent": pn.widgets.IntInput, "width": pn.widgets.IntInput,
-                                 "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}))))
-        return fit(pn.Column(pn.pane.Markdown("### New OTUS Z→ee run"), pn.Param(self.settings, show_name=False, width=width, widgets=inputs({
-            "epochs": pn.widgets.IntInput, "finetune_epochs": pn.widgets.IntInput, "n_projections": pn.widgets.IntInput,
-            "lr": pn.widgets.FloatInput, "lam": pn.widgets.FloatInput,
-            "beta_anchor": pn.widgets.FloatInput, "tau": pn.widgets.FloatInput,
-            # typed, not slid: their ranges span 1 … 1e7–1e8, where a slider cannot pick 5000 or 20000
-            "batch_size": pn.widgets.IntInput, "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}))))
+        settings = self.settings
+        return fit(pn.Column(pn.pane.Markdown(f"### {getattr(settings, 'TITLE', self.mode.value)}"),
+                             pn.Param(settings, show_name=False, width=width,
+                                      widgets=inputs(getattr(settings, "WIDGETS", {})))))
 
     def controls(self, width: int = 250):
         """The model choice, its settings and the start/cancel buttons (the sidebar)."""

@@ -70,26 +70,31 @@ def small_latent_run(tmp_path_factory):
 
 def test_traversal_switch_to_a_run_with_fewer_latent_dims_leaves_a_consistent_page(small_latent_run, monkeypatch,
                                                                                    caplog):
+    import datetime
+
     from bokeh.document import Document
 
     monkeypatch.setattr(ui_state, "RUNS", small_latent_run)
     app = LatentExplorer()
     tv = app.traversal
-    labels = app.state.param.vae_path.objects
+    labels = app.state.param.vae_path.names
     latent = lambda: len(tv._steps()[tv.step]["kl_per_dim"])  # noqa: E731
     assert "pretrained/emdvae-wjets" in app.state.vae_path and latent() == 32  # a shipped 32-d run first
     pn.panel(tv).get_root(Document())
     tv.dim_x, tv.dim_y = 20, 30  # directions a 4-d model does not have
     tv._on_tap(x=tv._last.u[0], y=tv._last.v[0])  # a picked tile of the 32-d model
     assert tv._last.dims == (20, 30) and "Tile (0, 0)" in tv.info.object
-    app.state.vae_path = labels["runs/small4"]
+    # the menu names a run relative to its runs root, with its kind and when its weights were written
+    when = datetime.datetime.fromtimestamp((small_latent_run / "small4" / "model.pt").stat().st_mtime)
+    assert labels[f"small4 · EMD-VAE · {when:%Y-%m-%d %H:%M}"] == str(small_latent_run / "small4")
+    app.state.vae_path = str(small_latent_run / "small4")
     assert latent() == 4 and tv.dim_x < 4 and tv.dim_y < 4 and tv.dim_x != tv.dim_y
     assert tv._last.latent.shape[-1] == 4 and tv._last.dims == (tv.dim_x, tv.dim_y)  # mosaic of the new model
     assert "Tile (4, 4)" in tv.info.object  # the selected jet: the new model's centre tile, not the old pick
     assert f"z{tv.dim_x} = " in tv.info.object and f"z{tv.dim_y} = " in tv.info.object
     assert "Error" not in caplog.text, caplog.text  # no callback raised (param logs what a served page would)
     assert not app.state.notices.alert.visible, app.state.notices.messages
-    app.state.vae_path = [p for k, p in labels.items() if k.endswith("pretrained/emdvae-wjets")][0]
+    app.state.vae_path = [p for p in labels.values() if p.endswith("pretrained/emdvae-wjets")][0]
     assert latent() == 32 and tv._last.latent.shape[-1] == 32
 
 

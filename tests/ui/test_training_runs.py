@@ -46,7 +46,7 @@ def test_train_page_caps_come_from_the_config_classes_and_an_oversized_run_is_re
     from otviz.train.config import TrainConfig
 
     app = LatentExplorer()
-    a = app.train.anneal
+    a = app.train.settings_for("emdvae")
     assert a.param.width.bounds[1] == EMDVAEConfig.BOUNDS["width"][1]
     assert a.param.latent.bounds[1] == EMDVAEConfig.BOUNDS["latent"][1]
     assert a.param.n_betas.bounds[1] == AnnealConfig.BOUNDS["n_steps"][1]

@@ -17,7 +17,7 @@ def app(tmp_path, monkeypatch):
 
 
 def test_pages_render_for_the_shipped_run(app):
-    assert any("pretrained/otus-zee" in k for k in app.state.param.run_path.objects)
+    assert any("pretrained/otus-zee" in k for k in app.state.param.run_path.names)
     assert app.state.run.config.model == "otus-zee"
     out = app.state.outputs()
     assert out["x_tilde_prime"].shape == out["x"].shape
@@ -53,7 +53,7 @@ def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
     assert tmpl.header[0].object == "device: CPU"  # CI has no GPU
     pickers, controls = tmpl.sidebar
     assert [w.name for w in pickers] == ["OTUS run", "EMD-VAE run"]
-    tabs = tmpl.main[0][1]
+    tabs = tmpl.main[0][2]  # after the notices and the progress of what is being computed
     assert list(tabs._names) == ["Data", "Train", "Transport", "Residuals", "Latent traversal", "Dimensionality", "Runs"]
     assert tabs.sizing_mode == "stretch_width"
     assert sorted(app._views) == ["data"]  # only the shown page was made
@@ -90,10 +90,10 @@ def test_latent_traversal_and_dimensionality_pages(app):
 
     from otviz.viz.jets import top_kl_dimensions
 
-    labels = app.state.param.vae_path.objects
-    assert any(k.endswith("pretrained/emdvae-wjets-centred") for k in labels)
-    assert any(k.endswith("pretrained/emdvae-wjets") for k in labels)
-    assert not any("emdvae" in k for k in app.state.param.run_path.objects)  # OTUS pages list OTUS runs only
+    labels = app.state.param.vae_path.names
+    assert "pretrained/emdvae-wjets-centred · EMD-VAE (shipped)" in labels
+    assert "pretrained/emdvae-wjets · EMD-VAE (shipped)" in labels
+    assert not any("emdvae" in k for k in app.state.param.run_path.names)  # OTUS pages list OTUS runs only
     tv = app.traversal
     assert tv.step is not None
     pn.panel(tv).get_root(Document())
@@ -110,7 +110,7 @@ def test_latent_traversal_and_dimensionality_pages(app):
     assert (tv.centre_x, tv.centre_y) == (0.5, -0.5)
     tv.n = 5
     assert tv._last.jets.shape[:2] == (5, 5)
-    app.state.vae_path = [p for k, p in labels.items() if k.endswith("pretrained/emdvae-wjets")][0]
+    app.state.vae_path = labels["pretrained/emdvae-wjets · EMD-VAE (shipped)"]
     assert tv._last.jets.shape[:2] == (5, 5) and tv.step is not None
     pn.panel(app.dimension).get_root(Document())
     content = app.dimension._content()
@@ -131,7 +131,7 @@ def test_latent_traversal_and_dimensionality_pages(app):
 
 def test_train_page_launches_an_annealing_run(app):
     app.train.mode.value = "EMD-VAE β-annealing"
-    app.train.anneal.param.update(max_events=300, n_betas=2, max_epochs=1, steps_per_epoch=2, latent=8, width=32)
+    app.train.settings_for("emdvae").param.update(max_events=300, n_betas=2, max_epochs=1, steps_per_epoch=2, latent=8, width=32)
     app.train._start()
     deadline = time.time() + 120
     while time.time() < deadline:
