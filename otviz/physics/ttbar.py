@@ -68,7 +68,8 @@ def neutrino_pz_roots(lepton, met, m_w: float = M_W_HYPOTHESIS):
     a = le ** 2 - lz ** 2
     disc = mu ** 2 - a * (nx ** 2 + ny ** 2)
     real = disc >= 0
-    root = le * xp.sqrt(xp.clip(disc, 0.0, None) if xp is np else disc.clamp(min=0.0))
+    # sqrt of the real branch only: finite torch gradients where the solution is complex
+    root = xp.where(real, le * xp.sqrt(xp.where(real, disc, 1.0 + 0.0 * disc)), 0.0 * disc)
     centre = mu * lz / a
     return centre + root / a, centre - root / a, real
 

@@ -136,6 +136,10 @@ def test_torch_and_numpy_agree(shipped):
     np.testing.assert_array_equal(got["assignment"].numpy(), ref["assignment"])
     for name in tt.MASS_NAMES:
         np.testing.assert_allclose(got[name].numpy(), ref[name], rtol=1e-9, atol=1e-9)
+    # differentiable: finite gradients, also through complex neutrino solutions (real part)
+    xt = torch.as_tensor(x[:2000], dtype=torch.float64).requires_grad_(True)
+    sum(m.sum() for m in tt.reconstruct_ttbar(xt).values()).backward()
+    assert torch.isfinite(xt.grad).all() and (xt.grad[:, 1, :2] != 0).any()
     zt = tt.ttbar_masses_from_partons(torch.as_tensor(shipped[0][:2000], dtype=torch.float64))
     zn = tt.ttbar_masses_from_partons(shipped[0][:2000])
     for name in tt.MASS_NAMES:
