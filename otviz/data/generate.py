@@ -18,12 +18,11 @@ import numpy as np
 
 from . import detector as det
 from . import pythia as gen
-from .io import make_dataset, save
 
 DEFAULT_CHUNK = {"zee": 5000, "ttbar": 1000, "wjets": 500}
-# Peak memory of the merging process per byte of the stored (float32) arrays: the chunks arrive
-# as float64 (2×), are concatenated (2×), converted (1×), validated (float64 copies) and read
-# back after writing; measured 5.0–5.2× (zee 10⁶, wjets 10⁵ events), so 8× with a margin.
+# Peak memory of the merging process per byte of the stored (float32) arrays: measured 5.0–5.2×
+# (zee 10⁶, wjets 10⁵ events) when the chunks arrived as float64; they now arrive as float32
+# (:func:`run_chunk`), so this is an upper bound kept with its margin: 8×.
 MEMORY_FACTOR = 8.0
 DISK_FACTOR = 1.1  # the netCDF file (zlib) is at most about the raw size, plus metadata
 BASE_MEMORY = 512 * 2 ** 20  # Python, Dask client and worker overheads
@@ -114,16 +113,34 @@ def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
     return sizes
 
 
-def _run_chunks(tasks, workers, scheduler, progress):
-    """Run ``generate_chunk`` for each kwargs dict in ``tasks``; yield (index, result)."""
+def run_chunk(**kw) -> dict:
+    """One chunk as run on a worker: :func:`otviz.data.pythia.generate_chunk` with its arrays as
+    float32 (the stored dtype, so the merged sample is unchanged and half the bytes travel back),
+    plus ``seconds``, the chunk's wall time on the worker."""
+    t = time.perf_counter()
+    out = gen.generate_chunk(**kw)
+    out = {k: v.astype(np.float32) if isinstance(v, np.ndarray) else v for k, v in out.items()}
+    out["seconds"] = time.perf_counter() - t
+    return out
+
+
+def _run_chunks(tasks, workers, scheduler, phases):
+    """Run :func:`run_chunk` for each kwargs dict in ``tasks``; yield (index, result). Fills
+    ``phases`` with the wall seconds of cluster ``startup``, chunk ``work`` and cluster ``close``."""
     from dask.distributed import as_completed
 
     from ..cluster import dask_client
 
+    t = time.perf_counter()
     with dask_client(workers, scheduler) as client:
-        futures = {client.submit(gen.generate_chunk, pure=False, **kw): i for i, kw in enumerate(tasks)}
+        phases["startup"] = time.perf_counter() - t
+        t = time.perf_counter()
+        futures = {client.submit(run_chunk, pure=False, **kw): i for i, kw in enumerate(tasks)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
+        phases["work"] = time.perf_counter() - t
+        t = time.perf_counter()
+    phases["close"] = time.perf_counter() - t
 
 
 def generate(
@@ -158,14 +175,18 @@ def generate(
         dict(process=process, n_events=n, seed=seed, chunk=i, cfg=cfg, fast=fast, centre=centre)
         for i, n in enumerate(sizes)
     ]
+    from .io import make_dataset
+
     results = [None] * len(tasks)
+    phases: dict[str, float] = {}
     t0 = time.perf_counter()
     bar = tqdm(total=n_events, unit="ev", desc=f"otviz generate {process}", disable=not progress, file=sys.stderr)
-    for i, res in _run_chunks(tasks, workers, scheduler, progress):
+    for i, res in _run_chunks(tasks, workers, scheduler, phases):
         results[i] = res
         bar.update(sizes[i])
     bar.close()
     seconds = time.perf_counter() - t0
+    t_merge = time.perf_counter()
     n_generated = int(sum(r["n_generated"] for r in results))
     merged = {k: np.concatenate([r[k] for r in results]) for k in results[0] if isinstance(results[0][k], np.ndarray)}
     attrs = {
@@ -194,6 +215,8 @@ def generate(
     ds = make_dataset(
         merged["z"], merged["x"], proc.z_particles, proc.x_particles, jet=merged.get("jet"), attrs=attrs
     )
+    phases["merge"] = time.perf_counter() - t_merge
+    chunk_seconds = [r["seconds"] for r in results]
     stats = {
         "process": process,
         "events": n_events,
@@ -202,6 +225,10 @@ def generate(
         "events_per_s": n_events / seconds,
         "generated_per_s": n_generated / seconds,
         "workers": workers if not scheduler else scheduler,
+        # wall seconds of each phase (startup + work + close = seconds; merge comes after) and the
+        # chunks' own wall seconds on the workers (their sum is the generation work itself)
+        "phases": phases,
+        "chunk_seconds": chunk_seconds,
     }
     return ds, stats
 
@@ -218,8 +245,12 @@ def generate_to_file(path, overwrite: bool = False, **kw):
     n, process = kw.get("n_events"), kw.get("process")
     if isinstance(n, int) and n > 0 and process in gen.PROCESSES:
         check_resources(process, n, kw.get("cfg"), out=path)
+    from .io import save
+
     ds, stats = generate(**kw)
+    t = time.perf_counter()
     save(ds, path, overwrite=overwrite)
+    stats["phases"]["write"] = time.perf_counter() - t
     stats["path"] = str(path)
     stats["bytes"] = path.stat().st_size
     return ds, stats
