@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import param
 import pytest
 import torch
 
@@ -193,3 +194,87 @@ def test_no_module_outside_the_registry_branches_on_a_kind_name():
     # the pattern does catch the branches the registry replaced
     assert branch.search('if args.model == "emdvae-wjets":') and branch.search('PRESETS["otus-zee"](epochs=1)')
     assert branch.search('return "emdvae" if isinstance(self.config, AnnealConfig) else "otus"')
+
+
+def test_no_ui_module_branches_on_a_kind_label():
+    """otviz/ui shows kinds by their labels (``Kind.label``, ``train_label``) and never tests them:
+    the Train page once picked its form by ``self.mode.value.startswith("EMD-VAE")``."""
+    labels = {t for k in kinds.kinds() for t in (k.ui_label(), k.train_choice(), k.description) if t}
+    literal = re.compile(r"""(?:==|!=)\s*["']([^"']+)["']|["']([^"']+)["']\s*(?:==|!=)"""
+                         r"""|(?:startswith|endswith)\(\s*["']([^"']+)["']""")
+
+    def branches(line: str) -> bool:
+        found = [v for m in literal.finditer(line) for v in m.groups() if v]
+        return any(lab.startswith(v) or lab.endswith(v) for v in found for lab in labels)
+
+    found = [f"{f.relative_to(ROOT)}:{i}: {line.strip()}" for f in sorted((ROOT / "otviz" / "ui").rglob("*.py"))
+             for i, line in enumerate(f.read_text().splitlines(), 1) if branches(line)]
+    assert not found, "\n".join(found)
+    assert branches('if self.mode.value.startswith("EMD-VAE"):') and branches('mode == "OTUS Z→ee"')
+    assert not branches('if status == "done":')
+
+
+class ToyView:
+    """The toy kind's page: the run its picker selects."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __panel__(self):
+        import panel as pn
+
+        return pn.pane.Markdown(f"toy run {self.state.toy_path}")
+
+
+class ToySettings(param.Parameterized):
+    """The toy kind's Train page form."""
+
+    TITLE = "New toy run"
+    epochs = param.Integer(default=2, bounds=(1, 10))
+
+    def to_config(self, state=None):
+        return ToyConfig(epochs=self.epochs).validate()
+
+    def describe(self):
+        return f"toy, {self.epochs} epochs"
+
+
+def test_a_registered_kind_plugs_into_the_app(toy_kind, tmp_path, monkeypatch):
+    """One register call gives the app the kind's page (before Runs), its run menu (a new
+    ExplorerState picker named by the kind's label) and its Train page form, whose Start trains
+    a run of the kind through the settings class; explorer.py and train_view.py name no kind."""
+    import time
+
+    import otviz.ui.state as ui_state
+    from otviz.train import registry
+    from otviz.ui.explorer import LatentExplorer
+
+    kinds.register(dataclasses.replace(toy_kind, picker="toy_path", label="Toy", train_label="Toy training",
+                                       pages=(kinds.Page("Toy page", "toy", f"{__name__}:ToyView"),),
+                                       train_settings=f"{__name__}:ToySettings"), replace=True)
+    monkeypatch.setattr(ui_state, "RUNS", tmp_path / "runs")
+    assert ToyRun(tmp_path / "runs" / "first", ToyConfig(epochs=1)).run_blocking() == "done"
+    app = LatentExplorer()
+    assert [t for t, _ in app.pages()] == ["Data", "Train", "Transport", "Residuals", "Latent traversal",
+                                          "Dimensionality", "Toy page", "Runs"]
+    assert [w.name for w in app.pickers()] == ["OTUS run", "EMD-VAE run", "Toy run"]
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime((tmp_path / "runs" / "first" / "model.pt").stat().st_mtime))
+    assert app.state.param.toy_path.names == {f"first · Toy · {when}": str(tmp_path / "runs" / "first")}
+    assert isinstance(app.toy, ToyView) and app.toy.state.toy_path == str(tmp_path / "runs" / "first")
+    train = app.train
+    assert list(train.mode.options) == ["OTUS Z→ee", "EMD-VAE β-annealing", "Toy training"]
+    train.mode.value = "Toy training"
+    assert train._form(300)[0].object == "### New toy run"
+    train.settings_for("toy").epochs = 3
+    train._start()
+    deadline = time.time() + 60
+    while not train._done:
+        assert time.time() < deadline, train.status.object
+        train.poll()
+        time.sleep(0.1)
+    assert "Done" in train.status.object and registry.get_entry(train.rundir).label == "toy, 3 epochs"
+    from otviz.train.run import load_run
+
+    run = load_run(train.rundir)
+    assert run.kind == "toy" and run.config.epochs == 3 and float(run.model.linear.bias.detach()) == -3.0
+    assert app.state.toy_path == str(train.rundir)  # the finished run is selected in its menu
