@@ -135,12 +135,12 @@ class ExplorerState(param.Parameterized):
         try:
             return cache.otus_outputs(self.run_path, self.max_events, self.seed, progress=self.report)
         finally:
-            self.busy, self.busy_fraction = "", 0.0
+            self.param.update(busy="", busy_fraction=0.0)
 
     def report(self, done: int, total: int, message: str) -> None:
         """A :mod:`otviz.progress` callback: shows ``message`` and ``done / total`` in the page."""
-        self.busy_fraction = min(1.0, done / total) if total else 0.0
-        self.busy = f"Computing the run's model outputs: {message} ({done}/{total})"
+        self.param.update(busy_fraction=min(1.0, done / total) if total else 0.0,
+                          busy=f"Computing the run's model outputs: {message} ({done}/{total})")
 
     def particles(self, space: str) -> list[str]:
         ds = self.test_sample()

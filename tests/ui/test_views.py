@@ -145,3 +145,30 @@ def test_train_page_launches_an_annealing_run(app):
     assert table.count("| priming |") == 1 and table.count("| production |") == 2
     assert app.state.vae_path == str(app.train.rundir)
     assert len(app.train._points) == 3 * 2 and "rate" in app.train._points[0]
+
+
+def test_the_page_shows_progress_while_a_runs_outputs_are_computed(app, tmp_path):
+    import shutil
+
+    from otviz.ui import cache
+
+    shipped = ui_state.PRETRAINED / "otus-zee"
+    run = ui_state.RUNS / "copy"
+    run.mkdir(parents=True)
+    for f in ("config.json", "model.pt"):
+        shutil.copy(shipped / f, run)
+    app.state.refresh_runs(select=run)
+    busy = app.busy()
+    seen = []
+    app.state.param.watch(lambda e: seen.append((app.state.busy, app.state.busy_fraction, busy.visible,
+                                                 busy[1].value)), "busy")
+    cache.CACHE.clear()
+    app.state.outputs()
+    # one report per batch of 50,000 test events and output, shown in the page's progress row
+    assert [(f, v, b) for _, f, v, b in seen] == [(1 / 3, True, 333), (2 / 3, True, 666), (1.0, True, 1000),
+                                                 (0.0, False, 0)]
+    assert seen[1][0] == "Computing the run's model outputs: x̃ = D(z̃) (2/3)" and seen[-1][0] == ""
+    seen.clear()
+    cache.CACHE.clear()
+    app.state.outputs()  # read back from the run directory: nothing to report
+    assert [s for s, *_ in seen] in ([], [""])
