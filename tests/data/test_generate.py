@@ -7,7 +7,7 @@ import xarray as xr
 
 from otviz.cli import main
 from otviz.data import load
-from otviz.data.generate import chunk_sizes, generate
+from otviz.data.generate import chunk_sizes, generate, run_chunk
 
 N, CHUNK = 900, 300
 
@@ -40,9 +40,14 @@ def test_cli_writes_a_valid_sample_with_provenance(two_workers, capsys):
 
 
 def test_same_seed_same_file_and_worker_count_does_not_matter(two_workers, tmp_path):
-    again, _ = generate("zee", N, seed=7, workers=1, chunk_size=CHUNK, progress=False)
+    again, stats = generate("zee", N, seed=7, workers=1, chunk_size=CHUNK, progress=False)
     ref = load(two_workers)
     xr.testing.assert_identical(_data(again), _data(ref))
+    # the phases add up to the end-to-end time; one worker runs the three chunks one after another
+    p = stats["phases"]
+    assert set(p) == {"startup", "work", "close", "merge"}
+    assert p["startup"] + p["work"] + p["close"] == pytest.approx(stats["seconds"], abs=0.05)
+    assert len(stats["chunk_seconds"]) == 3 and 0 < sum(stats["chunk_seconds"]) <= p["work"]
     for k in ("pythia_settings", "pythia_chunk_seeds", "detector_config", "n_generated"):
         assert again.attrs[k] == ref.attrs[k]
     other, _ = generate("zee", CHUNK, seed=8, workers=1, chunk_size=CHUNK, progress=False)
@@ -65,6 +70,18 @@ def test_cli_errors(tmp_path, two_workers, capsys):
     assert main(["generate", "zee", "--events", "10", "--centre", "--out", str(tmp_path / "b.nc")]) == 2
     assert "wjets" in capsys.readouterr().err
     assert not (tmp_path / "a.nc").exists()
+
+
+def test_a_chunk_comes_back_as_the_stored_float32_of_generate_chunk():
+    from otviz.data.pythia import generate_chunk
+
+    ref = generate_chunk("zee", 50, seed=7, chunk=2)
+    out = run_chunk(process="zee", n_events=50, seed=7, chunk=2)
+    for k in ("z", "x"):
+        assert out[k].dtype == np.float32
+        np.testing.assert_array_equal(out[k], ref[k].astype(np.float32))
+    assert out["n_generated"] == ref["n_generated"] and out["sigma_gen_mb"] == ref["sigma_gen_mb"]
+    assert out["seconds"] > 0
 
 
 def test_chunk_sizes():
