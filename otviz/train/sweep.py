@@ -294,7 +294,8 @@ def _number(v) -> bool:
 
 
 def run_metrics(rundir, reserved=()):
-    """One run's numbers as an xarray Dataset: status, training time, ``final_*`` of the last
+    """One run's numbers as an xarray Dataset: status (``done`` once its products are, else
+    ``incomplete`` or the run's own status: ``failed``, ``interrupted``…), training time, ``final_*`` of the last
     history record, and the stored products' variables and numeric attributes (an attribute named
     like a variable or a ``reserved`` name, e.g. a swept setting, as ``STEM_NAME``: ``metrics_seed``)."""
     import xarray as xr
@@ -304,7 +305,9 @@ def run_metrics(rundir, reserved=()):
     rundir = Path(rundir)
     history = _read_json(rundir / "history.json", [])
     history = history if isinstance(history, list) else []
-    data = {"status": ((), str(run_status(rundir)["status"])), "run_dir": ((), rundir.name),
+    status = "done" if is_done(rundir) else run_status(rundir)["status"]
+    status = "incomplete" if status == "done" and not is_done(rundir) else status  # its products failed
+    data = {"status": ((), str(status)), "run_dir": ((), rundir.name),
             "epochs_done": ((), len(history)),
             "train_seconds": ((), float(sum(h.get("seconds", 0.0) for h in history if isinstance(h, dict))))}
     last = history[-1] if history and isinstance(history[-1], dict) else {}
