@@ -32,6 +32,7 @@ from scipy import stats
 
 from ..ot.sliced import sliced_wasserstein
 from ..physics import fourvec as fv
+from ..physics.ttbar import ttbar_masses
 from ..progress import Steps
 from .peak import fit_peak
 
@@ -73,7 +74,9 @@ def one_d_stats(truth, other) -> dict:
 
 
 def quantities(p4: np.ndarray, particles, derived: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """Per-component columns ("e-.px", …) and derived invariant masses of a (N, P, 4) array."""
+    """Per-component columns ("e-.px", …) and derived invariant masses of a (N, P, 4) array: the
+    ``derived`` member masses (m_ee) and, for the tt̄ layouts, the four masses of
+    :func:`otviz.physics.ttbar.ttbar_masses`."""
     out = {}
     for i, name in enumerate(particles):
         for j, comp in enumerate(fv.COMPONENTS):
@@ -82,6 +85,9 @@ def quantities(p4: np.ndarray, particles, derived: dict[str, list[str]]) -> dict
         idx = [list(particles).index(m) for m in members if m in particles]
         if len(idx) == len(members):
             out[mname] = fv.invariant_mass(p4[:, idx].astype(np.float64))
+    # tt̄ samples: m_tt, m_W^had, m_t^lep, m_t^had (from partons for z, reconstructed for x)
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty/zero rows (listing names) give NaN, not warnings
+        out.update(ttbar_masses(np.asarray(p4, dtype=np.float64), particles))
     return out
 
 

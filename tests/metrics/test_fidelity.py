@@ -74,3 +74,29 @@ def test_peak_fit_recovers_breit_wigner_and_resolution():
     assert f.gamma == pytest.approx(2.5, rel=0.05) and f.sigma == pytest.approx(1.0, rel=0.1)
     with pytest.raises(ValueError, match="too few"):
         fit_peak(np.array([90.0, 91.0]))
+
+
+def test_ttbar_samples_offer_the_four_masses_as_quantities():
+    """z and x of the shipped tt̄ test sample list m_tt, m_W^had, m_t^lep, m_t^had after their components;
+    on z they peak at the W and top masses of the table."""
+    import warnings
+
+    import xarray as xr
+
+    from otviz.metrics.fidelity import derived_masses, quantities
+    from otviz.physics.masses import mass_of
+    from otviz.physics.ttbar import reconstruct_ttbar
+
+    with xr.open_dataset("data/ttbar_test.nc") as ds:
+        z, x = ds["z"].values[:5000], ds["x"].values[:5000]
+        zp = [str(p) for p in ds["z_particle"].values]
+        xp = [str(p) for p in ds["x_particle"].values]
+    masses = ["m_tt", "m_W_had", "m_t_lep", "m_t_had"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # listing names on an all-zero event warns nothing
+        assert list(quantities(np.zeros((1, 6, 4)), zp, derived_masses(zp)))[-4:] == masses
+    qz = quantities(z, zp, derived_masses(zp))
+    assert abs(np.median(qz["m_W_had"]) - mass_of("W")) < 0.5
+    assert abs(np.median(qz["m_t_had"]) - mass_of("t")) < 1.0
+    qx = quantities(x, xp, derived_masses(xp))
+    np.testing.assert_allclose(qx["m_t_lep"], reconstruct_ttbar(x.astype(np.float64))["m_t_lep"])
