@@ -2,7 +2,9 @@
 their options and defaults).
 
 Errors are one line on stderr, ``otviz: error: …`` naming the file, field or flag, with exit
-status 2 (``--debug`` shows the traceback); a training run that fails (e.g. a persistent
+status 2 (``--debug`` shows the traceback); a setting out of range names the flag typed,
+``otviz train: --epochs 0: allowed 1 … 5000``, or the file and JSON field it came from,
+``otviz train: RUN/config.json: batch_size = 0: allowed 1 … 10000000``; a training run that fails (e.g. a persistent
 non-finite loss) prints ``otviz: training failed: …`` and exits with 1; Ctrl-C exits with 130.
 Output cut off by a closed pipe (``otviz info FILE | head -1``) ends quietly with status 141
 (128 + SIGPIPE, as ``cat`` or ``yes`` killed by SIGPIPE report it).
@@ -10,6 +12,7 @@ Output cut off by a closed pipe (``otviz info FILE | head -1``) ends quietly wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -28,6 +31,76 @@ FIELD_FLAGS = {
     "max_epochs": "--max-epochs", "steps_per_epoch": "--steps-per-epoch", "lr": "--lr", "latent": "--latent",
     "width": "--width", "threads": "--threads", "emd_backend": "--emd-backend",
 }
+
+
+class CommandError(ValueError):
+    """An error of ``otviz COMMAND``, printed as ``otviz COMMAND: message`` (exit status 2)."""
+
+    def __init__(self, command: str, message: str):
+        super().__init__(message)
+        self.command = command
+
+
+def _typed(argv, flag: str):
+    """The text typed after ``flag`` (``--flag V`` or ``--flag=V``) in ``argv``; None if absent."""
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a[len(flag) + 1:]
+    return None
+
+
+def flag_message(exc, args) -> str:
+    """``--flag VALUE: reason`` for a :class:`otviz.errors.ConfigError` of a field set by a flag
+    (VALUE as typed; the flag's or the field's value when it was not typed), else its message."""
+    flag = FIELD_FLAGS.get(exc.field)
+    if flag is None:
+        return str(exc)
+    if "/" in flag:
+        return f"{flag}: {exc.reason}"
+    value = _typed(getattr(args, "argv", []), flag)
+    if value is None:
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+    if value is None:
+        value = exc.value
+    if isinstance(value, (list, tuple)):
+        value = " ".join(map(str, value))
+    return f"{flag} {value}: {exc.reason}"
+
+
+def file_message(path, exc) -> str:
+    """``FILE: field.path = JSON value: reason`` for a ConfigError read from a JSON config file."""
+    if exc.has_value and exc.path:
+        return f"{path}: {exc.path} = {json.dumps(exc.value, default=repr)}: {exc.reason}"
+    return f"{path}: {exc.reason}"
+
+
+@contextlib.contextmanager
+def config_from_flags(args):
+    """Turn a ConfigError raised while building a config from ``args`` into a one-line
+    ``otviz COMMAND: --flag VALUE: reason``."""
+    from .errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise CommandError(args.cmd, flag_message(exc, args)) from exc
+
+
+@contextlib.contextmanager
+def config_from_file(path, command: str, then: str = ""):
+    """Turn a ConfigError (or invalid JSON) read from the config file ``path`` into a one-line
+    ``otviz COMMAND: FILE: field = value: reason`` (``then`` appended after ``; ``)."""
+    from .errors import ConfigError
+
+    tail = f"; {then}" if then else ""
+    try:
+        yield
+    except ConfigError as exc:
+        raise CommandError(command, file_message(path, exc) + tail) from exc
+    except json.JSONDecodeError as exc:
+        raise CommandError(command, f"{path}: not valid JSON: {exc}{tail}") from exc
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,16 +186,21 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+INFO_WIDTH = 100  # otviz info shortens longer attribute values (seed lists, the detector's JSON) to this
+
+
 def _cmd_info(args) -> int:
-    from .data.io import load
+    from .data.io import describe_variables, load
     from .physics import fourvec as fv
 
     from .paths import resolve
 
     ds = load(resolve(args.path))
     print(f"{args.path}: process={ds.attrs['process']} events={ds.sizes['event']} (valid)")
-    for name in ("z", "x"):
-        print(f"  {name}{tuple(ds[name].dims)} = {tuple(ds[name].shape)}")
+    for v in describe_variables(ds):
+        unit = f" [{v['units']}]" if v["units"] else ""
+        parts = f" ({', '.join(v['particles'])})" if v["particles"] else ""
+        print(f"  {v['name']}({', '.join(v['dims'])}) = {v['shape']} {v['dtype']}{unit}: {v['contents']}{parts}")
     if ds.attrs["process"] == "zee":
         import numpy as np
 
@@ -135,9 +213,12 @@ def _cmd_info(args) -> int:
                 f"  m_ee({name}): peak {f.mass:.2f} ± {f.mass_err:.2f} GeV, Voigt fit Γ = {f.gamma:.2f} GeV, "
                 f"σ = {f.sigma:.2f} GeV, FWHM = {f.fwhm:.2f} GeV"
             )
-    for k in ("seed", "n_generated", "selection_efficiency", "created", "command"):
-        if k in ds.attrs:
-            print(f"  {k}: {ds.attrs[k]}")
+    print("  attributes:")
+    for k, v in ds.attrs.items():  # the generator's record: settings, seeds, detector, versions, command
+        text = " ".join(str(v).split())
+        if len(text) > INFO_WIDTH:
+            text = f"{text[:INFO_WIDTH]}… ({len(text)} characters)"
+        print(f"    {k}: {text}")
     return 0
 
 
@@ -163,6 +244,7 @@ def _open_run(run_cls, out, cfg, args, stored_cls):
     the same settings resume, other settings are refused (RunExistsError naming the fields)."""
     import dataclasses
 
+    from .errors import ConfigError
     from .train.trainer import RUNTIME_FIELDS, config_differences, format_differences
 
     cfg_path = out / "config.json"
@@ -171,10 +253,13 @@ def _open_run(run_cls, out, cfg, args, stored_cls):
     if args.resume:
         if not cfg_path.exists():
             raise FileNotFoundError(f"{out}: no run to resume (no config.json)")
-        try:
-            stored = stored_cls.from_json(cfg_path.read_text())
-        except ValueError as exc:
-            raise ValueError(f"{cfg_path}: cannot resume this run here: {exc}") from exc
+        with config_from_file(cfg_path, "train", then="cannot resume this run"):
+            try:
+                stored = stored_cls.from_json(cfg_path.read_text())
+            except (ConfigError, json.JSONDecodeError):
+                raise
+            except ValueError as exc:
+                raise ValueError(f"{cfg_path}: cannot resume this run here: {exc}") from exc
         diff = config_differences(stored, cfg)
         ignored = [f for f in dict.fromkeys(t.split("=", 1)[0] for t in getattr(args, "argv", []) if t.startswith("--"))
                    if f not in _NOT_SETTINGS and f[2:].replace("-", "_") not in RUNTIME_FIELDS]
@@ -192,7 +277,8 @@ def _cmd_train(args) -> int:
     _refuse_foreign_flags(args)
     from . import kinds
 
-    return kinds.resolve(kinds.for_preset(args.model).train_command)(args)
+    with config_from_flags(args):  # a setting out of range names its flag (a config.json's: see _open_run)
+        return kinds.resolve(kinds.for_preset(args.model).train_command)(args)
 
 
 def _cmd_train_otus(args) -> int:
@@ -362,10 +448,17 @@ def _require_run(rundir, command: str):
     from . import kinds
     from .train.run import read_config, run_kind
 
+    from .errors import ConfigError
+
     path = Path(rundir)
     if not path.is_dir():
         raise FileNotFoundError(f"{rundir}: no such run directory")
-    read_config(path)  # names config.json when it is missing or invalid
+    try:
+        read_config(path)  # names config.json when it is missing or invalid
+    except ValueError as exc:
+        if isinstance(exc.__cause__, ConfigError):  # name the file and the JSON field
+            raise CommandError(command, file_message(path / "config.json", exc.__cause__)) from exc
+        raise
     have = kinds.get(run_kind(path))
     takes = kinds.for_command(command)
     if have not in takes:
@@ -407,7 +500,9 @@ def _cmd_dimension(args) -> int:
     from .train.run import load_run
 
     _positive(args, "jets", "--jets", 2, 100_000)
-    _positive(args, "workers", "--workers", 1, 256)
+    if args.workers is not None:
+        raise CommandError("dimension", "--workers: no such option any more: the pairwise exact EMDs run in one "
+                                        "thread (POT's solver holds the GIL, so threads made them slower)")
     _require_run(args.rundir, "dimension")
     run = load_run(args.rundir)
     if not run.steps:
@@ -417,7 +512,7 @@ def _cmd_dimension(args) -> int:
         raise ValueError(f"{args.rundir}/dimension.nc holds D_corr from {int(stored.attrs['n_jets_corr'])} jets; "
                          f"--jets {args.jets} would replace it: add --force (or copy the run first)")
     t0 = time.perf_counter()
-    ds = run.dimension(n_jets=args.jets, workers=args.workers, progress=not args.quiet)
+    ds = run.dimension(n_jets=args.jets, progress=not args.quiet)
     ht = ds.attrs["ht_mean_GeV"]
     print(f"{args.rundir}/dimension.nc ({time.perf_counter() - t0:.1f} s; mean H_T {ht:.0f} GeV)")
     def num(v):  # two decimals, and no "-0.00"
@@ -578,7 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     o = t.add_argument_group("otus-zee")
     o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90)")
-    o.add_argument("--finetune-epochs", type=count, help="decoder-only SW(x, D(z)) epochs at the end (default 0)")
+    o.add_argument("--finetune-epochs", type=count,
+                   help="decoder-only SW(x, D(z)) epochs at the end (default 20, the shipped run's; 0: none)")
     o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
     o.add_argument("--n-projections", type=count, help="sliced Wasserstein directions (default 1000)")
     o.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints (default 5)")
@@ -615,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
                         parents=[common])
     dm.add_argument("rundir", help="run directory of an EMD-VAE annealing run")
     dm.add_argument("--jets", type=count, default=1000, help="jets for the correlation dimension (pairs ~ n²/2)")
-    dm.add_argument("--workers", type=count, default=2, help="threads for the pairwise exact EMDs")
+    dm.add_argument("--workers", help=argparse.SUPPRESS)  # removed: refused with a message (_cmd_dimension)
     dm.add_argument("--quiet", action="store_true", help="no progress bar")
     dm.add_argument("--force", action="store_true",
                     help="replace a stored dimension.nc computed from a different number of jets")
@@ -752,7 +848,9 @@ def main(argv=None) -> int:
             if _is_training_failure(exc):
                 print(f"otviz: training failed: {_one_line(exc)}", file=sys.stderr)
                 return EXIT_FAILED
-            if _is_user_error(exc):
+            if isinstance(exc, CommandError):
+                print(f"otviz {exc.command}: {_one_line(exc)}", file=sys.stderr)
+            elif _is_user_error(exc):
                 print(f"otviz: error: {_one_line(exc)}", file=sys.stderr)
             else:
                 hint = "" if debug else " (--debug shows the traceback)"

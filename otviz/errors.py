@@ -14,13 +14,29 @@ import math
 import numbers
 
 
+_UNSET = object()
+
+
 class ConfigError(ValueError):
     """A configuration value is out of its allowed range or of the wrong type. ``field`` names
-    the field (as in the dataclass), ``allowed`` describes what is allowed."""
+    the field (as in the dataclass), ``value`` the value (``has_value``: one was given),
+    ``allowed`` what is allowed, ``reason`` the message without the field and value (``allowed
+    1 … 5000``), ``path`` where the field sits in a JSON config (``stages[1].epochs``), so the CLI
+    can say ``--epochs 0: allowed 1 … 5000`` or ``config.json: stages[1].epochs = 0: …``."""
 
-    def __init__(self, message: str, field: str | None = None, value=None, allowed: str | None = None):
+    def __init__(self, message: str, field: str | None = None, value=_UNSET, allowed: str | None = None,
+                 reason: str | None = None):
         super().__init__(message)
-        self.field, self.value, self.allowed = field, value, allowed
+        self.has_value = value is not _UNSET
+        self.field, self.value, self.allowed = field, (None if value is _UNSET else value), allowed
+        self.reason = reason or message
+        self.path = field
+
+    def nested(self, prefix: str) -> "ConfigError":
+        """Put the field under ``prefix`` in :attr:`path` (``model_config`` → ``model_config.latent``)."""
+        if self.path is not None:
+            self.path = f"{prefix}.{self.path}"
+        return self
 
 
 class RunExistsError(FileExistsError):
@@ -58,15 +74,18 @@ def check_number(owner: str, name: str, value, lo=None, hi=None, integer: bool =
     what = "an integer" if integer else "a number"
     allowed = describe_range(lo, hi) + (" or None" if optional else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or (integer and not isinstance(value, numbers.Integral)):
-        raise ConfigError(f"{owner}.{name} = {value!r}: must be {what} in {allowed}", name, value, allowed)
+        raise ConfigError(f"{owner}.{name} = {value!r}: must be {what} in {allowed}", name, value, allowed,
+                          reason=f"must be {what} in {allowed}")
     if not math.isfinite(float(value)) or (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ConfigError(f"{owner}.{name} = {value!r} is out of range: allowed {allowed}", name, value, allowed)
+        raise ConfigError(f"{owner}.{name} = {value!r} is out of range: allowed {allowed}", name, value, allowed,
+                          reason=f"allowed {describe_range(lo, hi)}")
 
 
 def check_choice(owner: str, name: str, value, choices):
     if value not in choices:
         allowed = " | ".join(map(str, choices))
-        raise ConfigError(f"{owner}.{name} = {value!r}: must be one of {allowed}", name, value, allowed)
+        raise ConfigError(f"{owner}.{name} = {value!r}: must be one of {allowed}", name, value, allowed,
+                          reason=f"must be one of {allowed}")
 
 
 def check_bounds(obj) -> None:

@@ -2,6 +2,7 @@
 training run in one line with status 1, quiet broken pipes, protected finished runs and the
 --restart / --resume semantics of a run directory that holds a run."""
 import hashlib
+import inspect
 import json
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import torch
 
 import otviz
 from otviz.cli import main
+from otviz.train.config import TrainConfig, otus_zee_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -23,7 +25,7 @@ PRETRAINED = DATA / "pretrained"
 def _one_error_line(capsys, *needles):
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("otviz: "), err
+    assert len(lines) == 1 and lines[0].startswith("otviz"), err
     assert "Traceback" not in err
     for n in needles:
         assert n in lines[0], (n, lines[0])
@@ -34,26 +36,49 @@ OTUS = ["train", "otus-zee", "--data", ZEE, "--test", ZEE_TEST]
 VAE = ["train", "emdvae-wjets", "--data", WJETS]
 
 
+def _paper_steps(n):
+    from otviz.train.annealing import annealing_schedule
+
+    return sum(len(p.betas) for p in annealing_schedule(10 ** -1.8, 10 ** 0.6, n, priming=True, zigzags=1))
+
+
+@pytest.mark.parametrize("args, line", [
+    (OTUS + ["--batch-size", "0"], "--batch-size 0: allowed 1 … 10000000"),
+    (OTUS + ["--batch-size", "-10"], "--batch-size -10: allowed 1 … 10000000"),
+    (OTUS + ["--batch-size", "2e7"], "--batch-size 2e7: allowed 1 … 10000000"),  # the value as typed
+    (OTUS + ["--checkpoint-every", "0"], "--checkpoint-every 0: allowed 1 … 5000"),
+    (OTUS + ["--n-projections", "0"], "--n-projections 0: allowed 1 … 10000"),
+    (OTUS + ["--epochs", "0"], "--epochs 0: allowed 1 … 5000"),
+    (OTUS + ["--epochs=-3"], "--epochs -3: allowed 1 … 5000"),
+    (OTUS + ["--max-events", "-5"], "--max-events -5: allowed 1 … 100000000"),
+    (OTUS + ["--finetune-epochs", "-2"], "--finetune-epochs -2: allowed 0 … 5000"),
+    (OTUS + ["--seed", "-1"], "--seed -1: allowed 0 … 4294967295"),
+    (VAE + ["--batch-size", "0"], "--batch-size 0: allowed 1 … 100000"),
+    (VAE + ["--lr", "1e9"], "--lr 1e9: allowed [1e-08, 1]"),
+    (VAE + ["--betas", "0"], "--betas 0: allowed 1 … 40"),
+    (VAE + ["--max-epochs", "0"], "--max-epochs 0: allowed 1 … 200"),
+    (VAE + ["--latent", "0"], "--latent 0: allowed 1 … 256"),
+    (VAE + ["--latent", "257"], "--latent 257: allowed 1 … 256"),
+    (VAE + ["--width", "4096"], "--width 4096: allowed 1 … 1024"),
+    (VAE + ["--beta-min", "-1"], "--beta-min -1: allowed [1e-06, 100]"),
+    (VAE + ["--beta-min", "5", "--beta-max", "1"], "--beta-min 5: exceeds the largest β, 1"),
+    (VAE + ["--max-events", "1"], "--max-events 1: allowed 2 … 100000000"),
+    (VAE + ["--threads", "0"], "--threads 0: allowed 1 … 1024"),
+    (VAE + ["--betas", "20", "--schedule", "paper"],
+     f"--betas 20: the schedule has {_paper_steps(20)} β steps; allowed 1 … 40"),
+])
+def test_a_setting_out_of_range_names_the_flag_as_typed(tmp_path, capsys, args, line):
+    """One line ``otviz train: --flag VALUE: reason``, exit 2, nothing written — not the
+    dataclass's or the preset's field name (``TrainConfig.batch_size``, ``otus_zee_config.epochs``)."""
+    out = tmp_path / "run"
+    assert main(args + ["--out", str(out)]) == 2
+    assert _one_error_line(capsys) == f"otviz train: {line}"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args, needles", [
-    (OTUS + ["--batch-size", "0"], ["batch_size", "--batch-size", "1 …"]),
-    (OTUS + ["--checkpoint-every", "0"], ["checkpoint_every", "--checkpoint-every"]),
-    (OTUS + ["--n-projections", "0"], ["n_projections", "1 … 10000"]),
-    (OTUS + ["--epochs", "0"], ["epochs", "--epochs"]),
-    (OTUS + ["--epochs", "-3"], ["epochs", "--epochs"]),
-    (OTUS + ["--max-events", "-5"], ["max_events", "--max-events"]),
-    (OTUS + ["--finetune-epochs", "-2"], ["finetune_epochs"]),
-    (OTUS + ["--batch-size", "-10"], ["batch_size"]),
     (OTUS + ["--lr", "0.1"], ["--lr", "not an option of otviz train otus-zee"]),
     (["train", "otus-zee", "--data", WJETS], ["wjets.nc", "train_data", "e-"]),
-    (VAE + ["--batch-size", "0"], ["batch_size", "--batch-size"]),
-    (VAE + ["--lr", "1e9"], ["lr", "--lr", "[1e-08, 1]"]),
-    (VAE + ["--betas", "0"], ["n_betas", "--betas"]),
-    (VAE + ["--max-epochs", "0"], ["max_epochs", "--max-epochs"]),
-    (VAE + ["--latent", "0"], ["latent", "--latent"]),
-    (VAE + ["--latent", "257"], ["latent", "1 … 256"]),
-    (VAE + ["--width", "4096"], ["width", "1 … 1024"]),
-    (VAE + ["--beta-min", "-1"], ["beta_min", "--beta-min"]),
-    (VAE + ["--betas", "20", "--schedule", "paper"], ["β steps", "1 … 40"]),
     (VAE + ["--epochs", "3"], ["--epochs", "not an option of otviz train emdvae-wjets"]),
     (["train", "emdvae-wjets", "--data", ZEE], ["zee_train.nc", "jet constituents"]),
     (OTUS + ["--restart", "--resume"], ["--restart and --resume"]),
@@ -145,7 +170,8 @@ def test_training_into_a_copy_of_a_shipped_run_refuses(tmp_path, capsys):
 
 def _tiny(out, *extra):
     return ["train", "otus-zee", "--data", ZEE, "--test", ZEE_TEST, "--out", str(out), "--max-events", "1000",
-            "--batch-size", "500", "--n-projections", "20", "--device", "cpu", "--quiet", *extra]
+            "--batch-size", "500", "--n-projections", "20", "--finetune-epochs", "0", "--device", "cpu", "--quiet",
+            *extra]
 
 
 def test_failed_run_directory_resume_restart_and_failure_line(tmp_path, capsys, monkeypatch):
@@ -228,7 +254,7 @@ def test_each_help_shows_the_defaults_the_commands_use(capsys):
     assert "--seed SEED random seed (chunk k is seeded from seed and k) (default: 1)" in helps["generate"]
     assert "--n-projections N_PROJECTIONS random directions of the sliced Wasserstein distance (default: 1000)" \
         in helps["evaluate"]
-    assert "(pairs ~ n²/2) (default: 1000)" in helps["dimension"]
+    assert "(pairs ~ n²/2) (default: 1000)" in helps["dimension"] and "--workers" not in helps["dimension"]
     t = helps["train"]
     assert f"random seed (default {otus.seed})" in t and otus.seed == vae.seed
     assert f"default {otus.batch_size} (otus-zee), {vae.batch_size} (emdvae-wjets)" in t
@@ -236,6 +262,96 @@ def test_each_help_shows_the_defaults_the_commands_use(capsys):
     assert f"epochs per β step at most (default {vae.max_epochs})" in t
     assert f"(default {vae.steps_per_epoch})" in t and f"(default {vae.lr:g})" in t
     assert "--from DIR an otviz checkout" in helps["data fetch"]
+    finetune = inspect.signature(otus_zee_config).parameters["finetune_epochs"].default
+    assert f"epochs at the end (default {finetune}, the shipped run's; 0: none)" in t and finetune == 20
+
+
+def test_otus_default_is_the_shipped_recipe_and_finetune_0_stays_possible(tmp_path, capsys):
+    """``otviz train otus-zee`` with no setting flag trains the shipped run's recipe (90 epochs +
+    20 of decoder fine-tuning): into a copy of the shipped run it finds that run finished."""
+    shipped = TrainConfig.from_json((PRETRAINED / "otus-zee" / "config.json").read_text())
+    assert otus_zee_config().stages == shipped.stages
+    assert [(s.name, s.epochs, s.train) for s in otus_zee_config().stages][-1] == ("decoder-finetune", 20, "decoder")
+    assert [s.name for s in otus_zee_config(finetune_epochs=0).stages] == ["anchor", "main"]
+    copy = tmp_path / "otus-zee"
+    shutil.copytree(PRETRAINED / "otus-zee", copy)
+    before = _hashes(copy)
+    assert main(["train", "otus-zee", "--out", str(copy), "--quiet"]) == 0
+    assert f"{copy}: already finished (110 epochs); nothing to do" in capsys.readouterr().out
+    assert main(["train", "otus-zee", "--out", str(copy), "--finetune-epochs", "0"]) == 2
+    _one_error_line(capsys, "stages: [anchor 8, main 82, decoder-finetune 20] → [anchor 8, main 82]")
+    assert _hashes(copy) == before
+
+
+def test_dimension_workers_is_refused_with_the_reason(capsys):
+    assert main(["dimension", str(PRETRAINED / "emdvae-wjets-centred"), "--workers", "4"]) == 2
+    assert _one_error_line(capsys) == ("otviz dimension: --workers: no such option any more: the pairwise exact "
+                                       "EMDs run in one thread (POT's solver holds the GIL, so threads made them "
+                                       "slower)")
+
+
+def _bad_config(folder: Path, shipped: str, edit) -> Path:
+    folder.mkdir()
+    d = json.loads((PRETRAINED / shipped / "config.json").read_text())
+    edit(d)
+    (folder / "config.json").write_text(json.dumps(d))
+    return folder / "config.json"
+
+
+def test_config_json_errors_name_the_file_and_the_json_field(tmp_path, capsys):
+    cases = [
+        ("otus-zee", lambda d: d.update(batch_size=0), "batch_size = 0: allowed 1 … 10000000"),
+        ("otus-zee", lambda d: d["stages"][1].update(lr=5), "stages[1].lr = 5: allowed [1e-08, 1]"),
+        ("otus-zee", lambda d: d.update(device="gpu"), 'device = "gpu": must be auto, cpu, cuda or cuda:N'),
+        ("otus-zee", lambda d: d.update(bogus=1, extra=2), "unknown fields bogus, extra"),
+        ("emdvae-wjets", lambda d: d["model_config"].update(latent=0), "model_config.latent = 0: allowed 1 … 256"),
+        ("emdvae-wjets", lambda d: d.update(max_epochs=-1), "max_epochs = -1: allowed 1 … 200"),
+    ]
+    for i, (shipped, edit, reason) in enumerate(cases):
+        cfg = _bad_config(tmp_path / f"r{i}", shipped, edit)
+        text = cfg.read_text()
+        assert main(["train", shipped, "--out", str(cfg.parent), "--resume"]) == 2
+        assert _one_error_line(capsys) == f"otviz train: {cfg}: {reason}; cannot resume this run"
+        command = "evaluate" if shipped == "otus-zee" else "dimension"
+        assert main([command, str(cfg.parent)]) == 2
+        assert _one_error_line(capsys) == f"otviz {command}: {cfg}: {reason}"
+        assert sorted(p.name for p in cfg.parent.iterdir()) == ["config.json"] and cfg.read_text() == text
+    cfg.write_text('{"batch_size": ')
+    assert main(["train", "emdvae-wjets", "--out", str(cfg.parent), "--resume"]) == 2
+    assert _one_error_line(capsys) == (f"otviz train: {cfg}: not valid JSON: Expecting value: line 1 column 16 "
+                                       "(char 15); cannot resume this run")
+
+
+def test_info_lists_every_variable_with_units_and_the_generator_attributes(capsys):
+    import xarray as xr
+
+    from otviz.cli import INFO_WIDTH
+
+    assert main(["info", WJETS]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:5] == [
+        f"{WJETS}: process=wjets events=30000 (valid)",
+        "  z(event, z_particle, component) = (30000, 2, 4) float32 [GeV]: parton-level four-vectors of the hard "
+        "process (q, q~)",
+        "  x(event, constituent, feature) = (30000, 50, 3) float32 [pt: GeV, eta, phi: rad]: jet constituents: one "
+        "weighted point cloud per jet (weight pt, position eta, phi; zero-padded)",
+        "  jet(event, jet_feature) = (30000, 4) float32 [pt: GeV, eta, phi: rad, m: GeV]: the W jet's pt, eta, phi "
+        "and mass",
+        "  attributes:"]
+    with xr.open_dataset(WJETS, engine="h5netcdf") as ds:
+        attrs = dict(ds.attrs)
+    listed = dict(ln.strip().split(": ", 1) for ln in lines[5:])
+    assert list(listed) == list(attrs)  # every generator attribute, in the file's order
+    assert listed["command"] == attrs["command"] and listed["seed"] == "5" and listed["fast"] == "1"
+    seeds = attrs["pythia_chunk_seeds"]
+    assert len(seeds) > INFO_WIDTH
+    assert listed["pythia_chunk_seeds"] == f"{seeds[:INFO_WIDTH]}… ({len(seeds)} characters)"
+    for path, names in [(ZEE_TEST, ["z", "x"]), (str(DATA / "ttbar_test.nc"), ["z", "x"])]:
+        assert main(["info", path]) == 0
+        out = capsys.readouterr().out
+        assert [ln.split("(")[0].strip() for ln in out.splitlines()[1:3]] == names
+    assert "  x(event, x_particle, component) = (25000, 6, 4) float32 [GeV]: detector-level four-vectors " \
+           "(e-, MET, jet1, jet2, jet3, jet4)" in out
 
 
 def test_shipped_sample_commands_are_the_recorded_ones():

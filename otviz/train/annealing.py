@@ -134,7 +134,10 @@ class AnnealConfig:
         check_device(own, self.device)
         if not isinstance(self.model_config, EMDVAEConfig):
             raise ConfigError(f"{own}.model_config: must be an EMDVAEConfig", "model_config")
-        self.model_config.validate()
+        try:
+            self.model_config.validate()
+        except ConfigError as exc:
+            raise exc.nested("model_config")
         if not isinstance(self.schedule, list) or not all(
                 isinstance(p, AnnealPass) and isinstance(p.betas, list) for p in self.schedule):
             raise ConfigError(f"{own}.schedule: must be a list of passes (name, betas)", "schedule")
@@ -143,13 +146,14 @@ class AnnealConfig:
         if not lo <= n <= hi:
             raise ConfigError(f"{own}.schedule has {n} β steps: allowed {lo} … {hi}"
                               + (" (the annealing schedule has no β steps)" if n == 0 else ""), "n_steps", n,
-                              f"{lo} … {hi}")
+                              f"{lo} … {hi}", reason=f"the schedule has {n} β steps; allowed {lo} … {hi}")
         lo, hi = self.BOUNDS["beta"]
         for p in self.schedule:
             for b in p.betas:
                 if isinstance(b, bool) or not isinstance(b, (int, float)) or not (lo <= b <= hi):
                     raise ConfigError(f"{own}.schedule: every β must be > 0 and in [{lo:g}, {hi:g}]; got {b!r} "
-                                      f"in pass {p.name!r}", "beta", b, f"[{lo:g}, {hi:g}]")
+                                      f"in pass {p.name!r}", "beta", b, f"[{lo:g}, {hi:g}]",
+                                      reason=f"every β must be in [{lo:g}, {hi:g}]; got {b!r} in pass {p.name!r}")
         return self
 
     @property
@@ -172,12 +176,17 @@ class AnnealConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ConfigError(f"unknown annealing config fields: {sorted(unknown)}")
+            raise ConfigError(f"unknown annealing config fields: {sorted(unknown)}", sorted(unknown)[0],
+                              reason=f"unknown field{'s' * (len(unknown) > 1)} {', '.join(sorted(unknown))}")
         if d.get("kind", "emdvae-anneal") != "emdvae-anneal":
-            raise ConfigError(f"not an annealing config (kind={d.get('kind')!r})", "kind")
+            raise ConfigError(f"not an annealing config (kind={d.get('kind')!r})", "kind", d.get("kind"),
+                              reason="not an annealing config")
         try:
             d["schedule"] = [AnnealPass(**p) for p in d.get("schedule", [])]
-            d["model_config"] = EMDVAEConfig(**d.get("model_config", {}))
+            try:
+                d["model_config"] = EMDVAEConfig(**d.get("model_config", {}))
+            except ConfigError as exc:
+                raise exc.nested("model_config")
             return cls(**d)
         except ConfigError:
             raise
@@ -192,7 +201,8 @@ def check_anneal_preset(n_betas, beta_min, beta_max) -> None:
         check_number("emdvae_wjets_config", name, b, *AnnealConfig.BOUNDS["beta"])
     if beta_min > beta_max:
         raise ConfigError(f"emdvae_wjets_config: beta_min = {beta_min:g} exceeds beta_max = {beta_max:g}",
-                          "beta_min", beta_min, f"≤ beta_max ({beta_max:g})")
+                          "beta_min", beta_min, f"≤ beta_max ({beta_max:g})",
+                          reason=f"exceeds the largest β, {beta_max:g}")
 
 
 SCHEDULES = ("primed", "production", "paper")

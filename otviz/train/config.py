@@ -16,14 +16,15 @@ def check_device(owner: str, device) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     if not (device in DEVICES or (isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit())):
         raise ConfigError(f"{owner}.device = {device!r}: must be auto, cpu, cuda or cuda:N", "device", device,
-                          "auto | cpu | cuda | cuda:N")
+                          "auto | cpu | cuda | cuda:N", reason="must be auto, cpu, cuda or cuda:N")
 
 
 def _check_str(owner: str, name: str, value, optional: bool = False) -> None:
     if value is None and optional:
         return
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{owner}.{name} = {value!r}: must be a non-empty string", name, value, "a non-empty string")
+        raise ConfigError(f"{owner}.{name} = {value!r}: must be a non-empty string", name, value, "a non-empty string",
+                          reason="must be a non-empty string")
 
 
 @dataclass
@@ -106,15 +107,20 @@ class TrainConfig:
         check_choice(own, "loss_space", self.loss_space, ("standardised", "raw"))
         check_device(own, self.device)
         if not isinstance(self.mass_feature, bool):
-            raise ConfigError(f"{own}.mass_feature = {self.mass_feature!r}: must be true or false", "mass_feature")
+            raise ConfigError(f"{own}.mass_feature = {self.mass_feature!r}: must be true or false", "mass_feature",
+                              self.mass_feature, reason="must be true or false")
         if not isinstance(self.stages, list) or not all(isinstance(s, Stage) for s in self.stages):
             raise ConfigError(f"{own}.stages: must be a list of Stage", "stages")
-        for s in self.stages:
-            s.validate()
+        for i, s in enumerate(self.stages):
+            try:
+                s.validate()
+            except ConfigError as exc:
+                raise exc.nested(f"stages[{i}]")
         hi = self.BOUNDS["epochs"][1] + self.BOUNDS["finetune_epochs"][1]
         if not 1 <= self.total_epochs <= hi:
             raise ConfigError(f"{own}.stages: {self.total_epochs} epochs in all; allowed 1 … {hi}", "epochs",
-                              self.total_epochs, f"1 … {hi}")
+                              self.total_epochs, f"1 … {hi}",
+                              reason=f"{self.total_epochs} epochs in all stages; allowed 1 … {hi}")
         mc = self.model_config
         if not isinstance(mc, OTUSConfig):
             raise ConfigError(f"{own}.model_config: must be an OTUSConfig", "model_config")
@@ -122,11 +128,14 @@ class TrainConfig:
             parts = getattr(mc, name)
             if not parts or not all(isinstance(p, str) and p for p in parts):
                 raise ConfigError(f"OTUSConfig.{name} = {parts!r}: must be a non-empty list of particle names", name)
-        for g in (mc.encoder, mc.decoder):
+        for name, g in (("encoder", mc.encoder), ("decoder", mc.decoder)):
             if not isinstance(g, GeneratorConfig):
                 raise ConfigError("OTUSConfig.encoder/decoder: must be GeneratorConfig", "model_config")
             if hasattr(g, "validate"):
-                g.validate()
+                try:
+                    g.validate()
+                except ConfigError as exc:
+                    raise exc.nested(f"model_config.{name}")
         if self.anchor_particle not in mc.x_particles or self.anchor_particle not in mc.z_particles:
             raise ConfigError(f"{own}.anchor_particle = {self.anchor_particle!r}: must be one of the particles in "
                               f"both z {list(mc.z_particles)} and x {list(mc.x_particles)}", "anchor_particle")
@@ -152,10 +161,25 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ConfigError(f"unknown training config fields: {sorted(unknown)}")
+            raise ConfigError(f"unknown training config fields: {sorted(unknown)}", sorted(unknown)[0],
+                              reason=f"unknown field{'s' * (len(unknown) > 1)} {', '.join(sorted(unknown))}")
         try:
-            d["stages"] = [Stage(**s) for s in d.get("stages", [])]
-            d["model_config"] = OTUSConfig.from_dict(d["model_config"])
+            stages = []
+            for i, s in enumerate(d.get("stages", [])):
+                try:
+                    stages.append(Stage(**s))
+                except ConfigError as exc:
+                    raise exc.nested(f"stages[{i}]")
+            d["stages"] = stages
+            for name in ("encoder", "decoder"):  # name the generator of a bad field
+                try:
+                    GeneratorConfig(**d["model_config"][name])
+                except ConfigError as exc:
+                    raise exc.nested(f"model_config.{name}")
+            try:
+                d["model_config"] = OTUSConfig.from_dict(d["model_config"])
+            except ConfigError as exc:
+                raise exc.nested("model_config")
             return cls(**d)
         except ConfigError:
             raise
@@ -163,13 +187,13 @@ class TrainConfig:
             raise ConfigError(f"malformed training config: {type(exc).__name__}: {exc}") from exc
 
 
-def otus_zee_config(epochs: int = 90, finetune_epochs: int = 0, **overrides) -> TrainConfig:
+def otus_zee_config(epochs: int = 90, finetune_epochs: int = 20, **overrides) -> TrainConfig:
     """The staged Z→ee schedule of OTUS §6.3.3 scaled to ``epochs``: an anchor stage
     (βE = βD = 50, the paper's 80 of 880 epochs ≈ 9 %), then the anchors off with the learning
-    rate decaying as 1/(1 + e/10); optionally ``finetune_epochs`` of decoder-only fine-tuning on
-    SW(x, D(z)) at lr 1e-3 (the shipped run: 20; it sets the decoder's noise, hence the m_ee width
-    of D(z), which the joint loss leaves too narrow). Batches of 5,000 (20 Adam steps per epoch on
-    the 100k shipped events); both generators start near the identity (``out_init_scale`` 0.1).
+    rate decaying as 1/(1 + e/10); then ``finetune_epochs`` (default 20, the shipped run's; 0: none)
+    of decoder-only fine-tuning on SW(x, D(z)) at lr 1e-3 (it sets the decoder's noise, hence the
+    m_ee width of D(z), which the joint loss leaves too narrow). Batches of 5,000 (20 Adam steps
+    per epoch on the 100k shipped events); both generators start near the identity (``out_init_scale`` 0.1).
     Masses of the Minkowski layer: the table ``otviz.physics.masses`` (m_e)."""
     for name, value in (("epochs", epochs), ("finetune_epochs", finetune_epochs)):
         check_number("otus_zee_config", name, value, *TrainConfig.BOUNDS[name], integer=True)

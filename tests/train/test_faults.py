@@ -33,7 +33,8 @@ def _env(slow: str | None = None):
 def _otus_cmd(rundir):
     return [sys.executable, "-m", "otviz.cli", "train", "otus-zee", "--out", str(rundir), "--data", TRAIN,
             "--test", TEST, "--epochs", str(EPOCHS), "--max-events", "2000", "--batch-size", "500",
-            "--n-projections", "50", "--checkpoint-every", str(EVERY), "--seed", "1", "--device", "cpu", "--quiet"]
+            "--n-projections", "50", "--checkpoint-every", str(EVERY), "--seed", "1", "--device", "cpu", "--quiet",
+            "--finetune-epochs", "0"]
 
 
 def _tmp_files(rundir: Path):

@@ -23,7 +23,7 @@ TEST = str(ROOT / "data" / "zee_test.nc")
 
 def small_config(epochs=4, **kw):
     base = dict(train_data=TRAIN, test_data=TEST, max_events=4000, batch_size=1000, n_projections=100,
-                checkpoint_every=1, seed=3)
+                checkpoint_every=1, seed=3, finetune_epochs=0)
     base.update(kw)
     return otus_zee_config(epochs=epochs, **base)
 
@@ -72,7 +72,8 @@ def test_short_training_lowers_loss_and_sw(tmp_path):
 def _train_cmd(rundir, epochs):
     return [sys.executable, "-m", "otviz.cli", "train", "otus-zee", "--data", TRAIN, "--test", TEST,
             "--out", str(rundir), "--epochs", str(epochs), "--max-events", "4000", "--batch-size", "1000",
-            "--n-projections", "100", "--checkpoint-every", "1", "--seed", "3", "--device", "cpu", "--quiet"]
+            "--n-projections", "100", "--checkpoint-every", "1", "--seed", "3", "--device", "cpu", "--quiet",
+            "--finetune-epochs", "0"]
 
 
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
