@@ -63,6 +63,41 @@ def make_dataset(z, x, z_particles, x_particles=None, jet=None, attrs=None) -> x
     return ds
 
 
+# unit of each four-vector component / constituent feature / jet feature ("" for none)
+UNITS = {"px": "GeV", "py": "GeV", "pz": "GeV", "E": "GeV", "pt": "GeV", "eta": "", "phi": "rad", "m": "GeV"}
+# what each variable holds ("x" of a jet sample: "x_constituents")
+CONTENTS = {
+    "z": "parton-level four-vectors of the hard process",
+    "x": "detector-level four-vectors",
+    "x_constituents": "jet constituents: one weighted point cloud per jet (weight pt, position eta, phi; "
+                      "zero-padded)",
+    "jet": "the W jet's pt, eta, phi and mass",
+}
+
+
+def describe_variables(ds: xr.Dataset) -> list[dict]:
+    """One record per data variable of a sample: ``name``, ``dims``, ``shape``, ``dtype``, ``units``
+    (one unit, or ``"pt: GeV, eta, phi: rad"`` along a feature/component axis), ``particles`` (of a
+    four-vector variable, else empty) and ``contents``."""
+    out = []
+    for name, var in ds.data_vars.items():
+        last = var.dims[-1] if var.dims else None
+        labels = [str(v) for v in ds[last].values] if last in ds.coords else []
+        if labels and all(v in UNITS for v in labels):
+            units = {UNITS[v] for v in labels}
+            unit = units.pop() if len(units) == 1 else ", ".join(f"{v}: {UNITS[v]}" if UNITS[v] else v for v in labels)
+        else:
+            unit = str(var.attrs.get("units", ""))
+        axis = var.dims[1] if len(var.dims) > 1 else None
+        four_vector = axis is not None and axis.endswith("_particle") and axis in ds.coords
+        particles = [str(v) for v in ds[axis].values] if four_vector else []
+        key = "x_constituents" if name == "x" and "constituent" in var.dims else name
+        out.append({"name": name, "dims": tuple(var.dims), "shape": tuple(var.shape), "dtype": str(var.dtype),
+                    "units": unit, "particles": particles,
+                    "contents": CONTENTS.get(key) or str(var.attrs.get("long_name", ""))})
+    return out
+
+
 def validate(ds: xr.Dataset, source: str = "<dataset>") -> xr.Dataset:
     """Check structure and physics of a sample; raise :class:`DataValidationError` otherwise."""
 

@@ -107,3 +107,29 @@ def test_crash_during_write_leaves_target_untouched(good, monkeypatch):
 def test_overwrite_replaces_atomically(good):
     save(sample(seed=5), good, overwrite=True)
     assert load(good).attrs["seed"] == 5
+
+
+def test_describe_variables_gives_units_per_feature_and_the_particles():
+    from otviz.data.io import describe_variables
+
+    rng = np.random.default_rng(1)
+    n = 7
+    z = fv.from_ptetaphim(rng.uniform(200, 300, (n, 2)), rng.normal(0, 1, (n, 2)), rng.uniform(-3, 3, (n, 2)), 0.0)
+    jets = make_dataset(z, rng.uniform(0, 1, (n, 5, 3)), ("q", "q~"), None, jet=rng.uniform(1, 2, (n, 4)),
+                        attrs={"process": "wjets"})
+    rows = {r["name"]: r for r in describe_variables(jets)}
+    assert list(rows) == ["z", "x", "jet"]
+    assert rows["z"] | {"contents": ""} == {"name": "z", "dims": ("event", "z_particle", "component"),
+                                           "shape": (n, 2, 4), "dtype": "float32", "units": "GeV",
+                                           "particles": ["q", "q~"], "contents": ""}
+    assert rows["x"]["shape"] == (n, 5, 3) and rows["x"]["units"] == "pt: GeV, eta, phi: rad"
+    assert rows["x"]["particles"] == [] and "weighted point cloud" in rows["x"]["contents"]
+    assert rows["jet"]["dims"] == ("event", "jet_feature") and rows["jet"]["units"] == "pt: GeV, eta, phi: rad, m: GeV"
+    leptons = {r["name"]: r for r in describe_variables(sample(n=3))}
+    assert leptons["x"]["units"] == "GeV" and leptons["x"]["particles"] == ["e-", "e+"]
+    assert leptons["x"]["shape"] == (3, 2, 4) and leptons["x"]["contents"] == "detector-level four-vectors"
+    extra = sample(n=3).assign(weight=(("event",), np.ones(3, np.float32)))
+    extra["weight"].attrs.update(units="pb", long_name="event weight")
+    assert describe_variables(extra)[-1] | {"dims": None} == {
+        "name": "weight", "dims": None, "shape": (3,), "dtype": "float32", "units": "pb", "particles": [],
+        "contents": "event weight"}
