@@ -104,3 +104,28 @@ def test_settings_and_errors():
     assert "HadronLevel:all = off" not in pythia_settings("zee", seed=5, fast=False)
     with pytest.raises(ValueError, match="unknown process 'foo'"):
         get_process("foo")
+
+
+def test_each_pythia_copies_the_process_defaults_and_gives_a_fresh_pythias_events():
+    import awkward as ak
+    import pythia8mc
+
+    from otviz.data import pythia as gen
+
+    settings = pythia_settings("zee", 4321, fast=True)
+    fresh = pythia8mc.Pythia("", False)  # the reference: Pythia's XML database read anew
+    for s in settings:
+        assert fresh.readString(s)
+    assert fresh.init()
+    copies = [gen.make_pythia(settings) for _ in range(2)]
+    ref = fresh.nextBatch(40).prt.p
+    for py in copies:
+        got = py.nextBatch(40).prt.p
+        for k in ("px", "py", "pz", "e"):
+            assert ak.all(got[k] == ref[k])
+        assert py.rndm.getState().sequence == fresh.rndm.getState().sequence
+    # the defaults are read once per process and stay pristine (a chunk's settings go to its copy)
+    assert gen._defaults() is gen._defaults()
+    assert gen._defaults().settings.mode("Random:seed") == -1
+    assert not gen._defaults().settings.flag("WeakSingleBoson:ffbar2gmZ")
+    assert copies[0].settings.mode("Random:seed") == 4321
