@@ -96,8 +96,8 @@ class LatentExplorer(pn.viewable.Viewer):
     def _tabs(self, sidebar: pn.Column | None):
         """The page tabs. A page is built when its tab is first shown (a new session computes only
         the first page); with a ``sidebar``, a page's ``controls()`` go there while it is shown. In
-        a served session a page opened later is built in a thread, so the page shows its progress
-        (:meth:`busy`) instead of freezing."""
+        a served session a kind's page opened later is built in a thread, so the page shows its
+        progress (:meth:`busy`) instead of freezing; Train and Runs are quick and built in place."""
         pages = self.pages()
         holders = [pn.Column(sizing_mode="stretch_width") for _ in pages]
         controls: dict[int, object] = {}
@@ -124,7 +124,7 @@ class LatentExplorer(pn.viewable.Viewer):
         def show(i: int, first: bool = False):
             if not holders[i].objects:  # the page's view is made and computed on first show
                 doc = pn.state.curdoc
-                if first or doc is None or doc.session_context is None:
+                if first or doc is None or doc.session_context is None or pages[i][1] in (TRAIN.key, RUNS.key):
                     holders[i].objects = build(i)
                 else:
                     holders[i].objects = [pn.pane.Markdown(f"Preparing the {pages[i][0]} page …")]
