@@ -18,9 +18,10 @@ of about a minute on one worker, e.g. ``--process zee --scale 5 --dask-only``), 
   * steady state — events / the work phase only (cluster up → last chunk back), so the fixed
                    start-up/shut-down cost, which does not shrink with more workers, is left out;
 
-with the phases (start-up, work, close, merge) and the workers' utilisation (the chunks' summed
-wall time / (workers × work phase)). The medians over the repeats are printed last. On a shared
-machine the 2-worker case needs both cores: read ``uptime`` before trusting a ratio.
+with the phases (start-up, work, close, merge), the workers' utilisation (the chunks' summed wall
+time / (workers × work phase)) and the chunks' CPU/wall (below ~95 %: the workers shared their
+cores with other processes). The medians over the repeats are printed last. On a shared machine
+the 2-worker case needs both cores: read ``uptime`` and CPU/wall before trusting a ratio.
 """
 from __future__ import annotations
 
@@ -64,9 +65,10 @@ def dask_phases(process, n, workers, fast=True):
 
 def _describe(stats, workers):
     p = stats["phases"]
-    util = sum(stats["chunk_seconds"]) / (workers * p["work"])
+    wall, cpu = sum(stats["chunk_seconds"]), sum(stats["chunk_cpu_seconds"])
     return (f"{stats['seconds']:5.1f} s = start-up {p['startup']:.1f} + work {p['work']:.1f} + close {p['close']:.1f}"
-            f" (merge {p['merge']:.2f}); utilisation {util:.0%}")
+            f" (merge {p['merge']:.2f}); utilisation {wall / (workers * p['work']):.0%}, chunks' CPU/wall "
+            f"{cpu / wall:.0%}")
 
 
 def dask_only(proc, n, repeat):

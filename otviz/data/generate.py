@@ -116,11 +116,12 @@ def chunk_sizes(n_events: int, chunk_size: int) -> list[int]:
 def run_chunk(**kw) -> dict:
     """One chunk as run on a worker: :func:`otviz.data.pythia.generate_chunk` with its arrays as
     float32 (the stored dtype, so the merged sample is unchanged and half the bytes travel back),
-    plus ``seconds``, the chunk's wall time on the worker."""
-    t = time.perf_counter()
+    plus ``seconds`` and ``cpu_seconds``, the chunk's wall and CPU time on the worker (CPU well
+    below wall: the worker had to share its core)."""
+    t, c = time.perf_counter(), time.process_time()
     out = gen.generate_chunk(**kw)
     out = {k: v.astype(np.float32) if isinstance(v, np.ndarray) else v for k, v in out.items()}
-    out["seconds"] = time.perf_counter() - t
+    out["seconds"], out["cpu_seconds"] = time.perf_counter() - t, time.process_time() - c
     return out
 
 
@@ -226,9 +227,10 @@ def generate(
         "generated_per_s": n_generated / seconds,
         "workers": workers if not scheduler else scheduler,
         # wall seconds of each phase (startup + work + close = seconds; merge comes after) and the
-        # chunks' own wall seconds on the workers (their sum is the generation work itself)
+        # chunks' own wall and CPU seconds on the workers (their sum is the generation work itself)
         "phases": phases,
         "chunk_seconds": chunk_seconds,
+        "chunk_cpu_seconds": [r["cpu_seconds"] for r in results],
     }
     return ds, stats
 

@@ -48,6 +48,7 @@ def test_same_seed_same_file_and_worker_count_does_not_matter(two_workers, tmp_p
     assert set(p) == {"startup", "work", "close", "merge"}
     assert p["startup"] + p["work"] + p["close"] == pytest.approx(stats["seconds"], abs=0.05)
     assert len(stats["chunk_seconds"]) == 3 and 0 < sum(stats["chunk_seconds"]) <= p["work"]
+    assert 0 < sum(stats["chunk_cpu_seconds"]) <= sum(stats["chunk_seconds"]) * 1.2
     for k in ("pythia_settings", "pythia_chunk_seeds", "detector_config", "n_generated"):
         assert again.attrs[k] == ref.attrs[k]
     other, _ = generate("zee", CHUNK, seed=8, workers=1, chunk_size=CHUNK, progress=False)
@@ -81,7 +82,7 @@ def test_a_chunk_comes_back_as_the_stored_float32_of_generate_chunk():
         assert out[k].dtype == np.float32
         np.testing.assert_array_equal(out[k], ref[k].astype(np.float32))
     assert out["n_generated"] == ref["n_generated"] and out["sigma_gen_mb"] == ref["sigma_gen_mb"]
-    assert out["seconds"] > 0
+    assert out["seconds"] > 0 and 0 < out["cpu_seconds"] <= out["seconds"] * 1.2
 
 
 def test_chunk_sizes():
