@@ -384,15 +384,23 @@ def run_sweep(preset: str, grid: dict, out, workers: int = 2, scheduler: str | N
     ``progress``: see :mod:`otviz.progress` (runs done / total); ``report(result)`` is called
     for each run trained."""
     from ..atomic import atomic_path
+    from ..errors import RunExistsError
     from ..progress import as_progress
+    from .trainer import format_differences
 
     plan = plan_sweep(preset, grid, out, **options)
     kind = kinds.for_preset(preset)
     run_cls = kind.run_class()
     todo = []
     for d, c, p in zip(plan.rundirs, plan.configs, plan.points):
+        try:  # validates, refuses a directory holding other settings, writes a new run's config.json
+            run_cls(d, c)
+        except RunExistsError as exc:
+            if not exc.differences:
+                raise
+            raise RunExistsError(f"{d}: holds a run with other settings ({format_differences(exc.differences)}); "
+                                 "give another output directory or delete that run", exc.differences) from None
         if not is_done(d):
-            run_cls(d, c)  # validates, refuses a directory holding other settings, writes config.json
             todo.append((d, p))
     total = len(plan.points)
     step = as_progress(progress, desc="otviz sweep")

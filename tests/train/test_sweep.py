@@ -104,6 +104,11 @@ def test_rerun_skips_finished_runs(swept):
     first = xr.load_dataset(swept["out"] / "sweep.nc", engine="h5netcdf")
     np.testing.assert_array_equal(ds.final_loss.values, first.final_loss.values)
     np.testing.assert_array_equal(ds.ratio.values, first.ratio.values)
+    # other settings in the same directory are refused, naming the field, before anything is touched
+    with pytest.raises(FileExistsError, match=r"lam=1__beta_anchor=0: holds a run with other settings "
+                                              r"\(max_events: 1000 → 900\); give another output directory"):
+        sweep.run_sweep("otus-zee", GRID, swept["out"], **{**_options(swept["test"]), "max_events": 900})
+    assert [f.stat().st_mtime_ns for f in files] == stamps
 
 
 def test_stage_settings_follow_the_preset():
