@@ -5,6 +5,11 @@ write, Tornado raises ``WebSocketClosedError`` inside a task nobody awaits any m
 prints "Task exception was never retrieved" with a traceback in the server's console — on every
 tab closed during a training run. :func:`quiet_closed_sockets` installs an event-loop exception
 handler that logs those as one line and hands every other exception to the previous handler.
+
+A second race of the same kind: when a session is destroyed (Panel's cleanup) before its
+websocket's ``on_close`` runs, Bokeh's ``WSHandler.on_close`` reads ``connection.session`` of a
+detached connection and Tornado logs "Uncaught exception … AssertionError". :func:`guard_ws_close`
+wraps ``on_close`` so that a connection whose session is already gone is only discarded.
 """
 from __future__ import annotations
 
@@ -43,3 +48,25 @@ def quiet_closed_sockets(loop: asyncio.AbstractEventLoop | None = None) -> None:
 
     loop.set_exception_handler(handler)
     loop._otviz_quiet_closed_sockets = True
+    guard_ws_close()
+
+
+def guard_ws_close() -> None:
+    """Make Bokeh's websocket close handler tolerate a connection whose session was destroyed first
+    (installed once per process)."""
+    from bokeh.server.views.ws import WSHandler
+
+    if getattr(WSHandler.on_close, "_otviz_guarded", False):
+        return
+    original = WSHandler.on_close
+
+    def on_close(self) -> None:
+        connection = getattr(self, "connection", None)
+        if connection is not None and getattr(connection, "_session", True) is None:
+            log.info("a browser tab closed after its session was destroyed")
+            self.application.client_lost(connection)  # forget the connection; its session is gone
+            return
+        original(self)
+
+    on_close._otviz_guarded = True
+    WSHandler.on_close = on_close

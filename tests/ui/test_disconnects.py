@@ -37,3 +37,46 @@ def test_closed_socket_is_one_log_line_and_other_errors_still_reported(caplog):
         assert len(seen) == 1 and isinstance(seen[0], ValueError)  # passed on to the previous handler
     finally:
         loop.close()
+
+
+def test_a_socket_closing_after_its_session_was_destroyed_is_only_discarded(caplog):
+    """Bokeh's WSHandler.on_close on a connection already detached from its (destroyed) session raised
+    AssertionError in the server log; guarded, the connection is discarded and one line logged."""
+    from bokeh.server.connection import ServerConnection
+    from bokeh.server.views.ws import WSHandler
+
+    from otviz.ui.disconnects import guard_ws_close
+
+    guard_ws_close()
+    guard_ws_close()
+    lost = []
+
+    class Session:
+        def subscribe(self, connection):
+            pass
+
+        def unsubscribe(self, connection):
+            pass
+
+        def notify_connection_lost(self):
+            lost.append("notified")
+
+    class Application:
+        def client_lost(self, connection):
+            lost.append("lost")
+            connection.detach_session()
+
+    class Handler:
+        application = Application()
+
+    handler = Handler()
+    handler.connection = ServerConnection(None, None, None, Session())
+    handler.connection.detach_session()  # the session was destroyed first
+    with caplog.at_level(logging.INFO, logger="otviz.ui"):
+        WSHandler.on_close(handler)
+    assert lost == ["lost"]
+    assert "closed after its session was destroyed" in caplog.text
+    handler.connection = ServerConnection(None, None, None, Session())  # the usual order: Bokeh's own path
+    handler.close_code, handler.close_reason = None, None
+    WSHandler.on_close(handler)
+    assert lost == ["lost", "notified", "lost"]
