@@ -136,3 +136,31 @@ def test_mass_coordinate_is_the_breit_wigner_cdf_of_the_truth_batch():
     sw = [float(sliced_wasserstein(features(truth, scale, (m0, gamma)), features(b, scale, (m0, gamma)), theta=th))
           for b in (same, wide)]
     assert sw[1] > 3 * sw[0]  # a 1.4× wider peak stands out of the sampling noise
+
+
+def test_constant_output_components_stay_constant_and_pt_order_sorts_the_jets():
+    """MET has p_z ≡ 0 in the data (σ = 0): the decoder outputs exactly 0 there (a zero spread
+    must not turn the input residual's ν̄ p_z into a 10¹² loss in standardised units). With
+    ``pt_order`` the named slots come out in decreasing pT, the others untouched."""
+    zp, xp = ("e-", "nu_e~", "b", "b~"), ("e-", "MET", "jet1", "jet2")
+    g = GeneratorConfig(hidden=16, conditional_noise=False, noise_dim=4, residual_core=True, input_residual=True)
+    z = toy(particles=4, seed=4)
+    x = toy(particles=4, seed=5)
+    x[:, 1, 2] = 0.0  # MET p_z
+    x[:, 1, 3] = fv.pt(x[:, 1])
+    for order in ((), ("jet1", "jet2")):
+        torch.manual_seed(0)
+        model = OTUS(OTUSConfig(z_particles=zp, x_particles=xp, encoder=g, decoder=g, pt_order=order)).double()
+        model.fit_standardisation(x, z)
+        out = model.decode(z, torch.Generator().manual_seed(0))
+        assert torch.equal(out[:, 1, 2], torch.zeros(256, dtype=torch.float64))
+        assert torch.all(out[:, 0, 2] != 0)  # the electron's p_z is not constant
+        if order:
+            pt = fv.pt(out[:, 2:])
+            assert torch.all(pt[:, 0] >= pt[:, 1]) and not torch.all(fv.pt(unsorted[:, 2]) >= fv.pt(unsorted[:, 3]))
+            torch.testing.assert_close(out[:, :2], unsorted[:, :2])  # same weights (seeded), same e⁻ and MET
+            torch.testing.assert_close(torch.sort(pt, 1).values, torch.sort(fv.pt(unsorted[:, 2:]), 1).values)
+        else:
+            unsorted = out
+    with pytest.raises(ValueError, match="'jet7' is not an x particle"):
+        OTUSConfig(z_particles=zp, x_particles=xp, pt_order=("jet7",))
