@@ -668,14 +668,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the directory's run with its stored settings (setting flags are ignored)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto: CUDA when present")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
-    t.add_argument("--batch-size", type=count, help="default 5000 (otus-zee), 100 (emdvae-wjets)")
+    t.add_argument("--batch-size", type=count, help="default 5000 (otus-zee), 100 (emdvae-wjets), 5000 (otus-ttbar)")
     t.add_argument("--max-events", type=count, help="use only the first N training events")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    o = t.add_argument_group("otus-zee")
-    o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90)")
+    o = t.add_argument_group("otus-zee, otus-ttbar")
+    o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90; otus-ttbar 400)")
     o.add_argument("--finetune-epochs", type=count,
                    help="decoder-only SW(x, D(z)) epochs at the end (default 20, the shipped run's; 0: none)")
-    o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc)")
+    o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc; otus-ttbar data/ttbar_test.nc)")
     o.add_argument("--n-projections", type=count, help="sliced Wasserstein directions (default 1000)")
     o.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints (default 5)")
     o.add_argument("--no-mass-feature", action="store_true",
