@@ -85,6 +85,17 @@ def test_a_chunk_comes_back_as_the_stored_float32_of_generate_chunk():
     assert out["seconds"] > 0 and 0 < out["cpu_seconds"] <= out["seconds"] * 1.2
 
 
+def test_a_worker_imports_neither_torch_nor_xarray():
+    """What a generation worker imports to run a chunk (start-up cost paid by every worker)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, otviz.data.generate as g; g.run_chunk(process='zee', n_events=5, seed=1); "
+            "print(sorted(m for m in ('torch', 'xarray', 'pandas', 'fastjet') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_chunk_sizes():
     assert chunk_sizes(1000, 300) == [300, 300, 300, 100]
     assert chunk_sizes(600, 300) == [300, 300]
