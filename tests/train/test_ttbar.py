@@ -178,3 +178,26 @@ def test_end_to_end_gaussian_smearing_widths_are_learned(tmp_path):
     assert std_z.tolist() == pytest.approx([s] * 3, rel=0.08), (std_x, std_z)
     assert xp[..., :3].reshape(-1, 3).mean(0).abs().max() < 0.1 * s
     assert run.history[-1]["p_accept"] == 1.0  # every event passes pT > 0
+
+
+def test_otviz_train_otus_ttbar_on_the_shipped_sample_and_load_run_decodes_six_particles(tmp_path, capsys):
+    """``otviz train otus-ttbar`` (the preset's settings, shortened) on data/ttbar_train.nc; the
+    run is a tt̄ OTUS run and ``load_run(...).model.decode`` maps (events, 6, 4) GeV to (events, 6, 4)
+    GeV on the table's mass shells (e⁻, MET and jets massless to float32 precision; MET p_z = 0)."""
+    from otviz.cli import main
+
+    out = tmp_path / "ttbar"
+    assert main(["train", "otus-ttbar", "--out", str(out), "--epochs", "1", "--finetune-epochs", "1",
+                 "--max-events", "2000", "--batch-size", "1000", "--n-projections", "50", "--quiet"]) == 0
+    assert "done: 2 epochs" in capsys.readouterr().out
+    d = json.loads((out / "config.json").read_text())
+    assert d["kind"] == "otus-ttbar" and d["train_data"] == "data/ttbar_train.nc"
+    assert [s["train"] for s in d["stages"]] == ["both", "decoder"] and d["stages"][0]["lam"] == 20.0
+    run = otviz.load_run(out)
+    assert run.kind == "otus-ttbar" and run.config.model_config.acceptance == AcceptanceCuts()
+    z = torch.as_tensor(otviz.data.load(run.config.test_data)["z"].values[:500])
+    x = run.model.decode(z, torch.Generator().manual_seed(0))
+    assert x.shape == (500, 6, 4) and x.dtype == torch.float32
+    torch.testing.assert_close(x[..., 3], x[..., :3].norm(dim=-1), rtol=1e-5, atol=1e-5)  # E = |p| (m ≤ m_e)
+    assert torch.all(x[:, 1, 2] == 0)  # MET has no p_z
+    assert all(0.3 < h["p_accept"] < 1.0 for h in run.history)
