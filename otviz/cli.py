@@ -672,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-events", type=count, help="use only the first N training events")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     o = t.add_argument_group("otus-zee, otus-ttbar")
-    o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90; otus-ttbar 400)")
+    o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90; otus-ttbar 600)")
     o.add_argument("--finetune-epochs", type=count,
                    help="decoder-only SW(x, D(z)) epochs at the end (default 20, the shipped run's; 0: none)")
     o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc; otus-ttbar data/ttbar_test.nc)")

@@ -256,12 +256,13 @@ class TtbarConfig(TrainConfig):
         return super().from_json(text)
 
 
-def otus_ttbar_config(epochs: int = 400, finetune_epochs: int = 10, **overrides) -> TtbarConfig:
+def otus_ttbar_config(epochs: int = 600, finetune_epochs: int = 10, **overrides) -> TtbarConfig:
     """The tt̄ OTUS of §6.2.3/§6.3.3 on CPU: λ = 20, βE = βD = 0 (the input-to-output residual
     makes the anchors redundant), Adam lr 1e-3 for ``epochs``, then ``finetune_epochs`` of
     decoder-only SW(x, p̄_D(x)) with the encoder frozen at lr 1e-4 (the paper: ~1000 + 10 epochs
     of batches of 20,000 on 423k events). Batches of 5,000: 10 Adam steps per epoch on the 50k
-    shipped events, ≈ 6 s of CPU per epoch on 2 cores (pilots), so the default fits in ≈ 45 min.
+    shipped events; pilots on the shared 2-core machine: 1.7 s of CPU per epoch when idle, 5.4 s
+    when loaded (load 7–9), so the default takes 17–55 min of CPU.
     Both generators: fixed 18-d N(0, 1) noise, the residual BatchNorm core (K = 64), the
     input-to-output residual, starting near the identity (``out_init_scale`` 0.1); Minkowski
     masses from the table (b 4.7 GeV); acceptance: lepton pT > 10 GeV, |η| < 2.5, four jets
