@@ -52,8 +52,9 @@ class TrainSettings(param.Parameterized):
                # typed, not slid: their ranges span 1 … 1e7–1e8, where a slider cannot pick 5000 or 20000
                "batch_size": pn.widgets.IntInput, "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}
 
-    epochs = param.Integer(default=90, bounds=config_bounds(TrainConfig, "epochs", (1, 5000)))
-    finetune_epochs = param.Integer(default=0, bounds=config_bounds(TrainConfig, "finetune_epochs", (0, 5000)),
+    epochs = param.Integer(default=sum(s.epochs for s in _OTUS.stages if s.train != "decoder"),
+                           bounds=config_bounds(TrainConfig, "epochs", (1, 5000)))
+    finetune_epochs = param.Integer(default=sum(s.epochs for s in _OTUS.stages if s.train == "decoder"), bounds=config_bounds(TrainConfig, "finetune_epochs", (0, 5000)),
                                     doc="decoder-only SW(x, D(z)) epochs at the end (the shipped run: 20)")
     batch_size = param.Integer(default=_OTUS.batch_size,
                                bounds=config_bounds(TrainConfig, "batch_size", (1, 10_000_000)))

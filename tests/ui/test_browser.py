@@ -106,7 +106,7 @@ def test_train_transport_residuals_in_the_browser(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
-    page.goto(server + "?epochs=10&max_events=20000&batch_size=2000&n_projections=1000")
+    page.goto(server + "?epochs=10&finetune_epochs=0&max_events=20000&batch_size=2000&n_projections=1000")
     page.get_by_text("otviz latent explorer").wait_for()
     page.wait_for_selector("canvas")  # the Data page plot rendered
     page.screenshot(path=str(ARTIFACTS / "01_data.png"))
@@ -120,7 +120,7 @@ def test_train_transport_residuals_in_the_browser(server, browser):
     # a second browser session trains its own run at the same time
     other = browser.new_page(viewport={"width": 1400, "height": 1000})
     other.set_default_timeout(60_000)
-    other.goto(server + "?epochs=2&max_events=4000&batch_size=1000&n_projections=100")
+    other.goto(server + "?epochs=2&finetune_epochs=0&max_events=4000&batch_size=1000&n_projections=100")
     other.get_by_text("Train", exact=True).click()
     other.get_by_role("button", name="Start training").click()
     other.get_by_text("Done.").wait_for(timeout=120_000)

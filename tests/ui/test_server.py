@@ -152,7 +152,7 @@ def test_rejected_url_parameters_bad_event_and_reattaching_a_run_in_the_browser(
     url = served["url"]
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
-    page.goto(url + "?batch_size=0&epochs=300&max_events=2000&n_projections=10")
+    page.goto(url + "?batch_size=0&epochs=300&finetune_epochs=0&max_events=2000&n_projections=10")
     page.get_by_text("otviz latent explorer").wait_for()
     page.get_by_text(re.compile(r"URL parameters rejected: batch_size=0")).first.wait_for()
     # a test event that does not exist: refused in the page, the input shows the event plotted

@@ -37,7 +37,7 @@ def _until(pred, timeout=120.0):
 
 def _small_otus(app, epochs=300):
     s = app.train.settings
-    s.epochs, s.max_events, s.batch_size, s.n_projections = epochs, 2000, 1000, 10
+    s.epochs, s.finetune_epochs, s.max_events, s.batch_size, s.n_projections = epochs, 0, 2000, 1000, 10
 
 
 def test_train_page_caps_come_from_the_config_classes_and_an_oversized_run_is_refused(runs):

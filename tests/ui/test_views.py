@@ -68,7 +68,7 @@ def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
 
 def test_train_page_runs_in_the_background_and_adds_the_run(app):
     s = app.train.settings
-    s.epochs, s.max_events, s.batch_size, s.n_projections = 2, 3000, 1000, 50
+    s.epochs, s.finetune_epochs, s.max_events, s.batch_size, s.n_projections = 2, 0, 3000, 1000, 50
     app.train._start()
     assert app.train.start_button.disabled
     deadline = time.time() + 120
