@@ -160,11 +160,40 @@ def _predict(model, fn, a, batch=PREDICT_BATCH, seed=0, step=None, what=""):
     return np.concatenate(outs)
 
 
+MAX_REDRAWS = 50  # restricted decoder: redraws of D(z) for an event until it lands in S
+
+
+@torch.no_grad()
+def _restrict(model, z_in, out, seed):
+    """Events of a restricted decoder's output ``out = D(z_in)`` outside S redrawn (fresh noise,
+    generator seeded ``seed``) until they pass, at most ``MAX_REDRAWS`` times: a sample of
+    p_D(x | z, S) = p_D(x | z)·1_S(x)/P_D(S | z) per event — the law of x given z in a sample
+    selected by S, like the test sample (OTUS Eq. 17–19). Returns (out, first-pass acceptance)."""
+    accepts = getattr(model, "accepts", None)
+    if accepts is None or getattr(getattr(model, "cfg", None), "acceptance", None) is None:
+        return out, 1.0
+    ok = accepts(torch.from_numpy(out)).numpy()
+    first = float(ok.mean()) if len(ok) else 1.0
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    for _ in range(MAX_REDRAWS):
+        redo = np.flatnonzero(~ok)
+        if not len(redo):
+            break
+        draw = model.decode(torch.from_numpy(np.array(z_in[redo], dtype=np.float32)), gen)
+        passed = accepts(draw).numpy()
+        out[redo[passed]] = draw.numpy()[passed]
+        ok[redo[passed]] = True
+    return out, first
+
+
 def model_outputs(model, z, x, seed: int = 0, progress=None) -> dict[str, np.ndarray]:
     """The model's outputs on a test sample, as evaluated: z̃ = E(x), x̃ = D(z̃), x̃′ = D(z), each
-    drawn in batches of 50,000 events with its own generator seeded ``seed`` + 1, 2, 3. Returns
-    float32 arrays {z, x, z_tilde, x_tilde, x_tilde_prime} (events, particles, 4) in GeV.
-    ``progress``: see :mod:`otviz.progress` (one step per batch)."""
+    drawn in batches of 50,000 events with its own generator seeded ``seed`` + 1, 2, 3. For a
+    restricted decoder (a model with acceptance cuts) x̃ and x̃′ are drawn in S (:func:`_restrict`,
+    generators ``seed`` + 5, 6) and ``p_accept`` holds the first-pass fraction in S of x̃′ = D(z),
+    P_D(S) (Eq. 19). Returns float32 arrays {z, x, z_tilde, x_tilde, x_tilde_prime}
+    (events, particles, 4) in GeV (and ``p_accept``). ``progress``: see :mod:`otviz.progress`
+    (one step per batch)."""
     model = model.cpu().eval()
     z = np.asarray(z, dtype=np.float32)
     x = np.asarray(x, dtype=np.float32)
@@ -173,7 +202,12 @@ def model_outputs(model, z, x, seed: int = 0, progress=None) -> dict[str, np.nda
     z_tilde = _predict(model, model.encode, x, seed=seed + 1, step=step, what="z̃ = E(x)")
     x_tilde = _predict(model, model.decode, z_tilde, seed=seed + 2, step=step, what="x̃ = D(z̃)")
     x_prime = _predict(model, model.decode, z, seed=seed + 3, step=step, what="x̃′ = D(z)")
-    return {"z": z, "x": x, "z_tilde": z_tilde, "x_tilde": x_tilde, "x_tilde_prime": x_prime}
+    x_tilde, _ = _restrict(model, z_tilde, x_tilde, seed + 5)
+    x_prime, p_accept = _restrict(model, z, x_prime, seed + 6)
+    out = {"z": z, "x": x, "z_tilde": z_tilde, "x_tilde": x_tilde, "x_tilde_prime": x_prime}
+    if getattr(getattr(model, "cfg", None), "acceptance", None) is not None:
+        out["p_accept"] = np.float64(p_accept)
+    return out
 
 
 def closure(z, x, x_learned, z_particles, x_particles, nbins: int = 10) -> xr.Dataset:

@@ -100,3 +100,38 @@ def test_ttbar_samples_offer_the_four_masses_as_quantities():
     assert abs(np.median(qz["m_t_had"]) - mass_of("t")) < 1.0
     qx = quantities(x, xp, derived_masses(xp))
     np.testing.assert_allclose(qx["m_t_lep"], reconstruct_ttbar(x.astype(np.float64))["m_t_lep"])
+
+
+def test_restricted_decoder_outputs_are_drawn_in_the_region_per_event():
+    """A decoder D(z) = z + N(0, 1) with S = {x₀ > 0}: on z = 0, P_D(S) = 1/2 and x̃′ given S is the
+    half-normal, mean √(2/π); every x̃′ and x̃ lies in S; the pairing with z is kept."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from otviz.metrics.fidelity import model_outputs
+
+    class Toy(torch.nn.Module):
+        cfg = SimpleNamespace(acceptance="x0 > 0")
+
+        def encode(self, x, gen=None):
+            return x.clone()
+
+        def decode(self, z, gen=None):
+            return z + torch.randn(z.shape, generator=gen)
+
+        def accepts(self, x):
+            return x[:, 0, 0] > 0
+
+    n = 40_000
+    z = np.zeros((n, 1, 4), dtype=np.float32)
+    z[n // 2:, 0, 1] = 100.0  # a second half told apart by another component
+    out = model_outputs(Toy(), z, z.copy(), seed=3)
+    for name in ("x_tilde_prime", "x_tilde"):
+        assert (out[name][:, 0, 0] > 0).all()
+    assert abs(out["p_accept"] - 0.5) < 4 * 0.5 / np.sqrt(n)
+    x0 = out["x_tilde_prime"][:, 0, 0]
+    assert abs(x0.mean() - np.sqrt(2 / np.pi)) < 4 * np.sqrt(1 - 2 / np.pi) / np.sqrt(n)
+    np.testing.assert_allclose(out["x_tilde_prime"][:, 0, 1], z[:, 0, 1], atol=6)  # still D(z_i) of its own z_i
+    plain = model_outputs(type("Free", (Toy,), {"cfg": SimpleNamespace(acceptance=None)})(), z, z.copy(), seed=3)
+    assert "p_accept" not in plain and (plain["x_tilde_prime"][:, 0, 0] < 0).mean() > 0.45  # no cuts: untouched
