@@ -478,19 +478,85 @@ def _cmd_runs(args) -> int:
     return 0
 
 
+def _run_names(rundirs) -> list[str]:
+    """Column names of several runs: each directory's name, or its path where two names coincide."""
+    from pathlib import Path
+
+    names = [Path(d).name or str(d) for d in rundirs]
+    return [n if names.count(n) == 1 else str(d) for n, d in zip(names, rundirs)]
+
+
+def format_ks_tables(tables: dict) -> str:
+    """The Turbo-Sim KS table of one or several tt̄ runs ({column name: ks_table Dataset}), KS ×10⁻²:
+    per run its value (``*`` where it misses its goal) and value/floor, then the floor and goal
+    (one column when every run has the same floor, i.e. the same test sample and seed, else one per
+    run) and the published OTUS and Turbo-Sim rows."""
+    import numpy as np
+
+    names = list(tables)
+    first = tables[names[0]]
+    same = all(np.array_equal(t.ks_floor.values, first.ks_floor.values) for t in tables.values())
+    models = [str(m) for m in first.model.values]
+    w = max(9, *(len(n) + 2 for n in names))
+    head = f"{'':22s}{'observable':12s}"
+    for n in names:
+        head += f"{n:>{w}s}{'/floor':>7s}" + ("" if same else f"{'floor':>8s}{'goal':>8s}")
+    head += (f"{'floor':>8s}{'goal':>8s}" if same else "") + "".join(f"{m:>11s}" for m in models)
+    events = ", ".join(f"{n}: {t.attrs.get('n_test', '?')}" for n, t in tables.items())
+    lines = [f"KS ×10⁻² (test events {events}; truth half vs model half, {first.attrs.get('n_splits', '?')} "
+             f"random splits); published rows on their data", head]
+    space = None
+    for obs in first.observable.values:
+        r0 = first.sel(observable=obs)
+        s = str(r0.space.values)
+        line = f"{s if s != space else '':22s}{str(r0.symbol.values):12s}"
+        for n in names:
+            r = tables[n].sel(observable=obs)
+            mark = "*" if float(r.ks) > float(r.goal) else " "
+            line += f"{100 * float(r.ks):{w - 1}.2f}{mark}{float(r.ks_ratio):7.2f}"
+            if not same:
+                line += f"{100 * float(r.ks_floor):8.2f}{100 * float(r.goal):8.2f}"
+        if same:
+            line += f"{100 * float(r0.ks_floor):8.2f}{100 * float(r0.goal):8.2f}"
+        lines.append(line + "".join(f"{100 * float(r0.published.sel(model=m)):11.2f}" for m in models))
+        space = s
+    lines.append("* misses its goal: max(published OTUS, 1.5 × floor); for the six components also at most 3 × floor")
+    return "\n".join(lines)
+
+
 def _cmd_evaluate(args) -> int:
-    from .train.products import evaluate_run
+    from .train.products import evaluate_run, read_ks_table, sample_has_ttbar_layout
+    from .train.run import read_config
 
     _positive(args, "n_projections", "--n-projections", 1, 10_000)
-    _require_run(args.rundir, "evaluate")
-    ds, summary = evaluate_run(args.rundir, test_path=args.test, n_projections=args.n_projections,
-                                progress=not args.quiet)
-    if args.json:
-        print(json.dumps(summary, indent=1))
+    for d in args.rundir:
+        _require_run(d, "evaluate")
+    if args.table:  # every run must be tt̄ before any is evaluated
+        for d in args.rundir:
+            test = args.test or read_config(d).test_data
+            if not test or not sample_has_ttbar_layout(test):
+                raise CommandError("evaluate", f"{d}: not a tt̄ run (its test sample {test or '(none)'} is not "
+                                               f"z = e⁻ ν̄ b b̄ u d̄, x = e⁻ MET jet1…jet4); --table needs tt̄ runs")
+    summaries, tables = {}, {}
+    for d, name in zip(args.rundir, _run_names(args.rundir)):
+        ds, summaries[d] = evaluate_run(d, test_path=args.test, n_projections=args.n_projections,
+                                        progress=not args.quiet)
+        if args.table:
+            tables[name] = read_ks_table(d)
+    if args.table and args.json:
+        print(json.dumps({n: {str(o): {k: float(t[k].sel(observable=o)) for k in ("ks", "ks_floor", "ks_ratio", "goal")}
+                              for o in t.observable.values} for n, t in tables.items()}, indent=1))
+    elif args.table:
+        print(format_ks_tables(tables))
+    elif args.json:
+        print(json.dumps(summaries[args.rundir[0]] if len(args.rundir) == 1 else summaries, indent=1))
     else:
         from .metrics.evaluate import format_summary
 
-        print(format_summary(summary))
+        for d, summary in summaries.items():
+            if len(summaries) > 1:
+                print(f"== {d}")
+            print(format_summary(summary))
     return 0
 
 
@@ -700,7 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="fidelity metrics of a trained OTUS run on its test sample",
                         parents=[common])
-    ev.add_argument("rundir", help="run directory of an OTUS run")
+    ev.add_argument("rundir", nargs="+", help="run directory of an OTUS run (several: each is evaluated)")
+    ev.add_argument("--table", action="store_true",
+                    help="tt̄ runs: print the Turbo-Sim slide's KS table (a column per run, floors, published rows)")
     ev.add_argument("--test", help="test sample (default: the run's test_data)")
     ev.add_argument("--n-projections", type=count, default=1000, help="random directions of the sliced Wasserstein distance")
     ev.add_argument("--json", action="store_true", help="print all numbers as JSON")

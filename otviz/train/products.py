@@ -4,6 +4,7 @@ The metric functions (:mod:`otviz.metrics`) are pure: arrays in, numbers out. Re
 samples and writing the results atomically next to its weights happens here:
 
     metrics.nc, metrics.json   OTUS fidelity on the test sample   (:func:`evaluate`)
+    ks_table.nc                tt̄: the Turbo-Sim slide's KS table (:func:`evaluate`, :func:`read_ks_table`)
     dimension.nc               EMD-VAE D₁, D₂, D_corr            (:func:`dimension`)
     derived-*.npz              arrays the dashboard derives once  (:func:`stored_arrays`)
 
@@ -22,6 +23,7 @@ from ..paths import resolve as resolve_path
 METRICS_FILE = "metrics.nc"
 SUMMARY_FILE = "metrics.json"
 DIMENSION_FILE = "dimension.nc"
+KS_TABLE_FILE = "ks_table.nc"
 
 
 def _write_nc(ds, f: Path):
@@ -41,7 +43,8 @@ def _read_nc(f: Path):
 def evaluate(run, test_path=None, n_projections: int = 1000, seed: int = 0, progress=None):
     """Fidelity of an OTUS run on ``test_path`` (default its config's test_data), stored as
     ``metrics.nc`` and ``metrics.json`` in the run (with a restricted decoder also P_D(S) of D(z)
-    on the test z, attribute/key ``p_accept``). Returns (Dataset, JSON summary).
+    on the test z, attribute/key ``p_accept``; on a tt̄ sample also the KS table, ``ks_table.nc``).
+    Returns (Dataset, JSON summary).
     ``progress``: see :mod:`otviz.progress`."""
     from ..metrics.fidelity import evaluate_otus, metrics_to_json
 
@@ -59,7 +62,42 @@ def evaluate(run, test_path=None, n_projections: int = 1000, seed: int = 0, prog
         ds.attrs["p_accept"] = summary["p_accept"] = p
     _write_nc(ds, Path(run.path) / METRICS_FILE)
     write_bytes(Path(run.path) / SUMMARY_FILE, json.dumps(summary, indent=1).encode())
+    table_file = Path(run.path) / KS_TABLE_FILE
+    if has_ttbar_layout(test):  # the Turbo-Sim KS table on the same outputs (same seeds) as metrics.nc
+        from ..metrics.fidelity import model_outputs
+        from ..metrics.ks_table import ks_table
+
+        tab = ks_table(model_outputs(run.model, test["z"].values, test["x"].values, seed=seed), seed=seed)
+        tab.attrs["test_data"] = str(test_path)
+        _write_nc(tab, table_file)
+    else:
+        table_file.unlink(missing_ok=True)  # never a table of an earlier, different evaluation
     return ds, summary
+
+
+def has_ttbar_layout(sample) -> bool:
+    """Whether a sample (Dataset) holds the semileptonic tt̄ layout the KS table is defined on:
+    z = (e⁻, ν̄_e, b, b̄, u, d̄) and x = (e⁻, MET, jet1 … jet4) (:mod:`otviz.physics.ttbar`)."""
+    from ..physics.ttbar import X_PARTICLES, Z_PARTICLES
+
+    try:
+        z, x = ([str(p) for p in sample[f"{s}_particle"].values] for s in ("z", "x"))
+    except KeyError:
+        return False
+    return tuple(z) == Z_PARTICLES and tuple(x) == X_PARTICLES
+
+
+def sample_has_ttbar_layout(path) -> bool:
+    """:func:`has_ttbar_layout` of a netCDF sample, reading only its particle names."""
+    import xarray as xr
+
+    with xr.open_dataset(resolve_path(path), engine="h5netcdf") as ds:
+        return has_ttbar_layout(ds)
+
+
+def read_ks_table(path):
+    """The stored ``ks_table.nc`` of a tt̄ run directory (:func:`otviz.metrics.ks_table.ks_table`), or None."""
+    return _read_nc(Path(path) / KS_TABLE_FILE)
 
 
 def evaluate_run(rundir, test_path=None, n_projections: int = 1000, seed: int = 0, progress=None):
