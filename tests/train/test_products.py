@@ -53,3 +53,40 @@ def test_progress_true_draws_one_tqdm_bar_on_stderr(capsys):
         fn(i, 4, f"step {i}")
     err = capsys.readouterr().err
     assert "otviz evaluate" in err and "4/4" in err and "step 4" in err
+
+
+def test_evaluate_stores_the_ks_table_of_a_ttbar_sample_and_drops_it_for_another(tmp_path):
+    """On the tt̄ layout ``evaluate`` writes ks_table.nc: the pure ks_table on the same model outputs
+    (same seeds) as metrics.nc; evaluated again on a Z→ee sample the stale table is removed."""
+    from pathlib import Path
+
+    import xarray as xr
+
+    from otviz.data.io import load
+    from otviz.metrics.fidelity import model_outputs
+    from otviz.metrics.ks_table import OBSERVABLES, ks_table
+
+    root = Path(__file__).resolve().parents[2]
+    with xr.open_dataset(root / "data" / "ttbar_test.nc", engine="h5netcdf") as ds:
+        save(ds.isel(event=slice(0, 2000)).load(), tmp_path / "tt.nc")
+    test = load(tmp_path / "tt.nc")
+    assert products.has_ttbar_layout(test) and products.sample_has_ttbar_layout(tmp_path / "tt.nc")
+    assert not products.has_ttbar_layout(identity_sample(n=10))
+    run = SimpleNamespace(path=tmp_path, model=FakeModel(shift=30.0), config=SimpleNamespace(test_data=str(tmp_path / "tt.nc")))
+    ds, _ = products.evaluate(run, n_projections=20)
+    stored = products.read_ks_table(tmp_path)
+    ref = ks_table(model_outputs(FakeModel(shift=30.0), test["z"].values, test["x"].values, seed=0))
+    assert list(stored.observable.values) == list(OBSERVABLES) and stored.attrs["n_test"] == 2000
+    for v in ("ks", "ks_floor", "ks_ratio", "goal", "published"):
+        np.testing.assert_array_equal(stored[v].values, ref[v].values)
+    # the table's entries are metrics.nc's KS of the same observable and comparison
+    for obs in OBSERVABLES:
+        r = stored.sel(observable=obs)
+        m = ds.sel(comparison=str(r.comparison.values), quantity=obs, statistic="ks")
+        assert float(r.ks) == pytest.approx(float(m["value"]), rel=1e-12)
+        assert float(r.ks_floor) == pytest.approx(float(m["floor"]), rel=1e-12)
+    assert float(stored.ks.sel(observable="jet1.E")) > 0.1  # a massless, shifted decoder is visibly off
+    save(identity_sample(n=2000), tmp_path / "zee.nc")
+    run.config.test_data = str(tmp_path / "zee.nc")
+    products.evaluate(run, n_projections=20)
+    assert products.read_ks_table(tmp_path) is None and not (tmp_path / products.KS_TABLE_FILE).exists()
