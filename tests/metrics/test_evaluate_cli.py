@@ -99,3 +99,79 @@ def _assert_values(run, out):
     pk = out["comparisons"]["x_vs_x_tilde_prime"]["m_ee_peak"]
     assert abs(pk["truth"]["mass"] - 91.19) < 0.5 and abs(pk["model"]["mass"] - 91.19) < 0.7
     assert 2.495 < pk["truth"]["fwhm"] < 5 and 2.495 < pk["model"]["fwhm"] < 5
+
+
+def tiny_ttbar_run(root: Path) -> Path:
+    """An otus-ttbar run trained here (1 epoch on 2000 events, no fine-tune) whose test sample is the
+    first 2000 shipped tt̄ test events: the KS table of a real run in seconds."""
+    from otviz.data.io import save
+
+    with xr.open_dataset(ROOT / "data" / "ttbar_test.nc", engine="h5netcdf") as ds:
+        save(ds.isel(event=slice(0, 2000)).load(), root / "ttbar_test_2k.nc")
+    run = root / "tt-run"
+    assert main(["train", "otus-ttbar", "--out", str(run), "--epochs", "1", "--finetune-epochs", "0",
+                 "--max-events", "2000", "--batch-size", "1000", "--n-projections", "50",
+                 "--test", str(root / "ttbar_test_2k.nc"), "--quiet"]) == 0
+    return run
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """Observable symbol → the numbers of its row in ``otviz evaluate --table``'s text."""
+    rows = {}
+    for line in text.splitlines():
+        cells = line[22:].split()
+        if len(cells) > 4 and cells[0] in SYMBOLS:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+SYMBOLS = ("p_y(b)", "p_z(b)", "E(b)", "p_y(jet1)", "p_z(jet1)", "E(jet1)", "m_tt", "m_W^had", "m_t^lep", "m_t^had")
+
+
+def test_evaluate_table_of_ttbar_runs_is_ks_table_on_the_same_outputs(tmp_path, capsys):
+    from otviz.data.io import load
+    from otviz.metrics.fidelity import model_outputs
+    from otviz.metrics.ks_table import OBSERVABLES, PUBLISHED_KS, ks_table
+    from otviz.train.products import read_ks_table
+    from otviz.train.run import load_run
+
+    run = tiny_ttbar_run(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--table", "--n-projections", "50", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    test = load(tmp_path / "ttbar_test_2k.nc")
+    ref = ks_table(model_outputs(load_run(run).model, test["z"].values, test["x"].values, seed=0))
+    stored = read_ks_table(run)  # what the Residuals page shows
+    for v in ("ks", "ks_floor", "goal"):
+        np.testing.assert_array_equal(stored[v].values, ref[v].values)
+    rows = _table_rows(text)
+    assert list(rows) == list(SYMBOLS) and "2000" in text.splitlines()[0]
+    for i, (sym, obs) in enumerate(zip(SYMBOLS, OBSERVABLES)):
+        r = ref.sel(observable=obs)
+        value, ratio, floor, goal, otus, turbo = rows[sym]
+        assert value.endswith("*") == (float(r.ks) > float(r.goal)), sym  # * where it misses its goal
+        assert float(value.rstrip("*")) == pytest.approx(100 * float(r.ks), abs=0.005), sym
+        assert float(ratio) == pytest.approx(float(r.ks_ratio), abs=0.005)
+        assert float(floor) == pytest.approx(100 * float(r.ks_floor), abs=0.005)
+        assert float(goal) == pytest.approx(100 * float(r.goal), abs=0.005)
+        assert (float(otus), float(turbo)) == (PUBLISHED_KS["OTUS"][i], PUBLISHED_KS["Turbo-Sim"][i])
+    # floors of 1000-event halves: KS of two same-law samples ≈ √(π/2)·ln2/√500 ≈ 0.039
+    assert 0.02 < float(ref.ks_floor.min()) and float(ref.ks_floor.max()) < 0.07
+    assert float(ref.ks.sel(observable="m_t_had")) > float(ref.ks_floor.sel(observable="m_t_had"))  # one epoch: visibly off
+
+    # two runs: a column per run, one floor column (same test sample and seed)
+    shutil.copytree(run, tmp_path / "tt-copy")
+    assert main(["evaluate", str(run), str(tmp_path / "tt-copy"), "--table", "--n-projections", "50", "--quiet"]) == 0
+    text2 = capsys.readouterr().out
+    head = text2.splitlines()[1].split()
+    assert head[:3] == ["observable", "tt-run", "/floor"] and head[3:5] == ["tt-copy", "/floor"]
+    rows2 = _table_rows(text2)
+    for sym in SYMBOLS:
+        assert rows2[sym][0:2] == rows2[sym][2:4] == rows[sym][0:2] and rows2[sym][4:] == rows[sym][2:]
+
+    # a run that is not tt̄: one line naming it, exit 2, nothing evaluated
+    before = (run / "ks_table.nc").stat().st_mtime_ns
+    assert main(["evaluate", str(run), str(PRETRAINED), "--table", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(PRETRAINED) in err[0] and "not a tt̄ run" in err[0], err
+    assert (run / "ks_table.nc").stat().st_mtime_ns == before
