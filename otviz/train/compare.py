@@ -218,6 +218,23 @@ def comparable_runs(roots=None) -> dict[str, str]:
     return out
 
 
+def short_names(labels) -> dict[str, str]:
+    """Label → its shortest trailing path part that is unique among ``labels``
+    ("runs/sweep-lam/lam=20__beta_anchor=0" → "lam=20__beta_anchor=0"; "pretrained/otus-zee" → "otus-zee")."""
+    labels = list(labels)
+    parts = {lab: lab.split("/") for lab in labels}
+    out = {}
+    for lab in labels:
+        for n in range(1, len(parts[lab]) + 1):
+            tail = "/".join(parts[lab][-n:])
+            if sum("/".join(p[-n:]) == tail for p in parts.values()) == 1:
+                out[lab] = tail
+                break
+        else:
+            out[lab] = lab
+    return out
+
+
 def read_config_dict(rundir) -> dict:
     """A run's ``config.json`` as a dict ({} when unreadable)."""
     try:
@@ -324,5 +341,5 @@ def ks_table(runs: dict[str, str], comparison: str = "x_vs_x_tilde_prime", stati
 
 
 __all__ = ["find_sweeps", "load_sweep", "swept_dims", "sweep_metrics", "default_metric", "metric_values", "Metric",
-           "metric_label", "setting_label", "comparable_runs", "read_config_dict", "config_diff", "format_diff",
+           "metric_label", "setting_label", "comparable_runs", "short_names", "read_config_dict", "config_diff", "format_diff",
            "ks_table"]

@@ -1,6 +1,6 @@
 """The latent explorer: the run pickers and pages of every registered model kind
-(:mod:`otviz.kinds`: ``Kind.picker``, ``Kind.pages``) plus the kind-independent Train and Runs
-pages, in a page template (header with name, version and device; sidebar with the run pickers and
+(:mod:`otviz.kinds`: ``Kind.picker``, ``Kind.pages``) plus the kind-independent Train, Compare
+runs and Runs pages, in a page template (header with name, version and device; sidebar with the run pickers and
 the current page's controls) or, in a notebook, a column."""
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from .state import ExplorerState, pickers
 
 TRAIN = kinds.Page("Train", "train", "otviz.ui.train_view:TrainView")
 RUNS = kinds.Page("Runs", "runs", "otviz.ui.runs_view:RunsView")
+COMPARE = kinds.Page("Compare runs", "compare", "otviz.ui.compare_view:CompareView")
 
 
 def page_list() -> list[kinds.Page]:
     """Every page in tab order: the first kind's first page (where a session lands), Train, the
-    other pages of the registered kinds in registration order, Runs. A page listed by several kinds
+    other pages of the registered kinds in registration order, Compare runs, Runs. A page listed by several kinds
     is shown once; two different pages with one key are refused."""
-    seen: dict[str, kinds.Page] = {TRAIN.key: TRAIN, RUNS.key: RUNS}
+    seen: dict[str, kinds.Page] = {TRAIN.key: TRAIN, COMPARE.key: COMPARE, RUNS.key: RUNS}
     own: list[kinds.Page] = []
     for k in kinds.kinds():
         for page in k.pages:
@@ -29,7 +30,7 @@ def page_list() -> list[kinds.Page]:
             if page.key not in seen:
                 seen[page.key] = page
                 own.append(page)
-    return own[:1] + [TRAIN] + own[1:] + [RUNS]
+    return own[:1] + [TRAIN] + own[1:] + [COMPARE, RUNS]
 
 
 def picker_name(labels: list[str]) -> str:

@@ -54,7 +54,8 @@ def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
     pickers, controls = tmpl.sidebar
     assert [w.name for w in pickers] == ["OTUS run", "EMD-VAE run"]
     tabs = tmpl.main[0][2]  # after the notices and the progress of what is being computed
-    assert list(tabs._names) == ["Data", "Train", "Transport", "Residuals", "Latent traversal", "Dimensionality", "Runs"]
+    assert list(tabs._names) == ["Data", "Train", "Transport", "Residuals", "Latent traversal", "Dimensionality",
+                                  "Compare runs", "Runs"]
     assert tabs.sizing_mode == "stretch_width"
     assert sorted(app._views) == ["data"]  # only the shown page was made
     assert controls[0].object == "#### Data page"
