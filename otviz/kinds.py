@@ -164,7 +164,7 @@ register(Kind(
     model="otviz.models.otus:OTUS", presets={"otus-ttbar": "otviz.train.config:otus_ttbar_config"},
     train_command="otviz.cli:_cmd_train_otus", cli_options=KINDS["otus"].cli_options,
     commands=("evaluate",), products=("otviz.train.products:evaluate_run",), picker="run_path",
-    pages=KINDS["otus"].pages, label="OTUS tt̄", train_label="OTUS tt̄",
+    pages=KINDS["otus"].pages, train_settings="otviz.ui.train_view:TtbarSettings", label="OTUS tt̄", train_label="OTUS tt̄",
 ))
 register(Kind(
     name="emdvae", description="an EMD-VAE annealing run", tag="emdvae-anneal",

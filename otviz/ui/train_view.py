@@ -16,7 +16,7 @@ from .. import kinds
 from ..models.emdvae import EMDVAEConfig
 from ..train import registry
 from ..train.annealing import SCHEDULES, AnnealConfig, emdvae_wjets_config
-from ..train.config import Stage, TrainConfig
+from ..train.config import Stage, TrainConfig, TtbarConfig
 from ..viz.curves import loss_curves
 from . import state as ui_state
 from .hosts import session_location
@@ -93,6 +93,58 @@ class TrainSettings(param.Parameterized):
 
     def describe(self) -> str:
         return f"OTUS Z→ee, {self.epochs} epochs, {self.max_events or 'all'} events"
+
+
+_TTBAR = kinds.for_preset("otus-ttbar").preset("otus-ttbar")()  # defaults of the tt̄ form: `otviz train otus-ttbar`'s
+_TTBAR_MAIN = next(s for s in _TTBAR.stages if s.train != "decoder")
+
+
+class TtbarSettings(param.Parameterized):
+    """Hyper-parameters of a new tt̄ OTUS run (restricted decoder; the ``otus-ttbar`` preset's
+    defaults: λ = 20, no anchors, τ = 0, then a decoder-only fine-tune). Bounds come from
+    ``TtbarConfig.BOUNDS`` / ``Stage.BOUNDS``."""
+
+    TITLE = "New OTUS tt̄ run"
+    WIDGETS = TrainSettings.WIDGETS
+
+    epochs = param.Integer(default=sum(s.epochs for s in _TTBAR.stages if s.train != "decoder"),
+                           bounds=config_bounds(TtbarConfig, "epochs", (1, 5000)))
+    finetune_epochs = param.Integer(default=sum(s.epochs for s in _TTBAR.stages if s.train == "decoder"),
+                                    bounds=config_bounds(TtbarConfig, "finetune_epochs", (0, 5000)),
+                                    doc="decoder-only SW(x, D(z)) epochs at the end, encoder frozen")
+    batch_size = param.Integer(default=_TTBAR.batch_size,
+                               bounds=config_bounds(TtbarConfig, "batch_size", (1, 10_000_000)))
+    n_projections = param.Integer(default=_TTBAR.n_projections,
+                                  bounds=config_bounds(TtbarConfig, "n_projections", (1, 10_000)))
+    lam = param.Number(default=_TTBAR_MAIN.lam, bounds=config_bounds(Stage, "lam", (0, 1e6)), doc="λ on SW(z, E(x))")
+    beta_anchor = param.Number(default=_TTBAR_MAIN.beta_e, bounds=config_bounds(Stage, "beta_e", (0, 1e6)),
+                               doc="βE = βD (the preset: 0, the input-to-output residual makes them redundant)")
+    tau = param.Number(default=_TTBAR_MAIN.tau, bounds=config_bounds(Stage, "tau", (0, 1e6)), doc="τ on SW(x, D(z))")
+    lr = param.Number(default=_TTBAR_MAIN.lr, bounds=config_bounds(Stage, "lr", (1e-8, 1.0)))
+    max_events = param.Integer(default=0, bounds=config_bounds(TtbarConfig, "max_events", (1, 100_000_000),
+                                                               zero_means_default=True),
+                               doc="0: all training events")
+    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
+    seed = param.Integer(default=0, bounds=config_bounds(TtbarConfig, "seed", (0, 2 ** 32 - 1)))
+
+    def to_config(self, state=None):
+        """The run's config; on the samples of the session's selected run when that is a tt̄ run,
+        else on the preset's samples."""
+        run = state.run if state is not None else None
+        data = {} if run is None or type(run.config) is not type(_TTBAR) else \
+            dict(train_data=run.config.train_data, test_data=run.config.test_data)
+        cfg = kinds.for_preset("otus-ttbar").preset("otus-ttbar")(
+            epochs=self.epochs, finetune_epochs=self.finetune_epochs, **data, batch_size=self.batch_size,
+            n_projections=self.n_projections, max_events=self.max_events or None, device=self.device, seed=self.seed)
+        for st in cfg.stages:
+            if st.train == "decoder":  # the fine-tune keeps the preset's settings
+                continue
+            st.lam, st.tau, st.lr = self.lam, self.tau, self.lr
+            st.beta_e = st.beta_d = self.beta_anchor
+        return cfg.validate()
+
+    def describe(self) -> str:
+        return f"OTUS tt̄, {self.epochs} epochs, {self.max_events or 'all'} events"
 
 
 class AnnealSettings(param.Parameterized):
