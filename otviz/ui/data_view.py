@@ -1,12 +1,13 @@
-"""Data page: marginals of the training and test samples and the m_ee peak."""
+"""Data page: marginals of the training and test samples, the m_ee peak and, for tt̄ samples, the
+reconstructed masses (m_tt, m_W^had, m_t^lep, m_t^had of :mod:`otviz.physics.ttbar`)."""
 from __future__ import annotations
 
 import panel as pn
 import param
 
-from ..metrics.fidelity import derived_masses, quantities
+from ..metrics.fidelity import derived_masses, quantities, width_iqr
 from ..metrics.peak import fit_peak
-from ..physics.observables import label
+from ..physics.observables import label, observable
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
 from . import cache
@@ -37,6 +38,12 @@ class DataView(QuantityPage):
         if self.quantity == "m_ee":
             f = fit_peak(qte)
             text += f"  Test m_ee peak {f.mass:.2f} GeV, Γ {f.gamma:.2f} GeV, σ {f.sigma:.2f} GeV (Voigt fit)."
+        elif self.quantity.startswith("m_"):  # the tt̄ masses: no single resonance to fit, median and IQR
+            import numpy as np
+
+            o = observable(self.quantity)
+            text += (f"  Test {o.symbol}: median {np.median(qte):.1f} {o.unit}, IQR {width_iqr(qte):.1f} {o.unit} "
+                     f"(train: median {np.median(qtr):.1f} {o.unit}, IQR {width_iqr(qtr):.1f} {o.unit}).")
         return pn.Column(pn.pane.Markdown(text), pn.pane.HoloViews(plot, linked_axes=False, sizing_mode="stretch_width"),
                          sizing_mode="stretch_width")
 
