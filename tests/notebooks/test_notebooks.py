@@ -10,6 +10,9 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {  # text each notebook's outputs must contain: its training cell finished, its key numbers printed
     "01_otus_zee.ipynb": ["done", "otviz SW²"],
     "02_emdvae_wjets.ipynb": ["done", "EMD = ", "D1 = 2.00, D2 = 2.00, #(σ > β) = 2", "directions with KL > 0.1"],
+    "03_otus_ttbar.ipynb": ["fraction of the (selected) x sample in S: 1.000", "m_W^had [GeV]", "done 1 epochs",
+                            "P_D(S) of D(z) on the test z", "KS ×10⁻² on 2000 test events", "Reconstructed physics",
+                            "2 runs; ['done', 'done']", "KS/floor m_t^had"],
 }
 
 
