@@ -105,7 +105,10 @@ class CompareView(pn.viewable.Viewer):
     quantity = param.Selector(default=None, objects=[])
 
     def __init__(self, state: ExplorerState, **params):
+        self.quantity_select = pn.widgets.Select(name="observable", options=[], sizing_mode="stretch_width")
         super().__init__(state=state, **params)
+        self.quantity_select.param.watch(lambda e: setattr(self, "quantity", e.new) if e.new is not None else None,
+                                         "value")
         self._ds = None
         self._metrics: dict[str, compare.Metric] = {}
         self.message = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -136,7 +139,7 @@ class CompareView(pn.viewable.Viewer):
         self._metrics = compare.sweep_metrics(self._ds) if self._ds is not None else {}
         dims = compare.swept_dims(self._ds) if self._ds is not None else []
         self.param.metric.objects = list(self._metrics)
-        self.param.x_dim.objects = dims
+        self.param.x_dim.objects = {compare.setting_label(d): d for d in dims}
         with param.parameterized.discard_events(self):
             self.x_dim = dims[0] if dims else None
         self.metric = compare.default_metric(self._metrics)
@@ -153,9 +156,12 @@ class CompareView(pn.viewable.Viewer):
             have = list(quantities(np.zeros((1, len(parts), 4)), parts, derived_masses(parts)))
             names = have if names is None else [n for n in names if n in have]
         names = names or []
+        choice = self.quantity if self.quantity in names else \
+            next((n for n in names if n.startswith("m_")), names[0] if names else None)
         self.param.quantity.objects = names
-        if self.quantity not in names:
-            self.quantity = next((n for n in names if n.startswith("m_")), names[0] if names else None)
+        self.quantity = choice
+        # options and value in one change: a browser Select given options without the value picks the first
+        self.quantity_select.param.update(options=names, value=choice)
 
     def _particles(self, path) -> list[str]:
         ds = cache.sample(cache.run(path).config.test_data, 1000)
@@ -224,8 +230,10 @@ class CompareView(pn.viewable.Viewer):
                 "sample, normalised.")
         if len(tests) > 1:
             note += " **The runs have different test samples**; the truth shown is the first run's."
+        # histograms and ratio panel as two panes with linked x axes: a Bokeh grid of stretching plots
+        # inserted into a page already shown is drawn zero pixels wide
         return pn.Column(pn.pane.Markdown(note, sizing_mode="stretch_width"),
-                         pn.pane.HoloViews(plot, sizing_mode="stretch_width", linked_axes=False),
+                         *[pn.pane.HoloViews(p, sizing_mode="stretch_width") for p in plot],
                          sizing_mode="stretch_width")
 
     def ks_frame(self):
@@ -282,7 +290,7 @@ class CompareView(pn.viewable.Viewer):
             pn.widgets.MultiChoice.from_param(self.param.runs, name=f"runs (2 to {MAX_RUNS})", max_items=MAX_RUNS,
                                               sizing_mode="stretch_width"),
             pn.widgets.RadioButtonGroup.from_param(self.param.space, name="space"),
-            pn.widgets.Select.from_param(self.param.quantity, name="observable", sizing_mode="stretch_width"),
+            self.quantity_select,
             self.refresh_button, sizing_mode="stretch_width")
 
     def content(self):
@@ -290,7 +298,7 @@ class CompareView(pn.viewable.Viewer):
             self.message, pn.pane.Markdown("### Sweep: a metric over the swept settings"),
             pn.panel(self.sweep_section, loading_indicator=True, sizing_mode="stretch_width"),
             pn.pane.Markdown("### Runs side by side"),
-            pn.panel(self.histogram_section, loading_indicator=True, sizing_mode="stretch_width"),
+            pn.panel(self.histogram_section, sizing_mode="stretch_width"),
             pn.panel(self.table_section, loading_indicator=True, sizing_mode="stretch_width"),
             pn.panel(self.diff_section, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

@@ -96,6 +96,7 @@ def test_two_runs_overlaid_with_their_ks_tables_and_config_diff(view, swept):
     view.runs = [a, b]
     assert view.quantity == "m_ee"
     section = view.histogram_section()
+    assert _elements(section[2].object, hv.Scatter)[0].vdims[0].name == "ratio"  # the ratio panel below
     hists = _elements(section[1].object, hv.Histogram)
     assert [h.label for h in hists] == ["truth", "lam=1", "lam=20"]
     colours = [hv.Store.lookup_options("bokeh", h, "style").kwargs["line_color"] for h in hists]
