@@ -33,6 +33,7 @@ SAMPLES = (
 )
 RUNS = ("otus-zee", "emdvae-wjets-centred", "emdvae-wjets")  # under data/pretrained/
 _RUN_SKIP = {"checkpoint.pt", "status.lock"}  # never part of a shipped run
+_CACHE_PREFIX = "derived-"  # arrays the dashboard derives and caches in a run: made again where needed
 
 
 def _source_data(src: Path) -> Path:
@@ -46,7 +47,7 @@ def _source_data(src: Path) -> Path:
 
 def fetch(src, dest, force: bool = False) -> list[Path]:
     """Copy the shipped samples and pretrained runs from ``src`` (a checkout or its ``data/``)
-    into ``dest``; files already there with the same size are kept unless ``force``. Returns
+    into ``dest`` (not the ``derived-*`` caches the dashboard keeps in a run); files already there with the same size are kept unless ``force``. Returns
     the files copied."""
     src, dest = _source_data(Path(src).expanduser()), Path(dest)
     if src.resolve() == dest.resolve():
@@ -56,7 +57,7 @@ def fetch(src, dest, force: bool = False) -> list[Path]:
         base = src / "pretrained" / run
         if base.is_dir():
             files += [f for f in sorted(base.rglob("*")) if f.is_file() and f.name not in _RUN_SKIP
-                      and not f.name.endswith(".tmp")]
+                      and not f.name.endswith(".tmp") and not f.name.startswith(_CACHE_PREFIX)]
     if (src / "pretrained" / "README.md").exists():
         files.append(src / "pretrained" / "README.md")
     copied = []

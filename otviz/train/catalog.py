@@ -25,9 +25,10 @@ class RunInfo:
     data: str
     status: str
     metrics: str  # key metrics with their floors, one line
-    size_mb: float
-    date: str  # last modification, local time "YYYY-MM-DD HH:MM"
+    size_mb: float  # the run's own files, without the derived caches the tools add (cache_mb)
+    date: str  # when the run recorded its status (status.json), local time "YYYY-MM-DD HH:MM"
     shipped: bool
+    cache_mb: float = 0.0  # derived-*.npz caches the dashboard keeps in the run
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +39,32 @@ def _json(f: Path, default=None):
         return json.loads(f.read_text())
     except (OSError, ValueError):
         return default
+
+
+CACHE_PREFIX = "derived-"  # arrays the dashboard derives from a run (otviz.train.products.stored_arrays)
+
+
+def is_cache(f) -> bool:
+    """A file the tools derive from a run and keep in it (not part of the run itself)."""
+    return Path(f).name.startswith(CACHE_PREFIX)
+
+
+def run_date(path) -> str:
+    """When the run recorded its last status (status.json ``time``, else its ``heartbeat``),
+    local time; a run without a recorded time falls back to config.json's modification time.
+    Never a file's mtime when a time is recorded: a copy or a clone does not change the date."""
+    path = Path(path)
+    st = _json(path / "status.json", {})
+    t = None
+    if isinstance(st, dict):
+        for k in ("time", "heartbeat"):
+            if isinstance(st.get(k), (int, float)) and st[k] > 0:
+                t = float(st[k])
+                break
+    if t is None:
+        cfg = path / "config.json"
+        t = (cfg if cfg.exists() else path).stat().st_mtime
+    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
 
 
 def dir_size(path) -> int:
@@ -73,6 +100,19 @@ def key_metrics(path) -> str:
     return ""
 
 
+def _evaluate_hint(path: Path, kind) -> str:
+    """What to type to get an OTUS run's metrics when it has none yet."""
+    if kind is None or "evaluate" not in kind.commands:
+        return ""
+    try:
+        shown = str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = str(path)
+    import shlex
+
+    return f"run `otviz evaluate {shlex.quote(shown)}`"
+
+
 def _status(path: Path) -> str:
     try:
         from .trainer import run_status
@@ -92,11 +132,14 @@ def run_info(path, base: Path | None = None, tag: str = "", shipped: bool = Fals
     k = kinds.for_config_dict(cfg) if isinstance(cfg, dict) else None
     data = cfg.get("train_data") or cfg.get("data") or ""
     files = [f for f in path.rglob("*") if f.is_file()]
-    mtime = max((f.stat().st_mtime for f in files), default=path.stat().st_mtime)
+    own = sum(f.stat().st_size for f in files if not is_cache(f))
+    cache = sum(f.stat().st_size for f in files if is_cache(f))
     name = f"{tag}/{path.relative_to(base)}" if base is not None else path.name
-    return RunInfo(path=str(path), name=name, kind=k.name if k is not None else "unknown", data=str(data), status=_status(path),
-                   metrics=key_metrics(path), size_mb=round(sum(f.stat().st_size for f in files) / 2 ** 20, 2),
-                   date=datetime.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M"), shipped=shipped)
+    status = _status(path)
+    metrics = key_metrics(path) or (_evaluate_hint(path, k) if status == "done" else "")
+    return RunInfo(path=str(path), name=name, kind=k.name if k is not None else "unknown", data=str(data), status=status,
+                   metrics=metrics, size_mb=round(own / 2 ** 20, 2), date=run_date(path), shipped=shipped,
+                   cache_mb=round(cache / 2 ** 20, 2))
 
 
 def roots() -> list[tuple[Path, str, bool]]:
@@ -158,7 +201,8 @@ def delete_run(path, allow_shipped: bool = False) -> int:
 def format_table(rows: list[RunInfo]) -> str:
     """The listing as aligned text columns (``otviz runs``)."""
     head = ("run", "kind", "status", "size MB", "date", "data", "key metrics")
-    table = [head] + [(r.name, r.kind, r.status, f"{r.size_mb:.1f}", r.date, r.data, r.metrics) for r in rows]
+    table = [head] + [(r.name, r.kind, r.status, f"{r.size_mb:.1f}" + (f" (+{r.cache_mb:.1f} cache)" if r.cache_mb >= 0.05 else ""),
+                       r.date, r.data, r.metrics) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head) - 1)]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + str(row[-1])
                      for row in table).rstrip()

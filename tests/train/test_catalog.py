@@ -55,3 +55,31 @@ def test_delete_frees_the_run_and_refuses_shipped_and_non_runs(tmp_path, monkeyp
                                                   "heartbeat": time.time()}))
     with pytest.raises(ValueError, match="cancel it first"):
         catalog.delete_run(busy)
+
+
+def test_date_is_the_recorded_time_and_caches_are_counted_apart(tmp_path):
+    import datetime
+    import os
+
+    d = _run(tmp_path / "runs" / "a")
+    t = datetime.datetime(2026, 11, 23, 12, 34).timestamp()
+    (d / "status.json").write_text(json.dumps({"status": "done", "time": t, "heartbeat": t}))
+    (d / "derived-outputs-seed0.npz").write_bytes(b"\0" * 3 * 2 ** 20)
+    for f in d.iterdir():  # a clone / copy: every mtime is now
+        os.utime(f, (t + 86400 * 30, t + 86400 * 30))
+    r = catalog.run_info(d)
+    assert r.date == "2026-11-23 12:34"
+    assert r.size_mb == pytest.approx(1.0, abs=0.01) and r.cache_mb == pytest.approx(3.0, abs=0.01)
+    row = catalog.format_table([r]).splitlines()[1]
+    assert "1.0 (+3.0 cache)" in row and "2026-11-23 12:34" in row
+
+
+def test_an_otus_run_without_metrics_says_how_to_get_them(tmp_path, monkeypatch):
+    from otviz.train.config import otus_zee_config
+
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "config.json").write_text(otus_zee_config(epochs=1).to_json())
+    (d / "status.json").write_text(json.dumps({"status": "done", "time": 1.0e9}))
+    monkeypatch.chdir(tmp_path)
+    assert catalog.run_info(d).metrics == "run `otviz evaluate r`"
