@@ -47,7 +47,19 @@ OBSERVABLES: dict[str, Observable] = {o.name: o for o in (
     Observable("density", "density", "1/unit", "normalised histogram"),
     Observable("ratio", "ratio to truth", "", "histogram ratio to the truth"),
     Observable("count", "decodings", "", "number of decodings per bin"),
+    # statistics of otviz.metrics.fidelity.STATISTICS; W₁ carries the unit of the compared quantity
+    Observable("ks", "KS", "", "Kolmogorov–Smirnov distance"),
+    Observable("w1", "W₁", "", "Wasserstein-1 distance, in the unit of the compared quantity"),
+    Observable("chi2r", "χ²/dof", "", "reduced χ² of the two histograms"),
 )}
+
+# comparisons of otviz.metrics.fidelity.COMPARISONS: truth vs model output
+COMPARISON_LABELS = {"z_vs_z_tilde": "z vs z̃ = E(x)", "x_vs_x_tilde": "x vs x̃ = D(E(x))",
+                     "x_vs_x_tilde_prime": "x vs x̃′ = D(z)"}
+# the short symbol of a sample, for a ratio axis ("x̃′ / x")
+SAMPLE_SYMBOLS = {"x": "x", "z": "z", "x_tilde_prime": "x̃′", "x_tilde": "x̃", "z_tilde": "z̃",
+                  "x̃′ = D(z)": "x̃′", "x̃ = D(E(x))": "x̃", "z̃ = E(x)": "z̃",
+                  "train sample": "train", "test sample": "test", "truth": "truth"}
 
 PARTICLE_SYMBOLS = {"e-": "e⁻", "e+": "e⁺", "mu-": "μ⁻", "mu+": "μ⁺", "nu": "ν", "met": "MET", "b": "b", "bbar": "b̄"}
 
@@ -71,6 +83,25 @@ def label(name: str, prefix: str = "") -> str:
     return f"{prefix}: {text}" if prefix else text
 
 
+def statistic_label(stat: str, quantity: str | None = None, floor: bool = False) -> str:
+    """Column title of a statistic: "KS", "χ²/dof", "W₁ [GeV]" (W₁ in the unit of ``quantity``);
+    ``floor=True`` → "KS floor", "W₁ floor [GeV]"."""
+    sym = observable(stat).symbol + (" floor" if floor else "")
+    u = unit(quantity) if stat == "w1" and quantity else ""
+    return f"{sym} [{u}]" if u else sym
+
+
+def comparison_label(comparison: str) -> str:
+    """"x_vs_x_tilde_prime" → "x vs x̃′ = D(z)"."""
+    return COMPARISON_LABELS.get(comparison, comparison)
+
+
+def ratio_label(numerators, denominator: str) -> str:
+    """Ratio-axis title naming what over what: (["x̃′ = D(z)", "x̃ = D(E(x))"], "x") → "x̃′ / x, x̃ / x"."""
+    d = SAMPLE_SYMBOLS.get(denominator, denominator)
+    return ", ".join(f"{SAMPLE_SYMBOLS.get(n, n)} / {d}" for n in numerators) or "ratio"
+
+
 def unit(name: str) -> str:
     return observable(name).unit
 
@@ -78,3 +109,38 @@ def unit(name: str) -> str:
 def sig(value: float, digits: int = 3) -> str:
     """A number to ``digits`` significant figures (β 0.003981071705534973 → "0.00398")."""
     return f"{float(value):.{digits}g}"
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def readable(value: float, digits: int = 3) -> str:
+    """A number for people: ``digits`` significant figures, plain decimals from 10⁻³ to 10⁶
+    (1670.3 → "1670", 0.012345 → "0.0123", −0.0004 at 2 decimals never "-0.00": a value that rounds
+    to zero is "0"), else "1.23×10⁻⁵"; NaN → "–"."""
+    import math
+
+    v = float(value)
+    if not math.isfinite(v):
+        return "–" if math.isnan(v) else ("∞" if v > 0 else "−∞")
+    if v == 0:
+        return "0"
+    v = float(f"{v:.{digits}g}")  # round to the significant figures first
+    e = math.floor(math.log10(abs(v)))
+    if -3 <= e < 6:
+        text = f"{v:.{max(digits - 1 - e, 0)}f}"
+    else:
+        m = f"{v / 10 ** e:.{digits - 1}f}".rstrip("0").rstrip(".")
+        text = f"{m}×10{str(e).translate(_SUPERSCRIPT)}"
+    return "0" if float(text.split("×")[0]) == 0 else text
+
+
+def readable_fixed(value: float, decimals: int = 2) -> str:
+    """``value`` to ``decimals`` decimals without a negative zero (−0.001 → "0.00")."""
+    text = f"{float(value):.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def readable_range(lo: float, hi: float, digits: int = 3) -> str:
+    """"125–1670" for the range [125.2, 1667.9)."""
+    return f"{readable(lo, digits)}–{readable(hi, digits)}"
