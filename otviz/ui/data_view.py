@@ -17,7 +17,11 @@ from .picker import QuantityPage
 class DataView(QuantityPage):
     """Marginals of the training and test samples and the m_ee peak."""
 
-    @param.depends("space", "quantity", "state.run_path")
+    logy = param.Boolean(default=False, doc="densities on a log axis (the tails)")
+    BINS = 100  # across the train sample's 0.5–99.5 % quantiles: ~1 GeV bins on the Z peak
+    QUANTILES = (0.005, 0.995)
+
+    @param.depends("space", "quantity", "state.run_path", "logy")
     def _plot(self):
         if self.quantity is None:
             return pn.pane.Markdown("No sample loaded.")
@@ -26,7 +30,8 @@ class DataView(QuantityPage):
         parts = [str(p) for p in te[f"{self.space}_particle"].values]
         qtr = quantities(tr[self.space].values, parts, derived_masses(parts))[self.quantity]
         qte = quantities(te[self.space].values, parts, derived_masses(parts))[self.quantity]
-        plot = residual_plot(qtr, {"test sample": qte}, label=label(self.quantity, prefix=self.space), truth_label="train sample")
+        plot = residual_plot(qtr, {"test sample": qte}, label=label(self.quantity, prefix=self.space), truth_label="train sample",
+                             bins=self.BINS, quantiles=self.QUANTILES, logy=self.logy)
         cfg = self.state.run.config
 
         def shown(path, n):  # "the first 50,000 of 100,000 events" when the page's max_events cuts the file
@@ -48,7 +53,7 @@ class DataView(QuantityPage):
                          sizing_mode="stretch_width")
 
     def controls(self):
-        return self.selectors()
+        return pn.Column(self.selectors(), pn.widgets.Checkbox.from_param(self.param.logy, name="log y axis"))
 
     def content(self):
         return pn.Column(self._plot, sizing_mode="stretch_width")

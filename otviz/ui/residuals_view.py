@@ -13,7 +13,7 @@ import panel as pn
 import param
 
 from ..metrics.fidelity import N_SPLITS, STATISTICS, derived_masses, quantities, statistic_with_floor
-from ..physics.observables import label
+from ..physics.observables import comparison_label, label, readable, statistic_label
 from ..train.products import read_ks_table
 from ..viz import ensure_extension
 from ..viz.residuals import residual_plot
@@ -50,13 +50,25 @@ class ResidualsView(QuantityPage):
                          **{f"{s} floor": f[s] for s in STATISTICS}, "KS / floor": v["ks"] / f["ks"]})
         return pd.DataFrame(rows)
 
+    def stats_display(self):
+        """``stats_frame()`` with the columns people read added: "compared" ("x vs x̃′ = D(z)") and each
+        statistic beside its floor as text to 3 significant figures under its label ("KS", "KS floor",
+        "W₁ [GeV]", "χ²/dof", …); returns (frame, the code-named columns to hide)."""
+        df = self.stats_frame()
+        hidden = ["sample", "comparison", *STATISTICS, *(f"{s} floor" for s in STATISTICS)]
+        shown = {"compared": [comparison_label(c) for c in df["comparison"]]}
+        for s in STATISTICS:
+            shown[statistic_label(s, self.quantity)] = [readable(v) for v in df[s]]
+            shown[statistic_label(s, self.quantity, floor=True)] = [readable(v) for v in df[f"{s} floor"]]
+        out = df.assign(**shown)
+        return out[[*shown, "KS / floor", *hidden]], hidden
+
     def _stats_table(self):
         from bokeh.models.widgets.tables import NumberFormatter
 
-        df = self.stats_frame()
-        fmt = {c: NumberFormatter(format="0.00" if c == "KS / floor" else "0.00000")
-               for c in df.columns if c not in ("sample", "comparison")}
-        return pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width", formatters=fmt)
+        df, hidden = self.stats_display()
+        return pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                    hidden_columns=hidden, formatters={"KS / floor": NumberFormatter(format="0.00")})
 
     @param.depends("space", "quantity", "state.run_path")
     def _plot(self):
@@ -68,7 +80,8 @@ class ResidualsView(QuantityPage):
         others = {LABELS[n]: self.values(n) for n in names[1:]}
         n = len(truth)
         return pn.Column(
-            pn.pane.HoloViews(residual_plot(truth, others, label=label(self.quantity, prefix=self.space)), linked_axes=False,
+            pn.pane.HoloViews(residual_plot(truth, others, label=label(self.quantity, prefix=self.space),
+                                            truth_symbol=self.space), linked_axes=False,
                               sizing_mode="stretch_width"),
             pn.pane.Markdown(f"Statistics between truth (half A of the {n:,} test events) and the model output "
                              f"computed from half B; *floor*: the same statistic between the two truth halves; "

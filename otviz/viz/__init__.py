@@ -13,6 +13,9 @@ STYLE = {  # OTUS Fig. 3 colours: truth black, z → x̃′ purple dashed, x →
     "x̃′ = D(z)": dict(color="#8e44ad", line_dash="dashed"),
     "x̃ = D(E(x))": dict(color="#27ae60", line_dash="dotted"),
     "z̃ = E(x)": dict(color="#27ae60", line_dash="dotted"),
+    # Data page: train solid black, test dashed orange (told apart by hue and by dash)
+    "train sample": dict(color="black", line_dash="solid"),
+    "test sample": dict(color="#e67e22", line_dash="dashed"),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
+from ..physics.observables import ratio_label as _ratio_label
 from . import STYLE, ensure_extension, tick_formatter
 
 
@@ -51,20 +52,25 @@ def _density_label(label: str) -> str:
 
 
 def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: int | None = None, height: int = 300,
-                  truth_label: str = "truth", ylim=None):
+                  truth_label: str = "truth", ylim=None, quantiles=(0.002, 0.998), logy: bool = False,
+                  ratio_label: str | None = None, truth_symbol: str | None = None):
     """Overlaid normalised step histograms (``truth_label`` first) above a ratio-to-it panel with
     error bars, sharing the x axis labelled ``label`` (e.g. "m_ee [GeV]"). ``others`` maps a name
-    (e.g. "x̃′ = D(z)") to samples. The ratio range follows the data (:func:`ratio_range`) unless
-    ``ylim`` is given; the legend sits above the curves; ``width=None`` stretches to the page."""
+    (e.g. "x̃′ = D(z)") to samples. ``bins`` equal bins span the ``quantiles`` of the truth. The ratio
+    axis names what over what ("x̃′ / x": ``ratio_label``, else built from the names over
+    ``truth_symbol`` or ``truth_label``); its range follows the data (:func:`ratio_range`) unless
+    ``ylim`` is given; ``logy`` draws the densities on a log axis; the legend sits above the curves;
+    ``width=None`` stretches to the page."""
     ensure_extension()
     truth = np.asarray(truth, float)
-    edges = histogram_edges(truth, bins)
+    edges = histogram_edges(truth, bins, quantiles)
     centres = 0.5 * (edges[1:] + edges[:-1])
     ht, _ = np.histogram(truth, edges)
     width_bin = edges[1] - edges[0]
     dim = hv.Dimension("value", label=label or "value")
     curves = [hv.Histogram((edges, ht / (len(truth) * width_bin)), kdims=[dim], vdims=["density"],
-                           label=truth_label).opts(fill_alpha=0, line_width=2, line_color="black")]
+                           label=truth_label).opts(fill_alpha=0, line_width=2, line_color=STYLE.get(truth_label, {}).get("color", "black"),
+                                                 line_dash=STYLE.get(truth_label, {}).get("line_dash", "solid"))]
     ratios = [hv.HLine(1.0).opts(color="gray", line_width=1)]
     rs = []
     for name, sample in others.items():
@@ -82,10 +88,17 @@ def residual_plot(truth, others: dict, label: str = "", bins: int = 60, width: i
     if ylim is None:
         ylim = ratio_range(np.concatenate([r for r, _ in rs]), np.concatenate([s for _, s in rs])) if rs else (0.5, 1.5)
     size = dict(width=width) if width else dict(responsive=True, min_width=360)
-    top = hv.Overlay(curves).opts(height=height, legend_position="top", xlabel="", ylabel=_density_label(label),
+    log = {}
+    if logy:  # a log axis from below the smallest filled bin (empty bins would sit at −∞)
+        dens = ht[ht > 0] / (len(truth) * width_bin)
+        log = dict(logy=True, ylim=(float(dens.min()) / 3 if len(dens) else 1e-6, None))
+    if ratio_label is None:
+        ratio_label = _ratio_label(list(others), truth_symbol or truth_label)
+    top = hv.Overlay(curves).opts(**log)
+    top = top.opts(height=height, legend_position="top", xlabel="", ylabel=_density_label(label),
                                   title=label, show_grid=True, xformatter=tick_formatter(), yformatter=tick_formatter(),
                                   **size)
     bottom = hv.Overlay(ratios).opts(height=int(height * 0.45), ylim=tuple(ylim), xlabel=label or "value",
-                                     ylabel="ratio", show_legend=False, show_grid=True,
+                                     ylabel=ratio_label, show_legend=False, show_grid=True,
                                      xformatter=tick_formatter(), yformatter=tick_formatter("%.2g"), **size)
     return (top + bottom).cols(1).opts(shared_axes=True)

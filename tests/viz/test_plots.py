@@ -1,3 +1,4 @@
+import pytest
 import holoviews as hv
 import numpy as np
 
@@ -31,7 +32,12 @@ def test_residual_plot_labels_and_ranges():
     top, bottom = res
     assert bottom.opts.get().kwargs["xlabel"] == "m_ee [GeV]"
     assert top.opts.get().kwargs["ylabel"] == "density [1/GeV]"
-    assert bottom.opts.get().kwargs["ylabel"] == "ratio"
+    assert bottom.opts.get().kwargs["ylabel"] == "x̃′ / train"  # what over what
+    res = residual_plot(t, {"test sample": t}, label="m_ee [GeV]", truth_label="train sample", bins=90,
+                        quantiles=(0.005, 0.995), logy=True)
+    assert res[1].opts.get().kwargs["ylabel"] == "test / train"
+    assert len(res[0].get(0).edges) == 91 and res[0].get(0).edges[0] == pytest.approx(np.quantile(t, 0.005))
+    assert res[0].opts.get().kwargs["logy"] is True and res[0].opts.get().kwargs["ylim"][0] > 0
     assert top.get(0).label == "train sample"
     lo, hi = bottom.opts.get().kwargs["ylim"]
     assert 0.0 <= lo < 1.0 < hi <= 3.0 and hi - lo < 3.0  # follows the data, not a fixed 0.5–1.5
