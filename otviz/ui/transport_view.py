@@ -4,7 +4,7 @@ from __future__ import annotations
 import panel as pn
 import param
 
-from ..physics.observables import label
+from ..physics.observables import label, observable
 from ..viz import ensure_extension
 from ..viz.transport import stochasticity_plot, transport_plot
 from .notify import error_pane, guarded
@@ -79,10 +79,11 @@ class TransportView(pn.viewable.Viewer):
         zc = self.state.quantity("z", "z", self.z_quantity)
         xt = self.state.quantity("x", "x", self.x_quantity)
         xl = self.state.quantity("x", "x_tilde_prime", self.x_quantity)
+        zo = observable(self.z_quantity)
         layout = transport_plot(zc, xt, xl, label(self.z_quantity, prefix="z"), label(self.x_quantity, prefix="x"),
-                                rasterise=True)
+                                rasterise=True, bin_name=zo.symbol, unit=zo.unit)
         # one pane per panel: a Bokeh GridPlot inside a tab that was hidden renders collapsed
-        self._transport_pane.objects = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width")
+        self._transport_pane.objects = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width", min_width=300)
                                         for p in layout]
 
     @param.depends("x_quantity", "event", "state.run_path", "state.max_events")
@@ -107,7 +108,8 @@ class TransportView(pn.viewable.Viewer):
             self._transport_pane,
             pn.pane.Markdown("#### Stochasticity: one test z decoded 2000 times (black line: its true x)"),
             self._stochastic,
+            sizing_mode="stretch_width",  # the two scatter panels share the page's full width
         )
 
     def __panel__(self):
-        return pn.Column(self.controls(), self.content())
+        return pn.Column(self.controls(), self.content(), sizing_mode="stretch_width")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
+from ..physics.observables import readable_range
 from . import RASTERISE_ABOVE, ensure_extension, tick_formatter
 
 
 def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins: int = 5,
-                   width: int | None = None, height: int = 380, rasterise: bool | None = None, unit: str = "GeV"):
+                   width: int | None = None, height: int = 380, rasterise: bool | None = None, unit: str = "GeV",
+                   bin_name: str = "z"):
     """z component against x component for the true pairs (z, x) and the learned pairs (z, D(z)),
     side by side; points coloured by their source bin in z (OTUS Fig. 4), with a legend naming
-    each bin's z range in ``unit`` inside the empty top left. ``width=None`` stretches to the page. Sets of
+    each bin's range of the binned component ``bin_name`` ("E(e⁻) ∈ 125–1670 GeV") in ``unit`` inside
+    the empty top left. ``width=None`` stretches to the page. Sets of
     ``RASTERISE_ABOVE`` points or more (or ``rasterise=True``) are drawn by Datashader."""
     ensure_extension()
     z_comp = np.asarray(z_comp, float)
@@ -30,7 +33,7 @@ def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins:
         else:
             el = hv.Points((z_comp, np.asarray(xv, float), zbin), kdims=[zdim, xdim], vdims=["zbin"]).opts(
                 color="zbin", cmap=palette[:nbins], size=2, alpha=0.4, show_legend=False)
-        legend = [hv.Scatter([(np.nan, np.nan)], label=bin_label(edges, k, unit)).opts(color=palette[k], size=8)
+        legend = [hv.Scatter([(np.nan, np.nan)], label=bin_label(edges, k, unit, bin_name)).opts(color=palette[k], size=8)
                   for k in range(nbins)]
         size = dict(width=width) if width else dict(responsive=True, min_width=300)
         panels.append(hv.Overlay([el, *legend]).opts(
@@ -39,9 +42,10 @@ def transport_plot(z_comp, x_true, x_learned, z_label: str, x_label: str, nbins:
     return hv.Layout(panels).cols(2)
 
 
-def bin_label(edges, k: int, unit: str = "GeV") -> str:
-    """Legend text of source bin ``k``: "z ∈ [a, b) GeV" to 3 significant figures."""
-    return f"z ∈ [{edges[k]:.3g}, {edges[k + 1]:.3g}){' ' + unit if unit else ''}"
+def bin_label(edges, k: int, unit: str = "GeV", name: str = "z") -> str:
+    """Legend text of source bin ``k`` of the component ``name``: "E(e⁻) ∈ 125–1670 GeV", the
+    edges to 3 significant figures written out (never "1.67e+03")."""
+    return f"{name} ∈ {readable_range(edges[k], edges[k + 1])}{' ' + unit if unit else ''}"
 
 
 def _shade(x, y, cat, xlim, ylim, width, height, colors, xlabel, ylabel):

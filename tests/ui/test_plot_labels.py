@@ -83,3 +83,17 @@ def test_data_page_binning_colours_ratio_and_log_toggle(app):
     assert _opts(top)["logy"] is True and _opts(top)["ylim"][0] > 0
     assert any(getattr(w, "name", "") == "log y axis" for w in page.controls())
     page.logy = False
+
+
+def test_transport_legend_names_the_binned_component_and_panels_stretch(app):
+    page = app.transport
+    page.z_quantity = "e-.E"
+    panes = page._transport_pane.objects
+    assert len(panes) == 2 and all(p.sizing_mode == "stretch_width" for p in panes)
+    assert page.content().sizing_mode == "stretch_width" and page._transport_pane.sizing_mode == "stretch_width"
+    labels = [e.label for e in panes[0].object.values()[1:]]
+    assert len(labels) == 5
+    for text in labels:
+        assert re.fullmatch(r"E\(e⁻\) ∈ \d+(\.\d+)?–\d+(\.\d+)? GeV", text), text
+    assert _opts(panes[0].object)["xlabel"] == "z: E(e⁻) [GeV]"
+    assert _opts(panes[0].object)["responsive"] is True

@@ -64,7 +64,10 @@ def test_plots_build_and_export(tmp_path):
     assert [p.opts.get().kwargs["xlabel"] for p in tr] == ["z: E(e⁻) [GeV]"] * 2
     edges = np.quantile(z, np.linspace(0, 1, 6))
     assert [e.label for e in list(tr)[0].values()[1:]] == [bin_label(edges, k) for k in range(5)]  # bin legend
-    assert bin_label(np.array([1.0, 2.345678]), 0) == "z ∈ [1, 2.35) GeV"
+    assert bin_label(np.array([1.0, 2.345678]), 0) == "z ∈ 1.00–2.35 GeV"
+    assert bin_label(np.array([125.2, 1667.9]), 0, "GeV", "E(e⁻)") == "E(e⁻) ∈ 125–1670 GeV"  # never 1.67e+03
+    named = transport_plot(z[:1000], z[:1000], z[:1000], "z: E(e⁻) [GeV]", "x: E(e⁻) [GeV]", bin_name="E(e⁻)")
+    assert all(e.label.startswith("E(e⁻) ∈ ") and "e+" not in e.label for e in list(named)[0].values()[1:])
     small = transport_plot(z[:1000], z[:1000], z[:1000], "z E", "x E")
     assert all(isinstance(p.get(0), hv.Points) for p in small)
     curves = loss_curves([{"epoch": i, "loss": 1.0 / (i + 1), "mse": 0.5 / (i + 1)} for i in range(5)])
