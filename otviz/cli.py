@@ -1,11 +1,12 @@
 """Command line: ``otviz COMMAND`` (``otviz --help`` lists the commands, ``otviz COMMAND --help``
 their options and defaults).
 
-Errors are one line on stderr, ``otviz: error: …`` naming the file, field or flag, with exit
+Errors are one line on stderr, ``otviz COMMAND: …`` naming the file, field or flag, with exit
 status 2 (``--debug`` shows the traceback); a setting out of range names the flag typed,
 ``otviz train: --epochs 0: allowed 1 … 5000``, or the file and JSON field it came from,
 ``otviz train: RUN/config.json: batch_size = 0: allowed 1 … 10000000``; a training run that fails (e.g. a persistent
-non-finite loss) prints ``otviz: training failed: …`` and exits with 1; Ctrl-C exits with 130.
+non-finite loss) prints ``otviz: training failed: …`` and exits with 1; Ctrl-C exits with 130 (128 + SIGINT),
+SIGTERM (``kill``, ``timeout``) with 143 (128 + SIGTERM), both recording the run as interrupted.
 Output cut off by a closed pipe (``otviz info FILE | head -1``) ends quietly with status 141
 (128 + SIGPIPE, as ``cat`` or ``yes`` killed by SIGPIPE report it).
 """
@@ -20,7 +21,7 @@ import sys
 
 from . import __version__
 
-EXIT_ERROR, EXIT_FAILED, EXIT_PIPE, EXIT_INTERRUPTED = 2, 1, 141, 130
+EXIT_ERROR, EXIT_FAILED, EXIT_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 141, 130, 143
 
 # config field → the flag that sets it (for error messages)
 FIELD_FLAGS = {
@@ -103,13 +104,35 @@ def config_from_file(path, command: str, then: str = ""):
         raise CommandError(command, f"{path}: not valid JSON: {exc}{tail}") from exc
 
 
+_KINDS = {"int": "not an integer", "float": "not a number"}
+
+
+def _argparse_message(message: str) -> str:
+    """argparse's ``argument --epochs: invalid int value: 'x'`` as ``--epochs x: not an integer``
+    (the flag and the value typed first, as the config errors say it)."""
+    import re
+
+    m = re.match(r"argument ([^:]+): (.*)$", message, re.S)
+    if not m:
+        return message
+    flag, rest = m.group(1).split("/")[0], m.group(2)
+    if rest.startswith("= "):  # count(): "= VALUE: reason"
+        return f"{flag} {rest[2:]}"
+    t = re.match(r"invalid (\w+) value: '(.*)'$", rest, re.S)
+    if t:
+        return f"{flag} {t.group(2)}: {_KINDS.get(t.group(1), 'invalid ' + t.group(1) + ' value')}"
+    return f"{flag}: {rest}"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``otviz: error: …``, exit status 2)."""
+    """argparse with one-line errors (``otviz COMMAND: …``, the prefix of every error of a
+    command; ``otviz: error: …`` before a command is known; exit status 2)."""
 
     def error(self, message):
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         hint = f" (otviz {sub} --help)" if sub else " (otviz --help)"
-        self.exit(EXIT_ERROR, f"otviz: error: {sub + ': ' if sub else ''}{message}{hint}\n")
+        prefix = f"otviz {sub}: " if sub else "otviz: error: "
+        self.exit(EXIT_ERROR, f"{prefix}{_argparse_message(message)}{hint}\n")
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -132,9 +155,9 @@ def count(text: str) -> int:
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
-    if not v.is_integer():
-        raise argparse.ArgumentTypeError(f"invalid count {text!r} (not a whole number)")
+        v = None
+    if v is None or not v.is_integer():  # "= VALUE: reason" is turned into "--flag VALUE: reason" (_Parser)
+        raise argparse.ArgumentTypeError(f"= {text}: not a whole number")
     return int(v)
 
 
@@ -187,15 +210,76 @@ def _cmd_generate(args) -> int:
 
 
 INFO_WIDTH = 100  # otviz info shortens longer attribute values (seed lists, the detector's JSON) to this
+INFO_FULL = ("command",)  # attributes shown in full: what a user copies
+_XSEC_UNITS = {"_mb": 1e9, "_ub": 1e6, "_nb": 1e3, "_pb": 1.0, "_fb": 1e-3}  # cross section attribute suffix → pb
+
+
+def format_attribute(key: str, value) -> str:
+    """An attribute's value as ``otviz info`` shows it: floats to 4 significant figures, cross
+    sections (``sigma_…_mb``) in pb, ``command`` in full, other long values shortened."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
+        for suffix, to_pb in _XSEC_UNITS.items():
+            if key.startswith("sigma") and key.endswith(suffix):
+                return f"{float(value) * to_pb:.4g} pb"
+        return f"{float(value):.4g}"
+    text = " ".join(str(value).split())
+    if key not in INFO_FULL and len(text) > INFO_WIDTH:
+        text = f"{text[:INFO_WIDTH]}… ({len(text)} characters)"
+    return text
+
+
+def _info_path(path_text: str):
+    """The file ``otviz info`` reads: one-line errors for a directory and a missing file (with a
+    hint where the shipped samples come from)."""
+    from .paths import missing_hint, resolve
+
+    path = resolve(path_text)
+    if path.is_dir():
+        raise CommandError("info", f"{path_text} is a directory; give a sample file (.nc)")
+    if not path.exists():
+        raise CommandError("info", f"{path_text}: no such file{missing_hint(path_text)}")
+    return path
+
+
+def _describe_other(path_text: str, raw) -> None:
+    """``otviz info`` of a netCDF file that is not a sample (a sweep.nc, metrics.nc, dimension.nc):
+    its dimensions, coordinates, variables and attributes."""
+    kind = (f"a sweep of {raw.attrs.get('preset', '?')} runs" if "swept" in raw.attrs else raw.attrs.get("kind", ""))
+    print(f"{path_text}: netCDF file, not an event sample{f' ({kind})' if kind else ''}")
+    print("  dimensions: " + (", ".join(f"{d} ({n})" for d, n in raw.sizes.items()) or "none"))
+    if raw.coords:
+        print("  coordinates:")
+        for name, c in raw.coords.items():
+            vals = [str(v) for v in c.values.ravel()[:6].tolist()]
+            more = f", … ({c.size})" if c.size > 6 else ""
+            print(f"    {name}({', '.join(c.dims)}): {', '.join(vals)}{more}")
+    print("  variables:")
+    for name, v in raw.data_vars.items():
+        unit = f" [{v.attrs['units']}]" if v.attrs.get("units") else ""
+        desc = v.attrs.get("long_name") or v.attrs.get("description") or ""
+        print(f"    {name}({', '.join(v.dims)}) {v.dtype}{unit}{': ' + str(desc) if desc else ''}")
+    if raw.attrs:
+        print("  attributes:")
+        for k, v in raw.attrs.items():
+            print(f"    {k}: {format_attribute(k, v)}")
 
 
 def _cmd_info(args) -> int:
-    from .data.io import describe_variables, load
+    from .data.io import describe_variables, is_sample, load, open_raw
     from .physics import fourvec as fv
 
-    from .paths import resolve
-
-    ds = load(resolve(args.path))
+    path = _info_path(args.path)
+    raw = open_raw(path)
+    if not is_sample(raw):
+        _describe_other(args.path, raw)
+        return 0
+    ds = load(path)
     print(f"{args.path}: process={ds.attrs['process']} events={ds.sizes['event']} (valid)")
     for v in describe_variables(ds):
         unit = f" [{v['units']}]" if v["units"] else ""
@@ -215,10 +299,7 @@ def _cmd_info(args) -> int:
             )
     print("  attributes:")
     for k, v in ds.attrs.items():  # the generator's record: settings, seeds, detector, versions, command
-        text = " ".join(str(v).split())
-        if len(text) > INFO_WIDTH:
-            text = f"{text[:INFO_WIDTH]}… ({len(text)} characters)"
-        print(f"    {k}: {text}")
+        print(f"    {k}: {format_attribute(k, v)}")
     return 0
 
 
@@ -281,6 +362,20 @@ def _cmd_train(args) -> int:
         return kinds.resolve(kinds.for_preset(args.model).train_command)(args)
 
 
+def schedule_line(cfg) -> str:
+    """The OTUS training schedule in words: ``1 epoch + 20 decoder fine-tune epochs (…)``."""
+    fine = sum(s.epochs for s in cfg.stages if getattr(s, "train", "") == "decoder")
+    main = cfg.total_epochs - fine
+
+    def n(k, what):
+        return f"{k} {what}{'s' if k != 1 else ''}"
+
+    if not fine:
+        return f"schedule: {n(main, 'epoch')}, no decoder fine-tune"
+    return (f"schedule: {n(main, 'epoch')} + {n(fine, 'decoder fine-tune epoch')} = {cfg.total_epochs} "
+            f"(--finetune-epochs 0 for none)")
+
+
 def _cmd_train_otus(args) -> int:
     """``otviz train otus-zee|otus-ttbar``: one OTUS run in this process."""
     if len(args.out) != 1 or (args.data and len(args.data) != 1):
@@ -312,13 +407,17 @@ def _cmd_train_otus(args) -> int:
         print(f"{out}: already finished ({len(json.loads((out / 'history.json').read_text() or '[]'))} epochs); "
               "nothing to do (--restart trains it again, replacing it)")
         return 0
-    if not run.fresh and (out / "checkpoint.pt").exists():
-        print(f"resuming the run in {out}")
+    print(schedule_line(run.config))
+    n_events = run.config.max_events
+    if n_events is not None and n_events < run.config.batch_size:
+        print(f"otviz train: warning: --max-events {n_events} is below the batch size {run.config.batch_size}: "
+              f"each epoch is one batch of {n_events} events", file=sys.stderr)
     bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
                disable=args.quiet, file=sys.stderr)
 
     def progress(ev):
         if ev["type"] == "resumed":
+            bar.write(f"resuming the run in {out} from epoch {ev['epoch']} (checkpoint)", file=sys.stdout)
             bar.update(ev["epoch"])
         elif ev["type"] == "epoch":
             bar.update(1)
@@ -399,8 +498,6 @@ def _cmd_anneal(args) -> int:
             print(f"{r['rundir']}: {r['status']} after {r['steps']} β steps {r['message']}")
         return 0 if all(r["status"] == "done" for r in results) else EXIT_FAILED
     out, run = todo[0]
-    if not run.fresh and (out / "checkpoint.pt").exists():
-        print(f"resuming the run in {out}")
 
     from tqdm.auto import tqdm
 
@@ -425,7 +522,8 @@ def _cmd_anneal(args) -> int:
                 f"{ev['epochs']} epochs ({ev['stopped']}), R {ev['rate']:.3f}, D {ev['distortion']:.3g}")
         elif ev["type"] == "resumed":
             bar.update(ev["beta_step"] - bar.n)
-            say(f"resumed at β step {ev['beta_step'] + 1}, epoch {ev['epoch']}")
+            bar.write(f"resuming the run in {out} from β step {ev['beta_step'] + 1}, epoch {ev['epoch']} (checkpoint)",
+                      file=sys.stdout)
         elif ev["type"] == "nan_rollback":
             say(f"non-finite loss: rolled back to β step {ev['beta_step'] + 1}, epoch {ev['epoch']}, "
                 f"lr × {ev['lr_scale']}")
@@ -458,6 +556,8 @@ def _require_run(rundir, command: str):
     except ValueError as exc:
         if isinstance(exc.__cause__, ConfigError):  # name the file and the JSON field
             raise CommandError(command, file_message(path / "config.json", exc.__cause__)) from exc
+        if isinstance(exc.__cause__, json.JSONDecodeError):  # as otviz train says it
+            raise CommandError(command, f"{path / 'config.json'}: not valid JSON: {exc.__cause__}") from exc
         raise
     have = kinds.get(run_kind(path))
     takes = kinds.for_command(command)
@@ -468,8 +568,11 @@ def _require_run(rundir, command: str):
 
 
 def _cmd_runs(args) -> int:
+    from .paths import home
     from .train.catalog import format_table, list_runs
 
+    if getattr(args, "data_dir", None) and not home().is_dir():
+        raise CommandError("runs", f"--data-dir {args.data_dir}: no such directory")
     rows = list_runs()
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
@@ -557,6 +660,12 @@ def _cmd_evaluate(args) -> int:
             if len(summaries) > 1:
                 print(f"== {d}")
             print(format_summary(summary))
+    from pathlib import Path
+
+    from .train.products import METRICS_FILE, SUMMARY_FILE
+
+    for d in args.rundir:  # (after --json on stderr, so that stdout stays JSON)
+        print(f"wrote {Path(d) / METRICS_FILE}, {SUMMARY_FILE}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -692,7 +801,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="otviz home holding data/ and runs/ (default: $OTVIZ_HOME, else the checkout "
                              "otviz runs from, else ~/.local/share/otviz)")
     p = _Parser(prog="otviz", description="Train, see and debug optimal-transport generative models for particle "
-                "physics.", epilog=__doc__.split("\n\n", 1)[1], formatter_class=_Help, parents=[common])
+                "physics.", epilog=__doc__.split("\n\n", 1)[1].replace("``", ""), formatter_class=_Help, parents=[common])
     p.add_argument("--version", action="version", version=f"otviz {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True, title="commands", metavar="COMMAND")
     _add = sub.add_parser
@@ -724,8 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (resumes RUNDIR's run when the settings are the same)",
                        parents=[common])
     t.add_argument("model", choices=list(kinds.presets()))
-    t.add_argument("--data", nargs="+", help="training sample (default data/zee_train.nc, data/wjets_centred.nc); "
-                   "emdvae-wjets: one per --out")
+    t.add_argument("--data", nargs="+", help="training sample (default data/zee_train.nc; otus-ttbar "
+                   "data/ttbar_train.nc; emdvae-wjets data/wjets_centred.nc, one per --out)")
     t.add_argument("--out", required=True, nargs="+",
                    help="run directory; emdvae-wjets: several run as parallel Dask jobs")
     t.add_argument("--restart", action="store_true",
@@ -759,7 +868,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--latent", type=count, help="default 32")
     a.add_argument("--width", type=count, help="default 128")
     a.add_argument("--emd-backend", choices=["auto", "exact", "sinkhorn"], help="default auto: exact")
-    a.add_argument("--threads", type=count, help="torch CPU threads per run (default: torch's)")
+    a.add_argument("--threads", type=count, help="torch CPU threads per run; a runtime setting, so it may differ "
+                   "on a resume (default: torch's; OTUS runs do not take it)")
     a.add_argument("--workers", type=count, help="LocalCluster workers for several runs (default 2)")
     a.add_argument("--scheduler", help="address of an existing Dask scheduler")
     t.set_defaults(func=_cmd_train)
@@ -786,7 +896,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm.set_defaults(func=_cmd_dimension)
 
     i = sub.add_parser("info", help="validate a sample file and summarise it", parents=[common])
-    i.add_argument("path")
+    i.add_argument("path", help="a sample file (.nc; relative paths are also looked up in the otviz home), "
+                   "or any netCDF file otviz wrote (sweep.nc, metrics.nc): described, not validated")
     i.set_defaults(func=_cmd_info)
 
     rn = sub.add_parser("runs", help="list the runs (kind, status, size, date, data, key metrics with floors)",
@@ -810,8 +921,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--finetune-epochs", type=count, help="the preset's decoder fine-tune epochs")
     sw.add_argument("--max-events", type=count, help="use only the first N training events")
     sw.add_argument("--n-projections", type=count, help="sliced Wasserstein directions")
-    sw.add_argument("--batch-size", type=count)
-    sw.add_argument("--seed", type=int)
+    sw.add_argument("--batch-size", type=count, help="events per batch of every run (default: the preset's)")
+    sw.add_argument("--seed", type=int, help="random seed of every run (default 0; --set seed=0,1,2 sweeps it)")
     sw.add_argument("--data", help="training sample")
     sw.add_argument("--test", help="test sample of the metrics")
     sw.add_argument("--device", choices=["auto", "cpu", "cuda"])
@@ -869,6 +980,9 @@ def _is_training_failure(exc: BaseException) -> bool:
     return trainer is not None and isinstance(exc, trainer.TrainingFailed)
 
 
+_TERMINATED: list[int] = []  # SIGTERM seen (the KeyboardInterrupt it raised exits 143, not 130)
+
+
 def _terminate_as_interrupt():
     """SIGTERM (``kill``, ``timeout``, a batch system) ends a command like Ctrl-C, so a training
     run records itself as interrupted instead of leaving status.json at "running". Returns a
@@ -880,6 +994,7 @@ def _terminate_as_interrupt():
         return lambda: None
 
     def handler(signum, frame):
+        _TERMINATED.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -899,7 +1014,9 @@ def main(argv=None) -> int:
     debug = getattr(args, "debug", False)
     if getattr(args, "data_dir", None):
         os.environ["OTVIZ_HOME"] = os.path.abspath(os.path.expanduser(args.data_dir))
+    _TERMINATED.clear()
     restore = _terminate_as_interrupt()
+    name = "otviz " + " ".join(c for c in (args.cmd, getattr(args, "data_cmd", None)) if c)
     try:
         try:
             rc = args.func(args)
@@ -909,7 +1026,7 @@ def main(argv=None) -> int:
             raise
         except KeyboardInterrupt:
             print("otviz: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return EXIT_TERMINATED if _TERMINATED else EXIT_INTERRUPTED
         except Exception as exc:
             if debug:
                 traceback.print_exc()
@@ -919,10 +1036,10 @@ def main(argv=None) -> int:
             if isinstance(exc, CommandError):
                 print(f"otviz {exc.command}: {_one_line(exc)}", file=sys.stderr)
             elif _is_user_error(exc):
-                print(f"otviz: error: {_one_line(exc)}", file=sys.stderr)
+                print(f"{name}: {_one_line(exc)}", file=sys.stderr)
             else:
                 hint = "" if debug else " (--debug shows the traceback)"
-                print(f"otviz: error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+                print(f"{name}: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
             return EXIT_ERROR
     except BrokenPipeError:
         # the reader went away (``| head``): stop quietly; point stdout at /dev/null so the

@@ -61,6 +61,16 @@ def resolve(path) -> Path:
     return alt if alt.exists() else p
 
 
+def missing_hint(path) -> str:
+    """For a missing relative path under ``data/`` (a shipped sample): where it would be and how
+    to put it there; else ''."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or not p.parts or p.parts[0] != "data":
+        return ""
+    return (f"; run `otviz data fetch --from CHECKOUT` or `otviz data regenerate` to put the shipped samples "
+            f"into OTVIZ_HOME ({data_dir()})")
+
+
 def app_file(name: str = "latent_explorer.py") -> Path:
     """A Panel app script: the checkout's ``apps/NAME``, else the copy an installed wheel puts in
     ``<prefix>/share/otviz/apps/``."""

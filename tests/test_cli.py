@@ -86,7 +86,7 @@ def test_a_setting_out_of_range_names_the_flag_as_typed(tmp_path, capsys, args, 
 def test_invalid_training_settings_are_one_line_and_write_nothing(tmp_path, capsys, args, needles):
     out = tmp_path / "run"
     assert main(args + ["--out", str(out)]) == 2
-    _one_error_line(capsys, "otviz: error:", *needles)
+    assert _one_error_line(capsys, *needles).startswith("otviz train: ")  # every error of a command: its prefix
     assert not out.exists()  # validated before the run directory is created
 
 
@@ -108,12 +108,12 @@ def test_bad_inputs_of_the_other_commands(tmp_path, capsys):
          ["dimension.nc holds D_corr from 1000 jets", "--force"]),
         (["generate", "zee", "--events", "0", "--out", str(tmp_path / "a.nc")], ["--events"]),
         (["generate", "zee", "--events", "1e12", "--out", str(tmp_path / "a.nc")], ["--events", "memory"]),
-        (["generate", "zee", "--events", "abc"], ["--events", "invalid count"]),
+        (["generate", "zee", "--events", "abc"], ["otviz generate: --events abc: not a whole number"]),
         (["generate", "zee", "--events", "10", "--detector", str(tmp_path / "none.json")], ["none.json"]),
     ]
     for args, needles in cases:
         assert main(args) == 2, args
-        _one_error_line(capsys, "otviz: error:", *needles)
+        _one_error_line(capsys, f"otviz {args[0]}: ", *needles)
     for text, needles in [('{"jet_r": 0.4, "bogus": 1}', ["det.json", "unknown", "bogus"]),
                           ('{"jet_r": "wide"}', ["jet_r", "must be a number"]),
                           ('{"electron_efficiency": 1.5}', ["electron_efficiency", "[0, 1]"]),
@@ -121,7 +121,7 @@ def test_bad_inputs_of_the_other_commands(tmp_path, capsys):
         bad_json.write_text(text)
         assert main(["generate", "zee", "--events", "10", "--detector", str(bad_json),
                      "--out", str(tmp_path / "d.nc")]) == 2
-        _one_error_line(capsys, "otviz: error:", *needles)
+        _one_error_line(capsys, "otviz generate: ", *needles)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.nc", "det.json", "notarun"]  # nothing written
     assert int(otviz.load_run(PRETRAINED / "emdvae-wjets-centred").dimensionality.attrs["n_jets_corr"]) == 1000
 
@@ -129,7 +129,7 @@ def test_bad_inputs_of_the_other_commands(tmp_path, capsys):
 def test_debug_shows_the_traceback(tmp_path, capsys):
     assert main(["--debug", "info", str(tmp_path / "missing.nc")]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("otviz: error:")
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("otviz info: ")
     assert main(["info", str(tmp_path / "missing.nc"), "--debug"]) == 2
     assert "Traceback" in capsys.readouterr().err
 
@@ -237,8 +237,7 @@ def test_help_version_and_argument_errors_import_no_heavy_library():
     assert proc.returncode == 0 and proc.stdout.strip() == f"otviz {version('otviz')}" and loaded == []
     proc, loaded = _cli("train", "otus-zee", "--out", "r", "--epochs", "1.5")
     assert proc.returncode == 2 and loaded == []
-    assert proc.stderr.splitlines()[0] == ("otviz: error: train: argument --epochs: invalid count '1.5' "
-                                           "(not a whole number) (otviz train --help)")
+    assert proc.stderr.splitlines()[0] == "otviz train: --epochs 1.5: not a whole number (otviz train --help)"
 
 
 def test_each_help_shows_the_defaults_the_commands_use(capsys):
@@ -406,3 +405,92 @@ def test_dimension_prints_tables_with_gev_and_stores_what_it_prints(tmp_path, ca
     assert [float(r[2]) for r in rate] == pytest.approx(list(ds.rate.values), abs=0.006)
     for r, b, d in zip(dcorr, ds.beta_of_q.values, ds.D_corr.values):
         assert float(r[1]) == pytest.approx(b * ht, abs=0.06) and float(r[2]) == pytest.approx(d, abs=0.006)
+
+
+def test_info_of_a_directory_a_missing_shipped_sample_and_a_sweep_file(tmp_path, capsys, monkeypatch):
+    assert main(["info", str(DATA)]) == 2
+    assert _one_error_line(capsys) == f"otviz info: {DATA} is a directory; give a sample file (.nc)"
+    monkeypatch.setenv("OTVIZ_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", "data/zee_test.nc"]) == 2
+    line = _one_error_line(capsys, "otviz info: data/zee_test.nc: no such file",
+                           "`otviz data fetch", "`otviz data regenerate`")
+    assert line.endswith(f"into OTVIZ_HOME ({tmp_path / 'home' / 'data'})")
+    import xarray as xr
+
+    sweep = xr.Dataset({"sw": (("lam", "comparison"), [[1.5, 2.5], [3.5, 4.5]], {"units": "GeV²"})},
+                       coords={"lam": [1.0, 20.0], "comparison": ["a", "b"]},
+                       attrs={"preset": "otus-zee", "swept": '{"lam": [1.0, 20.0]}', "n_runs": 2})
+    sweep.to_netcdf(tmp_path / "sweep.nc", engine="h5netcdf")
+    assert main(["info", str(tmp_path / "sweep.nc")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{tmp_path / 'sweep.nc'}: netCDF file, not an event sample (a sweep of otus-zee runs)"
+    assert out[1] == "  dimensions: lam (2), comparison (2)"
+    assert "    lam(lam): 1.0, 20.0" in out and "    sw(lam, comparison) float64 [GeV²]" in out
+    assert "    n_runs: 2" in out
+
+
+def test_info_attributes_are_rounded_cross_sections_in_pb_and_the_command_whole():
+    from otviz.cli import format_attribute
+
+    assert format_attribute("selection_efficiency", 0.24260538778045182) == "0.2426"
+    assert format_attribute("sigma_gen_mb", 1.4785829253866099e-06) == "1479 pb"
+    assert format_attribute("seed", 2) == "2"
+    cmd = "otviz generate zee --events 50000 --seed 2 --workers 2 --out data/a_very_long_name_" + "x" * 80 + ".nc --force"
+    assert format_attribute("command", cmd) == cmd
+    assert format_attribute("versions", "y" * 150) == "y" * 100 + "… (150 characters)"
+
+
+def test_runs_with_a_missing_data_dir_is_an_error(tmp_path, capsys):
+    assert main(["runs", "--data-dir", str(tmp_path / "nonexistent")]) == 2
+    assert _one_error_line(capsys) == f"otviz runs: --data-dir {tmp_path / 'nonexistent'}: no such directory"
+
+
+def test_argparse_errors_have_the_command_prefix_and_say_the_value(capsys):
+    assert main(["train", "otus-zee", "--out", "r", "--epochs", "abc"]) == 2
+    assert _one_error_line(capsys) == "otviz train: --epochs abc: not a whole number (otviz train --help)"
+    assert main(["sweep", "otus-zee", "--out", "r", "--seed", "x"]) == 2
+    assert _one_error_line(capsys) == "otviz sweep: --seed x: not an integer (otviz sweep --help)"
+    assert main(["train", "otus-zee", "--out", "r", "--betas", "3"]) == 2
+    assert _one_error_line(capsys) == "otviz train: --betas: not an option of otviz train otus-zee"
+
+
+def test_broken_config_json_gives_the_same_message_in_train_and_evaluate(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"epochs": 1,')
+    lines = []
+    for args in (["evaluate", str(run)], ["train", "otus-zee", "--out", str(run), "--resume"]):
+        assert main(args) == 2
+        lines.append(_one_error_line(capsys).split(": ", 1)[1])
+    assert lines[0].startswith(f"{run / 'config.json'}: not valid JSON: ") and lines[1].startswith(lines[0])
+
+
+def test_help_texts(capsys):
+    from otviz.cli import build_parser
+
+    p = build_parser()
+    assert "``" not in p.epilog and "otviz COMMAND: …" in p.epilog and "143" in p.epilog
+    subs = p._subparsers._group_actions[0].choices
+    helps = {a.dest: a.help for a in subs["sweep"]._actions}
+    assert helps["batch_size"] and helps["seed"]
+    assert {a.dest: a.help for a in subs["info"]._actions}["path"].startswith("a sample file")
+    assert "otus-ttbar data/ttbar_train.nc" in {a.dest: a.help for a in subs["train"]._actions}["data"]
+
+
+def test_otus_train_states_its_schedule_warns_on_few_events_and_resume_names_the_epoch(tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["train", "otus-zee", "--data", ZEE, "--test", ZEE_TEST, "--out", str(out), "--epochs", "2",
+            "--finetune-epochs", "1", "--max-events", "200", "--batch-size", "500", "--n-projections", "10",
+            "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert cap.out.splitlines()[0] == ("schedule: 2 epochs + 1 decoder fine-tune epoch = 3 "
+                                       "(--finetune-epochs 0 for none)")
+    assert ("otviz train: warning: --max-events 200 is below the batch size 500: each epoch is one batch "
+            "of 200 events") in cap.err
+    from otviz.cli import schedule_line
+
+    assert schedule_line(otus_zee_config(epochs=1, finetune_epochs=0)) == "schedule: 1 epoch, no decoder fine-tune"
+    assert schedule_line(otus_zee_config(epochs=1)) == ("schedule: 1 epoch + 20 decoder fine-tune epochs = 21 "
+                                                        "(--finetune-epochs 0 for none)")

@@ -152,9 +152,34 @@ def validate(ds: xr.Dataset, source: str = "<dataset>") -> xr.Dataset:
     return ds
 
 
+def open_raw(path) -> xr.Dataset:
+    """Read any netCDF-4 file fully without validating it as a sample (``otviz info`` of a
+    sweep.nc or metrics.nc); one-line errors for a directory, a missing or an unreadable file."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a sample file (.nc)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as f:
+            return f.load()
+    except Exception as exc:
+        raise DataValidationError(
+            f"{path}: cannot be read as a netCDF-4 file (truncated or not an otviz file?): "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from exc
+
+
+def is_sample(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` claims to be an event sample (has ``z``, ``x`` or the ``process``
+    attribute); such a file is validated as one, anything else is only described."""
+    return "z" in ds.variables or "x" in ds.variables or "process" in ds.attrs
+
+
 def load(path) -> xr.Dataset:
     """Open, fully read and validate a sample file; the file is closed on return."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a sample file (.nc)")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     try:

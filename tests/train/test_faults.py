@@ -179,16 +179,17 @@ def test_run_status_tells_a_gone_process_from_a_live_one(tmp_path):
 
 def test_sigterm_ends_a_cli_run_as_interrupted(tmp_path):
     """``kill`` / ``timeout`` send SIGTERM: the run records itself as interrupted (status.json, not
-    only the PID check), the command exits 130, and the same command resumes it."""
+    only the PID check), the command exits 143 (128 + SIGTERM; Ctrl-C's SIGINT: 130), and the same
+    command resumes it."""
     rundir = tmp_path / "term"
     proc = subprocess.Popen(_otus_cmd(rundir), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     assert _wait_for(proc, lambda: (rundir / "checkpoint.pt").exists()), "finished before the signal"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert proc.returncode == 143 and "interrupted" in err and "Traceback" not in err, err
     st = json.loads((rundir / "status.json").read_text())
     assert st["status"] == "interrupted" and "KeyboardInterrupt" in st["message"]
     done = subprocess.run(_otus_cmd(rundir), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "resuming" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "resuming" in done.stdout and "from epoch " in done.stdout, done.stdout + done.stderr
     assert otviz.load_run(rundir).status["status"] == "done"

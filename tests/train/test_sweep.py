@@ -150,5 +150,5 @@ def test_cli_bad_setting_exits_2_with_one_line(tmp_path):
                            "--set", "tau=1,-3", "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("otviz: error: --set tau=-3.0: ") and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("otviz sweep: --set tau=-3.0: ") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
