@@ -5,6 +5,7 @@ import panel as pn
 import param
 
 from ..metrics.dimension import dimensionalities, production_curves
+from ..physics.observables import readable, readable_fixed
 from ..viz.dimension import dimension_plot, kl_plot, rate_distortion_plot
 from .state import ExplorerState
 
@@ -34,18 +35,19 @@ class DimensionView(pn.viewable.Viewer):
         else:
             q_mid = dcorr = None
             note = f"D_corr not computed yet for this run: `otviz dimension {run.path}`."
-        rows = "\n".join(f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |" for b, a, c in zip(mid, d1, d2))
+        rows = "\n".join(f"| {readable(b)} | {readable(b * ht)} | {readable_fixed(a)} | {readable_fixed(c)} |"
+                         for b, a, c in zip(mid, d1, d2))
         table = pn.pane.Markdown("| β_mid | β·⟨H_T⟩ [GeV] | D₁ | D₂ |\n|---|---|---|---|\n" + rows, width=320)
         stretch = dict(linked_axes=False, sizing_mode="stretch_width")
         return pn.Row(
             pn.Column(
                 pn.pane.HoloViews(dimension_plot(mid, d1, d2, q_mid, dcorr, ht=ht), **stretch),
                 pn.pane.HoloViews(kl_plot(beta, kl, ht=ht), **stretch),
+                pn.pane.HoloViews(rate_distortion_plot(beta, rate, dist), **stretch),
                 sizing_mode="stretch_width",
             ),
             pn.Column(pn.pane.Markdown(f"Mean H_T {ht:.0f} GeV: β·⟨H_T⟩ is the resolution in GeV (seed 001). {note}", width=320),
-                      table, pn.pane.HoloViews(rate_distortion_plot(beta, rate, dist, width=320), linked_axes=False),
-                      width=340),
+                      table, width=340),
             sizing_mode="stretch_width",
         )
 

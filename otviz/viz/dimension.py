@@ -17,6 +17,20 @@ def _size(width):
 
 
 COLOURS = {"D1": "#1f77b4", "D2": "#d62728", "D_corr": "black"}
+# one colour per latent direction: Category10, then black and glasbey's dark violet and teal, then
+# glasbey (colorcet) for more — no two lines of the KL plot share a colour
+LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf", "#000000", "#3a0183", "#00430a", "#0fffa9"]
+
+
+def line_colours(n: int) -> list[str]:
+    """``n`` distinct colours (:data:`LINE_COLOURS`, continued by colorcet's glasbey)."""
+    if n <= len(LINE_COLOURS):
+        return LINE_COLOURS[:n]
+    import colorcet as cc
+
+    extra = [c for c in cc.glasbey_dark if c.lower() not in LINE_COLOURS]
+    return LINE_COLOURS + extra[: n - len(LINE_COLOURS)]
 
 
 def _gev_axis(ht: float):
@@ -70,22 +84,27 @@ def kl_plot(beta, kl, top: int = 12, ht: float = 550.0, width=None, height=300):
     ensure_extension()
     kl = np.asarray(kl)
     order = np.argsort(-kl.max(0))[:top]
-    curves = [hv.Curve((beta, np.maximum(kl[:, k], 1e-4)), "β", "KL", label=f"z{k}") for k in order]
+    colours = line_colours(len(order))
+    curves = [hv.Curve((beta, np.maximum(kl[:, k], 1e-4)), "β", "KL", label=f"z{k}").opts(
+        color=c, line_dash="solid" if i < 10 else "dashed") for i, (k, c) in enumerate(zip(order, colours))]
     return hv.Overlay(curves).opts(
         hv.opts.Curve(line_width=2),
-        # the legend inside the empty top right (large β: every KL has fallen), in 3 columns
-        hv.opts.Overlay(logx=True, logy=True, height=height, show_grid=True, legend_position="top_right", legend_cols=3,
+        # the legend outside, right of the axes: it never covers a curve
+        hv.opts.Overlay(logx=True, logy=True, height=height, show_grid=True, legend_position="right",
                         title="KL per latent direction vs β (production pass)", hooks=[_gev_axis(ht)],
                         xlabel=BETA_LABEL, ylabel=label("kl"), **_size(width)),
     )
 
 
-def rate_distortion_plot(beta, rate, dist, width=None, height=260):
-    """R = ⟨KL⟩ and D = ⟨EMD²⟩ against β."""
+def rate_distortion_plot(beta, rate, dist, width=None, height=240):
+    """Two panels sharing the β axis, each with its own unit: R = Σ KL [nats] above, D = ⟨EMD²⟩ in
+    units of H_T² below with the β² reference line; legends outside the axes."""
     ensure_extension()
-    r = hv.Curve((beta, np.maximum(rate, 1e-4)), "β", "value", label="R = Σ KL").opts(color="#2ca02c")
-    d = hv.Curve((beta, dist), "β", "value", label="D = ⟨EMD²⟩").opts(color="#9467bd")
-    b2 = hv.Curve((beta, np.asarray(beta) ** 2), "β", "value", label="β²").opts(color="grey", line_dash="dotted")
-    return hv.Overlay([r, d, b2]).opts(logx=True, logy=True, height=height, show_grid=True, xlabel=BETA_LABEL,
-                                       ylabel="R [nats], D [H_T²]", legend_position="bottom", title="rate and distortion",
-                                       **_size(width))
+    r = hv.Curve((beta, np.maximum(rate, 1e-4)), "β", "rate", label="R = Σ KL").opts(color="#2ca02c", line_width=2)
+    d = hv.Curve((beta, dist), "β", "distortion", label="D = ⟨EMD²⟩").opts(color="#9467bd", line_width=2)
+    b2 = hv.Curve((beta, np.asarray(beta) ** 2), "β", "distortion", label="β²").opts(color="grey", line_dash="dotted")
+    common = dict(logx=True, logy=True, height=height, show_grid=True, xlabel=BETA_LABEL, legend_position="right",
+                  **_size(width))
+    top = hv.Overlay([r]).opts(ylabel=label("rate"), title="rate R vs β", **common)
+    bottom = hv.Overlay([d, b2]).opts(ylabel=label("distortion"), title="distortion D vs β", **common)
+    return hv.Layout([top, bottom]).cols(1).opts(shared_axes=False)

@@ -97,3 +97,18 @@ def test_transport_legend_names_the_binned_component_and_panels_stretch(app):
         assert re.fullmatch(r"E\(e⁻\) ∈ \d+(\.\d+)?–\d+(\.\d+)? GeV", text), text
     assert _opts(panes[0].object)["xlabel"] == "z: E(e⁻) [GeV]"
     assert _opts(panes[0].object)["responsive"] is True
+
+
+def test_dimensionality_table_numbers_and_plots(app):
+    app.state.vae_path = app.state.param.vae_path.names["pretrained/emdvae-wjets · EMD-VAE (shipped)"]
+    row = app.dimension._content()
+    plots, side = row
+    table = side[1].object
+    assert "| β_mid | β·⟨H_T⟩ [GeV] | D₁ | D₂ |" in table
+    cells = [c.strip() for line in table.splitlines()[2:] for c in line.strip("|").split("|")]
+    assert cells and not any(RAW.search(c) or c.startswith("-0.00") for c in cells), cells
+    kl, rd = plots[1].object, plots[2].object
+    assert kl.opts.get().kwargs["legend_position"] == "right"
+    colours = [c.opts.get().kwargs["color"] for c in kl]
+    assert len(set(colours)) == len(colours) == 12
+    assert [p.opts.get().kwargs["ylabel"] for p in rd] == ["R (KL) [nats]", "D (EMD²/H_T²)"]
