@@ -755,6 +755,7 @@ def _cmd_sweep(args) -> int:
     print(f"wrote {Path(args.out) / sweep.SWEEP_FILE}: {ds.attrs['n_runs']} runs over {dims} "
           f"({ds.attrs['trained']} trained now, {ds.attrs['n_runs'] - ds.attrs['trained']} finished before, "
           f"{failed} failed)")
+    print(sweep.results_table(ds))
     return EXIT_FAILED if failed else 0
 
 

@@ -281,6 +281,31 @@ def train_run(kind_name: str, rundir: str, point: dict) -> dict:
     return {"rundir": str(rundir), "status": status, "message": message, "seconds": seconds}
 
 
+def run_phase(rundir, cfg) -> str:
+    """What a run of a sweep is doing, read from its files (the tasks run in other processes):
+    ``starting``, ``training epoch 3/5`` (OTUS: epochs in history.json of ``cfg.total_epochs``),
+    ``β step 2/9`` (β-annealing: steps.json), ``metrics`` (trained, products not yet written),
+    ``done``."""
+    rundir = Path(rundir)
+    if is_done(rundir):
+        return "done"
+    st = _read_json(rundir / "status.json", {})
+    st = st if isinstance(st, dict) else {}
+    if st.get("status") == "done":
+        return "metrics"
+    hist = _read_json(rundir / "history.json", [])
+    n = len(hist) if isinstance(hist, list) else 0
+    if not n and st.get("status") != "running":
+        return "starting"
+    total = getattr(cfg, "total_epochs", None)
+    if isinstance(total, int):
+        return f"training epoch {min(n + 1, total)}/{total}"
+    steps = _read_json(rundir / "steps.json", [])
+    betas = getattr(cfg, "beta", None) or []
+    k = len(steps) if isinstance(steps, list) else 0
+    return f"β step {k + 1}/{len(betas)}" if betas else f"training epoch {n + 1}"
+
+
 # ---------------------------------------------------------------------------- collecting
 def _read_json(f: Path, default):
     try:
@@ -408,19 +433,32 @@ def run_sweep(preset: str, grid: dict, out, workers: int = 2, scheduler: str | N
     step(done, total, f"{done} finished before")
     results = []
     if todo:
-        from dask.distributed import as_completed
+        from dask.distributed import wait
 
         from ..cluster import dask_client
 
+        number = {Path(d).resolve(): i + 1 for i, d in enumerate(plan.rundirs)}
+        configs = {Path(d).resolve(): c for d, c in zip(plan.rundirs, plan.configs)}
+
+        def in_flight(pending_dirs) -> str:  # "run 1/4: training epoch 3/5; run 2/4: metrics"
+            return "; ".join(f"run {number[d]}/{total}: {run_phase(d, configs[d])}" for d in pending_dirs)
+
         with dask_client(workers, scheduler) as client:
-            futures = [client.submit(train_run, kind.name, str(d.resolve()), p, pure=False) for d, p in todo]
-            for f in as_completed(futures):
-                r = f.result()
-                results.append(r)
-                done += 1
-                step(done, total, f"{Path(r['rundir']).name}: {r['status']}")
-                if report is not None:
-                    report(r)
+            futures = {client.submit(train_run, kind.name, str(d.resolve()), p, pure=False): d.resolve()
+                       for d, p in todo}
+            pending = set(futures)
+            while pending:
+                try:
+                    finished, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+                except Exception:  # dask's TimeoutError: nothing finished within the second
+                    finished = set()
+                for f in finished:
+                    r = f.result()
+                    results.append(r)
+                    done += 1
+                    if report is not None:
+                        report(r)
+                step(done, total, in_flight(sorted((futures[f] for f in pending), key=number.get)))
     attrs = {"command": command or f"run_sweep({preset!r}, {grid!r}, {str(out)!r}, {options!r})",
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": json.dumps({**grid, **options}, default=str)}
     ds = collect(plan, attrs)
@@ -432,5 +470,45 @@ def run_sweep(preset: str, grid: dict, out, workers: int = 2, scheduler: str | N
     return ds
 
 
+def results_table(ds) -> str:
+    """A short table of a sweep: one row per grid point, the swept settings, then its status and
+    key metrics with their floors (OTUS: SW(x, x̃′) and KS(m_ee) of x̃′ = D(z); β-annealing: the
+    last rate and distortion)."""
+    import numpy as np
+
+    dims = json.loads(ds.attrs.get("dims", "[]"))
+    cols: list[tuple[str, object]] = []
+    prime = "x_vs_x_tilde_prime"
+    if "sw" in ds and "comparison" in ds.coords and prime in ds.comparison.values:
+        cols.append(("SW(x, x̃′) (floor)", lambda p: f"{float(p.sw.sel(comparison=prime)):.3g} "
+                                             f"({float(p.sw_floor.sel(comparison=prime)):.3g})"))
+    if "value" in ds and "quantity" in ds.coords and "m_ee" in ds.quantity.values:
+        def ks(p):
+            sel = dict(comparison=prime, quantity="m_ee", statistic="ks")
+            return f"{float(p.value.sel(**sel)):.4f} ({float(p.floor.sel(**sel)):.4f})"
+        cols.append(("KS(m_ee) (floor)", ks))
+    for name, head in (("final_rate", "R"), ("final_distortion", "D"), ("final_loss", "final loss")):
+        if len(cols) >= 2:
+            break
+        if name in ds:
+            cols.append((head, lambda p, name=name: f"{float(p[name]):.4g}"))
+    head = [*dims, "status", *(c[0] for c in cols)]
+    rows = [head]
+    for idx in np.ndindex(*(ds.sizes[d] for d in dims)):
+        pt = ds.isel(dict(zip(dims, idx)))
+        status = str(pt.status.values) if "status" in pt else ""
+        vals = []
+        for _, fn in cols:
+            try:
+                v = fn(pt)
+                vals.append("—" if "nan" in v else v)
+            except (KeyError, ValueError, TypeError):
+                vals.append("—")
+        rows.append([*(f"{pt[d].values.item():g}" if np.issubdtype(pt[d].dtype, np.number) else str(pt[d].values)
+                       for d in dims), status, *vals])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
 __all__ = ["run_sweep", "plan_sweep", "build_config", "resolve_setting", "available_settings", "collect",
-           "run_metrics", "train_run", "ALIASES", "SWEEP_FILE"]
+           "run_metrics", "train_run", "run_phase", "results_table", "ALIASES", "SWEEP_FILE"]

@@ -152,3 +152,44 @@ def test_cli_bad_setting_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("otviz sweep: --set tau=-3.0: ") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_sweep_prints_a_results_table_with_floors(swept):
+    ds = xr.open_dataset(swept["out"] / sweep.SWEEP_FILE)
+    lines = swept["stdout"].splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("lam "))
+    assert lines[start].split()[:3] == ["lam", "beta_anchor", "status"] and "SW(x, x̃′) (floor)" in lines[start]
+    row = lines[start + 1].split()
+    p = ds.isel(lam=0, beta_anchor=0)
+    sw = float(p.sw.sel(comparison="x_vs_x_tilde_prime"))
+    ks = float(p.value.sel(comparison="x_vs_x_tilde_prime", quantity="m_ee", statistic="ks"))
+    assert row[:3] == ["1", "0", "done"] and row[3] == f"{sw:.3g}" and row[5] == f"{ks:.4f}"
+    assert len(lines) - start == 5  # a row per grid point
+    assert "run 1/4: " in swept["stderr"] and ("training epoch" in swept["stderr"] or "metrics" in swept["stderr"])
+
+
+def test_run_phase_reads_a_run_from_its_files(tmp_path):
+    from otviz.train.config import otus_zee_config
+
+    cfg = otus_zee_config(epochs=3, finetune_epochs=2)
+    d = tmp_path / "r"
+    d.mkdir()
+    assert sweep.run_phase(d, cfg) == "starting"
+    (d / "status.json").write_text(json.dumps({"status": "running"}))
+    (d / "history.json").write_text(json.dumps([{"epoch": 0}, {"epoch": 1}]))
+    assert sweep.run_phase(d, cfg) == "training epoch 3/5"
+    (d / "status.json").write_text(json.dumps({"status": "done"}))
+    assert sweep.run_phase(d, cfg) == "metrics"
+    (d / "model.pt").write_bytes(b"")
+    (d / sweep.DONE_FILE).write_text("{}")
+    assert sweep.run_phase(d, cfg) == "done"
+
+
+def test_info_describes_a_sweep_file(swept, capsys):
+    from otviz.cli import main
+
+    assert main(["info", str(swept["out"] / sweep.SWEEP_FILE)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("netCDF file, not an event sample (a sweep of otus-zee runs)")
+    assert out[1].startswith("  dimensions: lam (2), beta_anchor (2)")
+    assert "    lam(lam): 1.0, 20.0" in out
