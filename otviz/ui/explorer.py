@@ -17,6 +17,26 @@ RUNS = kinds.Page("Runs", "runs", "otviz.ui.runs_view:RunsView")
 COMPARE = kinds.Page("Compare runs", "compare", "otviz.ui.compare_view:CompareView")
 
 
+SIDEBAR_WIDTH = 280  # px: at 800 px the main area keeps ~500 px
+
+# the tab titles wrap onto a second line instead of being cut off in a narrow window
+TABS_CSS = """
+:host { grid-template-columns: minmax(0, 1fr); min-width: 0; }
+:host(.bk-above) .bk-headers-wrapper { flex: 1 1 0; min-width: 0; flex-wrap: wrap; overflow: visible; }
+.bk-header { flex: 1 1 0; min-width: 0; flex-wrap: wrap; overflow: visible; }
+.bk-tab { white-space: nowrap; }
+"""
+
+# the page is exactly as tall as the window when its content fits (no scrollbar for a few pixels of
+# margin); the main area never pushes the page sideways (a too-wide plot scrolls inside it)
+TEMPLATE_CSS = """
+html, body { margin: 0; overflow-x: hidden; }
+#main { min-width: 0; overflow-x: hidden; }
+#content { min-width: 0; }
+.main { min-width: 0; }
+"""
+
+
 def page_list() -> list[kinds.Page]:
     """Every page in tab order: the first kind's first page (where a session lands), Train, the
     other pages of the registered kinds in registration order, Compare runs, Runs. A page listed by several kinds
@@ -102,7 +122,8 @@ class LatentExplorer(pn.viewable.Viewer):
         pages = self.pages()
         holders = [pn.Column(sizing_mode="stretch_width") for _ in pages]
         controls: dict[int, object] = {}
-        tabs = pn.Tabs(*[(name, h) for (name, _), h in zip(pages, holders)], dynamic=True, sizing_mode="stretch_width")
+        tabs = pn.Tabs(*[(name, h) for (name, _), h in zip(pages, holders)], dynamic=True, sizing_mode="stretch_width",
+                       stylesheets=[TABS_CSS], min_width=0)
 
         def side(i: int):
             if sidebar is not None and tabs.active == i:
@@ -159,8 +180,10 @@ class LatentExplorer(pn.viewable.Viewer):
         tmpl = pn.template.FastListTemplate(
             title=f"otviz latent explorer {version()}", header=[pn.pane.Markdown(f"device: {device()}",
                                                                                   styles={"color": "white"})],
-            sidebar=[self.pickers(), page_controls], sidebar_width=300, main_layout=None, accent="#1f77b4")
-        tmpl.main.append(pn.Column(self.state.notices.panel(), self.busy(), tabs, sizing_mode="stretch_width"))
+            sidebar=[self.pickers(), page_controls], sidebar_width=SIDEBAR_WIDTH, main_layout=None,
+            accent="#1f77b4", raw_css=[TEMPLATE_CSS])
+        tmpl.main.append(pn.Column(self.state.notices.panel(), self.busy(), tabs, sizing_mode="stretch_width",
+                                   min_width=0, styles={"overflow-x": "auto"}))
         return tmpl
 
     def _build(self, name: str, make, wrap: bool = True):
