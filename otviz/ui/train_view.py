@@ -210,7 +210,9 @@ class TrainView(pn.viewable.Viewer):
         self._form_kinds = {k.name: k.train_choice() for k in kinds.kinds() if k.train_settings}
         if not self.forms:
             raise ValueError("train_settings: no registered model kind has a Train page form")
-        self.mode = pn.widgets.RadioButtonGroup(options=list(self.forms), value=next(iter(self.forms)))
+        # one button per line: three model names side by side do not fit the sidebar
+        self.mode = pn.widgets.RadioButtonGroup(options=list(self.forms), value=next(iter(self.forms)),
+                                                orientation="vertical", sizing_mode="stretch_width")
         location = session_location()
         if location is not None:
             location.sync(self.mode, {"value": "mode"})
@@ -220,15 +222,21 @@ class TrainView(pn.viewable.Viewer):
                           on_error=self._apply_url_parameters)
         self.steps_table = pn.pane.Markdown("")
         self.start_button = pn.widgets.Button(name="Start training", button_type="primary")
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="danger", disabled=True)
-        self.progress = pn.indicators.Progress(name="progress", value=0, max=100, width=420, bar_color="info")
-        self.status = pn.pane.Markdown("Idle. Runs train in a background thread; this page only polls them.")
-        self.curve = pn.pane.HoloViews(loss_curves([]), linked_axes=False)
-        self.runs_list = pn.pane.Markdown("", width=420)
+        self.cancel_button = pn.widgets.Button(name="Cancel this run", button_type="danger", disabled=True)
+        self.progress = pn.indicators.Progress(name="progress", value=0, max=100, bar_color="info",
+                                               sizing_mode="stretch_width", visible=False)
+        self.progress_text = pn.pane.Markdown("", margin=(0, 10))
+        self.status = pn.pane.Markdown("Idle. Runs train in a background thread; this page only polls them.",
+                                       sizing_mode="stretch_width")
+        self.no_run = pn.pane.Markdown("No run yet: choose a model and its settings in the sidebar, then "
+                                       "**Start training**; its loss curves appear here.")
+        self.curve = pn.pane.HoloViews(loss_curves([]), linked_axes=False, sizing_mode="stretch_width",
+                                       visible=False)
+        self.runs_list = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.run_select = pn.widgets.Select(name="Queued and running dashboard runs", options={}, width=300)
-        self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True)
-        self.cancel_other_button = pn.widgets.Button(name="Cancel run", button_type="warning", width=100,
-                                                     disabled=True)
+        self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True, align="end")
+        self.cancel_other_button = pn.widgets.Button(name="Cancel selected run", button_type="warning", width=160,
+                                                     disabled=True, align="end")
         self.start_button.on_click(self._start)
         self.cancel_button.on_click(self._cancel)
         self.attach_button.on_click(lambda _: self.attach(self.run_select.value))
@@ -295,8 +303,11 @@ class TrainView(pn.viewable.Viewer):
         self.rundir = Path(rundir)
         self._seen, self._points, self._beta_steps, self._done = 0, [], [], False
         self.steps_table.object = ""
-        self.progress.value = 0
+        self._set_progress(0)
+        self.progress.visible = True
         self.curve.object = loss_curves([])
+        self.curve.visible, self.no_run.visible = False, True
+        self.no_run.object = "No loss values yet: the curves appear after the first training steps."
         self.start_button.disabled, self.cancel_button.disabled = True, False
         self.status.object = f"Attached to run `{self.rundir}`."
         self.poll()
@@ -363,18 +374,21 @@ class TrainView(pn.viewable.Viewer):
                 self._beta_steps.append(ev)
                 self.steps_table.object = self._steps_markdown()
             elif ev["type"] == "step":
-                g = ev["epoch"] * ev["steps"] + ev["step"]
-                self._points.append({"step": g, **{k: v for k, v in ev.items() if isinstance(v, float)}})
-                frac = (ev["epoch"] + (ev["step"] + 1) / ev["steps"]) / max(ev["total_epochs"], 1)
-                self.progress.value = int(100 * frac)
+                epochs = ev["epoch"] + (ev["step"] + 1) / ev["steps"]  # epochs done, fractional
+                self._points.append({**{k: v for k, v in ev.items() if isinstance(v, float)}, "epoch": epochs})
+                self._set_progress(int(100 * epochs / max(ev["total_epochs"], 1)),
+                                   f"epoch {ev['epoch'] + 1}/{ev['total_epochs']}")
                 self.status.object = (f"Epoch {ev['epoch'] + 1}/{ev['total_epochs']} ({ev['stage']}), "
                                       f"step {ev['step'] + 1}/{ev['steps']}: loss {ev['loss']:.4g}, "
                                       f"{ev['events_per_s']:.0f} events/s, lr {ev['lr']:.2g}")
             elif ev["type"] == "nan_rollback":
                 self.status.object = f"Non-finite loss: rolled back to epoch {ev['epoch']} with lr × {ev['lr_scale']}"
         if events:
-            terms = ("rate", "distortion") if self._points and "rate" in self._points[0] else None
-            self.curve.object = loss_curves(self._points, x="step", **({"terms": terms} if terms else {}))
+            anneal = bool(self._points) and "rate" in self._points[0]
+            self.curve.object = loss_curves(self._points, **(dict(terms=("rate", "distortion"), x="beta_step")
+                                                              if anneal else dict(x="epoch")))
+            shown = len(self._points) >= 2
+            self.curve.visible, self.no_run.visible = shown, not shown
         if finished:
             self._finish(run.status, run.message)
 
@@ -382,7 +396,7 @@ class TrainView(pn.viewable.Viewer):
         self._done = True
         self.start_button.disabled, self.cancel_button.disabled = False, True
         if status == "done":
-            self.progress.value = 100
+            self._set_progress(100, "finished")
             self.status.object = f"**Done.** Run `{self.rundir}` is now selectable in the Run menu."
             self.state.refresh_runs(select=str(self.rundir))
         else:  # one message per event: "**cancelled** by the user", not "cancelled cancelled by the user"
@@ -392,14 +406,19 @@ class TrainView(pn.viewable.Viewer):
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
         against its ``max_epochs`` (an early stop makes the bar jump ahead)."""
-        g = len(self._points)
-        self._points.append({"step": g, "rate": ev["rate"], "distortion": ev["distortion"]})
         in_step = (ev["epoch"] + (ev["batch"] + 1) / ev["batches"]) / ev["max_epochs"]
+        self._points.append({"beta_step": ev["beta_step"] + min(in_step, 1.0), "rate": ev["rate"],
+                             "distortion": ev["distortion"]})
         frac = (ev["beta_step"] + min(in_step, 1.0)) / max(ev["total_steps"], 1)
-        self.progress.value = min(int(100 * frac), 99)
+        self._set_progress(min(int(100 * frac), 99), f"β step {ev['beta_step'] + 1}/{ev['total_steps']}")
         self.status.object = (f"β step {ev['beta_step'] + 1}/{ev['total_steps']} ({ev['pass_name']}, "
                               f"β = {ev['beta']:.3g}), epoch {ev['epoch'] + 1}, batch {ev['batch'] + 1}/{ev['batches']}: "
                               f"R {ev['rate']:.3g}, D {ev['distortion']:.3g}, {ev['jets_per_s']:.0f} jets/s")
+
+    def _set_progress(self, percent: int, what: str = ""):
+        """The bar and its text, e.g. "epoch 3/10 (30 %)"."""
+        self.progress.value = percent
+        self.progress_text.object = f"{what} ({percent} %)" if what else ""
 
     def _steps_markdown(self):
         rows = "\n".join(f"| {s['beta_step'] + 1} | {s['pass_name']} | {s['beta']:.3g} | {s['epochs']} | "
@@ -422,15 +441,18 @@ class TrainView(pn.viewable.Viewer):
                                       widgets=inputs(getattr(settings, "WIDGETS", {})))))
 
     def controls(self, width: int = 250):
-        """The model choice, its settings and the start/cancel buttons (the sidebar)."""
-        return pn.Column(self.mode, pn.bind(lambda _: self._form(width), self.mode),
-                         pn.Row(self.start_button, self.cancel_button))
+        """The start/cancel buttons (first: never below the fold), the model choice and its settings
+        (the sidebar)."""
+        return pn.Column(pn.Row(self.start_button, self.cancel_button), self.mode,
+                         pn.bind(lambda _: self._form(width), self.mode))
 
     def content(self):
         """Progress, loss curve, β steps and the server's dashboard runs."""
-        return pn.Column(self.progress, self.status, self.curve, self.steps_table,
+        return pn.Column(pn.Row(self.progress_text, self.progress, sizing_mode="stretch_width"), self.status,
+                         self.no_run, self.curve, self.steps_table,
                          pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
-                         pn.Row(self.run_select, self.attach_button, self.cancel_other_button))
+                         pn.FlexBox(self.run_select, self.attach_button, self.cancel_other_button),
+                         sizing_mode="stretch_width")
 
     def __panel__(self):
         return pn.Row(self.controls(300), self.content())

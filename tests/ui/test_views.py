@@ -59,12 +59,15 @@ def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
     assert tabs.sizing_mode == "stretch_width"
     assert sorted(app._views) == ["data"]  # only the shown page was made
     assert controls[0].object == "#### Data page"
-    assert [type(w).__name__ for w in controls[1]] == ["RadioButtonGroup", "Select"]
+    assert [type(w).__name__ for w in controls[1][0]] == ["RadioButtonGroup", "Select"]  # space, quantity
     tabs.active = 3  # Residuals: its controls replace the Data page's in the sidebar
     assert controls[0].object == "#### Residuals page" and sorted(app._views) == ["data", "residuals"]
     assert controls[1][1].value == "m_ee"
-    tabs.active = 1  # Train: its settings and start button are in the sidebar too
-    assert "Start training" in [getattr(w, "name", None) for w in controls[1][2]]
+    tabs.active = 1  # Train: its start and cancel buttons first in the sidebar (above the fold), then the settings
+    assert [w.name for w in controls[1][0]] == ["Start training", "Cancel this run"]
+    assert app.train.no_run.visible and not app.train.curve.visible  # idle: a sentence, not an empty 0–1 plot
+    assert app.train.no_run.object.startswith("No run yet")
+    assert app.train.cancel_other_button.name == "Cancel selected run"
 
 
 def test_train_page_runs_in_the_background_and_adds_the_run(app):
@@ -82,6 +85,17 @@ def test_train_page_runs_in_the_background_and_adds_the_run(app):
     assert "Done" in app.train.status.object
     assert app.state.run_path == str(app.train.rundir)
     assert len(app.train._points) == 2 * 3  # one point per step, streamed to the loss curve
+    # x in epochs (a step's point at the fraction of its epoch done), integer ticks, the terms' names in words
+    assert [round(p["epoch"], 3) for p in app.train._points] == [0.333, 0.667, 1.0, 1.333, 1.667, 2.0]
+    assert app.train.progress_text.object == "finished (100 %)"
+    assert app.train.curve.visible and not app.train.no_run.visible
+    import holoviews as hv
+    fig = hv.render(app.train.curve.object)
+    assert fig.xaxis.axis_label == "epoch" and fig.xaxis.ticker.min_interval == 1
+    legend = [item.label.value for item in fig.legend[0].items]
+    assert legend[:2] == ["total loss", "MSE(x, x̃)"] and "SW(z, z̃)" in legend and "sw_z" not in legend
+    assert fig.legend[0] in fig.right  # beside the axes, never over a curve
+    assert fig.sizing_mode == "stretch_width"
     assert app.state.run.history[-1]["epoch"] == 1
 
 
@@ -146,6 +160,11 @@ def test_train_page_launches_an_annealing_run(app):
     assert table.count("| priming |") == 1 and table.count("| production |") == 2
     assert app.state.vae_path == str(app.train.rundir)
     assert len(app.train._points) == 3 * 2 and "rate" in app.train._points[0]
+    assert [p["beta_step"] for p in app.train._points] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    import holoviews as hv
+    fig = hv.render(app.train.curve.object)
+    assert fig.xaxis.axis_label == "β step"
+    assert [item.label.value for item in fig.legend[0].items] == ["rate R [nats]", "distortion D (⟨EMD²⟩)"]
 
 
 def test_the_page_shows_progress_while_a_runs_outputs_are_computed(app, tmp_path):
