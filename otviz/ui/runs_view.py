@@ -5,7 +5,6 @@ import panel as pn
 import param
 
 from ..train import catalog
-from .notify import describe
 from .state import ExplorerState
 
 COLUMNS = ["name", "kind", "status", "metrics", "size_mb", "date", "data"]
@@ -23,7 +22,10 @@ class RunsView(pn.viewable.Viewer):
         super().__init__(state=state, **params)
         self.rows: list[catalog.RunInfo] = []
         self.table = pn.widgets.Tabulator(disabled=True, show_index=False, selectable=1, sizing_mode="stretch_width",
-                                          titles=TITLES, height=360, layout="fit_data_stretch")
+                                          titles=TITLES, height=360, layout="fit_data_stretch",
+                                          # long cells wrap inside a bounded column instead of running off the page
+                                          widths={"metrics": 340, "data": 260},
+                                          formatters={"metrics": {"type": "textarea"}, "data": {"type": "textarea"}})
         self.open_button = pn.widgets.Button(name="Open", button_type="primary", width=90)
         self.resume_button = pn.widgets.Button(name="Resume", width=90)
         self.cancel_button = pn.widgets.Button(name="Cancel run", button_type="warning", width=100)
@@ -39,6 +41,7 @@ class RunsView(pn.viewable.Viewer):
         self.confirm_button.on_click(lambda _: self._act(self.delete))
         self.keep_button.on_click(lambda _: self._hide_confirm("Kept."))
         self.refresh_button.on_click(lambda _: self.refresh())
+        self.table.param.watch(lambda _: self._update_buttons(), "selection")
         self.refresh()
 
     def refresh(self):
@@ -46,11 +49,23 @@ class RunsView(pn.viewable.Viewer):
 
         self.rows = catalog.list_runs()
         self.table.value = pd.DataFrame([{c: getattr(r, c) for c in COLUMNS} for r in self.rows], columns=COLUMNS)
+        self._update_buttons()
+
+    def _update_buttons(self):
+        """Enable only the actions that can work on the selected row: Resume for a run of runs/ that
+        stopped before its end, Cancel for a queued or training run, Delete for a run of runs/ that
+        is not training; Open for any run."""
+        sel = [i for i in (self.table.selection or []) if i < len(self.rows)]
+        r = self.rows[sel[0]] if sel else None
+        self.open_button.disabled = r is None
+        self.resume_button.disabled = r is None or r.shipped or r.status == "done" or r.status in catalog.ACTIVE
+        self.cancel_button.disabled = r is None or r.status not in catalog.ACTIVE
+        self.delete_button.disabled = r is None or r.shipped or r.status in catalog.ACTIVE
 
     def selected(self) -> catalog.RunInfo:
         sel = self.table.selection
         if not sel:
-            raise ValueError("select a run in the table first")
+            raise ValueError("Select a run in the table first.")
         return self.rows[sel[0]]
 
     def select(self, name: str):
@@ -61,7 +76,7 @@ class RunsView(pn.viewable.Viewer):
         try:
             fn()
         except Exception as exc:  # a refused action says why, in the page
-            self.message.object = f"**Not done:** {describe(exc)}"
+            self.message.object = f"**Not done:** {sentence(exc)}"
 
     def open(self):
         r = self.selected()
@@ -74,11 +89,12 @@ class RunsView(pn.viewable.Viewer):
 
         r = self.selected()
         if r.shipped:
-            raise ValueError(f"{r.name} is a shipped run: train a copy from the Train page instead")
+            raise ValueError(f"`{r.name}` is a shipped run and is not trained further: start a new run on the "
+                             "Train page instead.")
         if r.status in catalog.ACTIVE:
-            raise ValueError(f"{r.name} is already {r.status}")
+            raise ValueError(f"`{r.name}` is already {r.status}.")
         if r.status == "done":
-            raise ValueError(f"{r.name} has finished: there is nothing to resume")
+            raise ValueError(f"`{r.name}` has finished training: there is nothing to resume.")
         registry.submit(r.path, read_config(r.path), label=f"resumed {r.name}")
         self.message.object = f"Resumed `{r.name}`: follow it on the Train page's run list."
         self.refresh()
@@ -88,14 +104,16 @@ class RunsView(pn.viewable.Viewer):
 
         r = self.selected()
         if not registry.cancel(r.path):
-            raise ValueError(f"{r.name} is not queued or training on this server")
+            raise ValueError(f"`{r.name}` is not queued or training on this server.")
         self.message.object = f"Cancelled `{r.name}`."
         self.refresh()
 
     def ask_delete(self):
         r = self.selected()
         if r.shipped:
-            raise ValueError(f"{r.name} is a shipped run under data/pretrained: it is not deleted")
+            raise ValueError(f"`{r.name}` is a shipped run (under data/pretrained) and is never deleted.")
+        if r.status in catalog.ACTIVE:
+            raise ValueError(f"`{r.name}` is {r.status}: cancel it before deleting it.")
         self._pending = r
         self.confirm_button.visible = self.keep_button.visible = True
         self.message.object = f"Delete `{r.name}` ({r.size_mb:.1f} MB on disk)? This cannot be undone."
@@ -103,7 +121,7 @@ class RunsView(pn.viewable.Viewer):
     def delete(self):
         r = getattr(self, "_pending", None)
         if r is None:
-            raise ValueError("nothing to delete")
+            raise ValueError("There is nothing to delete.")
         freed = catalog.delete_run(r.path)
         self._pending = None
         self.refresh()
@@ -125,3 +143,11 @@ class RunsView(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Column(self.controls(), self.content(), sizing_mode="stretch_width")
+
+
+def sentence(exc: BaseException) -> str:
+    """An error as a plain sentence for the page: its message, capitalised and ending with a full
+    stop, never the exception's class name."""
+    text = str(exc).strip() or "the action failed"
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

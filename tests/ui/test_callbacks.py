@@ -110,3 +110,42 @@ def test_url_parameters_apply_the_valid_ones_and_name_the_rejected_ones(query, t
     assert s.batch_size == type(s).param.batch_size.default  # the invalid one rejected …
     shown = app.state.notices.alert
     assert shown.visible and "batch_size=0" in shown.object  # … with a visible message
+
+
+def test_runs_page_disables_impossible_actions_and_says_why_in_plain_words(app, tmp_path, monkeypatch):
+    import json
+
+    from otviz.paths import pretrained_dir
+
+    monkeypatch.setenv("OTVIZ_RUNS", str(tmp_path / "runs"))
+    cfg = json.loads((pretrained_dir() / "otus-zee" / "config.json").read_text())
+    for name, status in (("finished", "done"), ("stopped", "cancelled")):
+        d = tmp_path / "runs" / "ui" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(cfg))
+        (d / "status.json").write_text(json.dumps({"status": status, "message": status}))
+    view = app.runs
+    view.refresh()
+    names = [r.name for r in view.rows]
+    assert {"pretrained/otus-zee", "runs/ui/finished", "runs/ui/stopped"} <= set(names)
+    buttons = lambda: {b.name: b.disabled for b in (view.open_button, view.resume_button, view.cancel_button,  # noqa: E731
+                                                     view.delete_button)}
+    assert buttons() == {"Open": True, "Resume": True, "Cancel run": True, "Delete…": True}  # nothing selected
+    view.select("pretrained/otus-zee")  # shipped: opened, never resumed nor deleted
+    assert buttons() == {"Open": False, "Resume": True, "Cancel run": True, "Delete…": True}
+    view.select("runs/ui/finished")  # finished: nothing to resume, may be deleted
+    assert buttons() == {"Open": False, "Resume": True, "Cancel run": True, "Delete…": False}
+    view.select("runs/ui/stopped")  # stopped before its end: resumable
+    assert buttons() == {"Open": False, "Resume": False, "Cancel run": True, "Delete…": False}
+    # the refusals (a stale page, a scripted click) are plain sentences: no exception class name
+    view.select("runs/ui/finished")
+    view._act(view.resume)
+    assert view.message.object == "**Not done:** `runs/ui/finished` has finished training: there is nothing to resume."
+    view.select("pretrained/otus-zee")
+    view._act(view.ask_delete)
+    assert view.message.object == ("**Not done:** `pretrained/otus-zee` is a shipped run (under data/pretrained) "
+                                   "and is never deleted.")
+    view.table.selection = []
+    view._act(view.open)
+    assert view.message.object == "**Not done:** Select a run in the table first."
+    assert not any(w in view.message.object for w in ("Error", "Exception"))
