@@ -236,7 +236,7 @@ class TraversalView(pn.viewable.Viewer):
         kl = np.asarray(self._steps()[step]["kl_per_dim"])
         top = np.argsort(-kl)[:12]
         bars = hv.Bars([(f"z{k}", kl[k]) for k in top], kdims=["latent direction"], vdims=["KL [nats]"]).opts(
-            width=270, height=200, title="KL per direction (top 12)", color="#4c72b0", xrotation=45)
+            width=250, height=200, title="KL per direction (top 12)", color="#4c72b0", xrotation=45)
         return pn.pane.HoloViews(bars, linked_axes=False)
 
     def _empty(self):
@@ -245,13 +245,13 @@ class TraversalView(pn.viewable.Viewer):
                                     "`otviz train emdvae-wjets` or on the Train page.")
         return None
 
-    def controls(self, width: int = 270):
-        """The run, β step, directions, centre, span, grid size and the KL bars (the sidebar)."""
+    def controls(self, width: int = 250):
+        """The β step, directions, centre, span, grid size and the KL bars (the sidebar, 280 px; the
+        run is chosen in the explorer's one "EMD-VAE run" picker)."""
         if self._empty() is not None:
             return pn.pane.Markdown("")
         half = (width - 20) // 2
         return pn.Column(
-            pn.widgets.Select.from_param(self.state.param.vae_path, name="EMD-VAE run", width=width),
             pn.widgets.Select.from_param(self.param.step, name="β step (production pass)", width=width),
             pn.Row(pn.widgets.Select.from_param(self.param.dim_x, name="direction x", width=half),
                    pn.widgets.Select.from_param(self.param.dim_y, name="direction y", width=half)),

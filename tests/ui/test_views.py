@@ -111,6 +111,9 @@ def test_latent_traversal_and_dimensionality_pages(app):
     assert not any("emdvae" in k for k in app.state.param.run_path.names)  # OTUS pages list OTUS runs only
     tv = app.traversal
     assert tv.step is not None
+    # the run is picked once, in the explorer's "EMD-VAE run" menu: the page's sidebar has no second one
+    assert [w.name for w in tv.controls().select(pn.widgets.Select)][0] == "β step (production pass)"
+    assert "EMD-VAE run" not in [w.name for w in tv.controls().select(pn.widgets.Select)]
     pn.panel(tv).get_root(Document())
     assert tv.last_ms > 0 and tv._last.jets.shape == (9, 9, 50, 3)
     st = tv._steps()[tv.step]
@@ -131,6 +134,7 @@ def test_latent_traversal_and_dimensionality_pages(app):
     content = app.dimension._content()
     # the page's numbers: ⟨H_T⟩ stored with the run, D₁ and D₂ from its steps.json
     from otviz.metrics.dimension import dimensionalities, ht_mean, production_curves
+    from otviz.physics.observables import readable, readable_fixed
     from otviz.train.products import read_dimension
 
     ht = ht_mean(read_dimension(app.state.vae_path))
@@ -141,7 +145,7 @@ def test_latent_traversal_and_dimensionality_pages(app):
     rows = [r for r in content[1][1].object.splitlines()[2:]]
     assert len(rows) == len(mid) == len(beta) - 1
     for r, b, a, c in zip(rows, mid, d1, d2):
-        assert r == f"| {b:.3g} | {b * ht:.3g} | {a:.2f} | {c:.2f} |"
+        assert r == f"| {readable(b)} | {readable(b * ht)} | {readable_fixed(a)} | {readable_fixed(c)} |"
 
 
 def test_train_page_launches_an_annealing_run(app):
