@@ -17,7 +17,10 @@ RUNS = kinds.Page("Runs", "runs", "otviz.ui.runs_view:RunsView")
 COMPARE = kinds.Page("Compare runs", "compare", "otviz.ui.compare_view:CompareView")
 
 
-SIDEBAR_WIDTH = 280  # px: at 800 px the main area keeps ~500 px
+SIDEBAR_WIDTH = 290  # px: at 800 px the main area keeps ~490 px
+
+# run menus as wide as the sidebar, in a slightly smaller font: "pretrained/emdvae-wjets · EMD-VAE (shipped)" fits
+PICKER_CSS = "select.bk-input { font-size: 12.5px !important; padding-left: 4px !important; padding-right: 14px !important; }"
 
 # the tab titles wrap onto a second line instead of being cut off in a narrow window
 TABS_CSS = """
@@ -95,7 +98,8 @@ class LatentExplorer(pn.viewable.Viewer):
     def pickers(self):
         """One run menu per picker of the registered kinds ("OTUS run", "EMD-VAE run")."""
         return pn.Column(*[
-            pn.widgets.Select.from_param(self.state.param[name], sizing_mode="stretch_width",
+            pn.widgets.Select.from_param(self.state.param[name], sizing_mode="stretch_width", margin=(5, 0),
+                                         stylesheets=[PICKER_CSS],
                                          name=picker_name([kinds.get(k).ui_label() for k in names]))
             for name, names in pickers().items()], sizing_mode="stretch_width")
 

@@ -273,8 +273,10 @@ class TraversalView(pn.viewable.Viewer):
             "Each tile is the jet decoded at the latent point under its centre; disc area ∝ pT, tile axes "
             "(η → right, φ ↑). Blue: density of encoded training jets. **Click** a tile to enlarge it, "
             "**double-click** to move the grid centre.", width=620)
-        return pn.Row(pn.Column(help_, self.plot_pane(), self.timing),
-                      pn.Column(pn.pane.Markdown("#### Selected jet"), self.selected, self.info))
+        # the selected jet goes below the mosaic where the window is too narrow for both side by side
+        return pn.FlexBox(pn.Column(help_, self.plot_pane(), self.timing),
+                          pn.Column(pn.pane.Markdown("#### Selected jet"), self.selected, self.info),
+                          sizing_mode="stretch_width")
 
     def __panel__(self):
         empty = self._empty()
