@@ -408,6 +408,8 @@ def _cmd_train_otus(args) -> int:
               "nothing to do (--restart trains it again, replacing it)")
         return 0
     print(schedule_line(run.config))
+    if not run.fresh and (out / "checkpoint.pt").exists():
+        print(f"resuming the run in {out}", flush=True)  # at once: a run killed while loading still said so
     n_events = run.config.max_events
     if n_events is not None and n_events < run.config.batch_size:
         print(f"otviz train: warning: --max-events {n_events} is below the batch size {run.config.batch_size}: "
@@ -417,7 +419,7 @@ def _cmd_train_otus(args) -> int:
 
     def progress(ev):
         if ev["type"] == "resumed":
-            bar.write(f"resuming the run in {out} from epoch {ev['epoch']} (checkpoint)", file=sys.stdout)
+            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
             bar.update(ev["epoch"])
         elif ev["type"] == "epoch":
             bar.update(1)
