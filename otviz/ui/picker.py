@@ -28,5 +28,7 @@ class QuantityPage(pn.viewable.Viewer):
             self.quantity = next((n for n in names if n.startswith("m_")), names[0] if names else None)
 
     def selectors(self):
+        # as wide as the sidebar, never wider (a bare Select is 300 px)
         return pn.Column(pn.widgets.RadioButtonGroup.from_param(self.param.space, name="space"),
-                         pn.widgets.Select.from_param(self.param.quantity, name="quantity"))
+                         pn.widgets.Select.from_param(self.param.quantity, name="quantity", sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width")

@@ -299,9 +299,11 @@ def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, br
     page.goto(server)
     page.get_by_text("Runs", exact=True).click()
     page.locator(".tabulator-cell", has_text="pretrained/otus-zee").first.click()
-    page.wait_for_function("""() => [...document.querySelectorAll('*')].some(e => e.shadowRoot &&
-        [...e.shadowRoot.querySelectorAll('button')].some(b => b.textContent.includes('Delete') && b.disabled))""")
+    from playwright.sync_api import expect
+
     # a shipped run cannot be deleted nor resumed: both buttons are disabled for its row
+    expect(page.get_by_role("button", name="Delete…")).to_be_disabled()
+    expect(page.get_by_role("button", name="Resume")).to_be_disabled()
     assert (ROOT / "data" / "pretrained" / "otus-zee" / "model.pt").exists()
     page.get_by_role("button", name="Refresh").click()
     row = page.locator(".tabulator-row", has_text=name)
