@@ -48,15 +48,17 @@ def _config_dict(d: Path) -> dict:
 
 def available_runs(*kind_names: str) -> dict[str, str]:
     """Label (:func:`run_label`) → run directory of the shipped pretrained runs and the finished runs
-    under the runs root (``OTVIZ_RUNS``) of the given registered kinds (:mod:`otviz.kinds`)."""
+    under the runs root (``OTVIZ_RUNS``) of the given registered kinds (:mod:`otviz.kinds`): shipped
+    runs first, each group in the order of ``kind_names`` (the registry's), then by path — so the
+    first run, a page's default, is the first kind's shipped run (otus-zee before otus-ttbar)."""
     out = {}
     for base, shipped in ((PRETRAINED, True), (RUNS, False)):
         if not base.exists():
             continue
-        for cfg in sorted(base.rglob("config.json")):
-            d = cfg.parent
-            if (d / "model.pt").exists() and run_kind(d) in kind_names:
-                out[run_label(d, base, shipped)] = str(d)
+        found = [(kind_names.index(k), cfg.parent) for cfg in base.rglob("config.json")
+                 if (cfg.parent / "model.pt").exists() and (k := run_kind(cfg.parent)) in kind_names]
+        for _, d in sorted(found):
+            out[run_label(d, base, shipped)] = str(d)
     return out
 
 
