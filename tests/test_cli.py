@@ -441,7 +441,8 @@ def test_info_attributes_are_rounded_cross_sections_in_pb_and_the_command_whole(
     assert format_attribute("versions", "y" * 150) == "y" * 100 + "… (150 characters)"
 
 
-def test_runs_with_a_missing_data_dir_is_an_error(tmp_path, capsys):
+def test_runs_with_a_missing_data_dir_is_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OTVIZ_HOME", "")  # unset (empty), and restored after main() sets it
     assert main(["runs", "--data-dir", str(tmp_path / "nonexistent")]) == 2
     assert _one_error_line(capsys) == f"otviz runs: --data-dir {tmp_path / 'nonexistent'}: no such directory"
 
