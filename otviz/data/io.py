@@ -152,9 +152,10 @@ def validate(ds: xr.Dataset, source: str = "<dataset>") -> xr.Dataset:
     return ds
 
 
-def open_raw(path) -> xr.Dataset:
+def open_raw(path, what: str = "file") -> xr.Dataset:
     """Read any netCDF-4 file fully without validating it as a sample (``otviz info`` of a
-    sweep.nc or metrics.nc); one-line errors for a directory, a missing or an unreadable file."""
+    sweep.nc or metrics.nc); one-line errors for a directory, a missing or an unreadable file
+    (``what`` names what was expected in the last)."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give a sample file (.nc)")
@@ -163,9 +164,9 @@ def open_raw(path) -> xr.Dataset:
     try:
         with xr.open_dataset(path, engine="h5netcdf") as f:
             return f.load()
-    except Exception as exc:
+    except Exception as exc:  # h5py/netCDF errors for truncated or foreign files
         raise DataValidationError(
-            f"{path}: cannot be read as a netCDF-4 file (truncated or not an otviz file?): "
+            f"{path}: cannot be read as a netCDF-4 {what} (truncated or not an otviz file?): "
             f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from exc
 
 
@@ -177,22 +178,7 @@ def is_sample(ds: xr.Dataset) -> bool:
 
 def load(path) -> xr.Dataset:
     """Open, fully read and validate a sample file; the file is closed on return."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; give a sample file (.nc)")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with xr.open_dataset(path, engine="h5netcdf") as f:
-            ds = f.load()
-    except DataValidationError:
-        raise
-    except Exception as exc:  # h5py/netCDF errors for truncated or foreign files
-        raise DataValidationError(
-            f"{path}: cannot be read as a netCDF-4 sample (truncated or not an otviz file?): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    return validate(ds, str(path))
+    return validate(open_raw(path, "sample"), str(Path(path)))
 
 
 def save(ds: xr.Dataset, path, overwrite: bool = False) -> Path:
