@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import kinds
+from ..background import exiting, start_thread
 from .trainer import BackgroundRun, atomic_write_json
 
 ACTIVE_STATES = ("queued", "starting", "running")
@@ -182,8 +183,7 @@ def _start_next():
             with _LOCK:
                 entry.state, entry.message = "failed", f"{type(exc).__name__}: {exc}"
             continue
-        threading.Thread(target=_supervise, args=(entry,), name=f"otviz-registry-{entry.rundir.name}",
-                         daemon=True).start()
+        start_thread(_supervise, entry, name=f"otviz-registry-{entry.rundir.name}")
 
 
 def _supervise(entry: Entry):
@@ -206,7 +206,7 @@ def post_run_metrics(rundir) -> str | None:
     from .run import run_kind
 
     name = run_kind(rundir)
-    if os.environ.get("OTVIZ_POST_RUN_METRICS", "1") == "0" or name not in kinds.KINDS:
+    if os.environ.get("OTVIZ_POST_RUN_METRICS", "1") == "0" or name not in kinds.KINDS or exiting():
         return None
     products = kinds.get(name).products
     if not products:

@@ -1,6 +1,7 @@
 """Background training runs with atomic checkpoints, resume and NaN roll-back.
 
-A :class:`TrainingRun` owns a run directory and a daemon thread. The UI (or the CLI) calls
+A :class:`TrainingRun` owns a run directory and a background thread (:mod:`otviz.background`:
+cancelled and waited for when the interpreter exits). The UI (or the CLI) calls
 ``start()``, polls ``events_since(i)`` / ``status`` and may ``cancel()``; nothing trains in a
 caller's thread. Run directory::
 
@@ -39,6 +40,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_bytes
+from ..background import exiting, start_thread
 from ..data.io import DataValidationError
 from ..data.io import load as load_sample
 from ..errors import RunBusyError, RunExistsError
@@ -354,8 +356,7 @@ class BackgroundRun:
             raise RuntimeError("run already started")
         self._cancel.clear()
         self.status = "running"
-        self._thread = threading.Thread(target=self._main, name=f"otviz-train-{self.rundir.name}", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._main, name=f"otviz-train-{self.rundir.name}", on_exit=self.cancel)
         return self
 
     def cancel(self):
@@ -434,15 +435,15 @@ class BackgroundRun:
         with _ACTIVE_LOCK:
             _ACTIVE.add(key)
         stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True,
-                                name=f"otviz-heartbeat-{self.rundir.name}")
         try:
             self._set_status("running")
-            beat.start()
+            start_thread(self._heartbeat, stop, name=f"otviz-heartbeat-{self.rundir.name}", on_exit=stop.set,
+                         announce=False)
             self._train()
             stop.set()
             if self._cancel.is_set():
-                self._set_status("cancelled", "cancelled by the user")
+                self._set_status("cancelled", "cancelled: the process exited (start it again to resume)"
+                                 if exiting() else "cancelled by the user")
                 self._emit(type="cancelled")
             else:
                 self._set_status("done")

@@ -4,11 +4,11 @@ runs and Runs pages, in a page template (header with name, version and device; s
 the current page's controls) or, in a notebook, a column."""
 from __future__ import annotations
 
-import threading
 
 import panel as pn
 
 from .. import kinds
+from ..background import start_thread
 from .notify import describe
 from .state import ExplorerState, pickers
 
@@ -154,7 +154,7 @@ class LatentExplorer(pn.viewable.Viewer):
                     holders[i].objects = build(i)
                 else:
                     holders[i].objects = [pn.pane.Markdown(f"Preparing the {pages[i][0]} page …")]
-                    threading.Thread(target=self._build_in_thread, args=(doc, build, attach, i), daemon=True).start()
+                    start_thread(self._build_in_thread, doc, build, attach, i, name=f"otviz-page-{pages[i][1]}")
             side(i)
 
         show(tabs.active, first=True)
