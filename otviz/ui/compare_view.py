@@ -21,6 +21,7 @@ from ..viz import ensure_extension, tick_formatter
 from ..viz.residuals import residual_plot
 from . import cache
 from .notify import describe
+from .picker import menu
 from .state import ExplorerState
 
 SPACES = {"x": ("x_tilde_prime", "x̃′ = D(z)", "x_vs_x_tilde_prime"), "z": ("z_tilde", "z̃ = E(x)", "z_vs_z_tilde")}
@@ -158,10 +159,10 @@ class CompareView(pn.viewable.Viewer):
         names = names or []
         choice = self.quantity if self.quantity in names else \
             next((n for n in names if n.startswith("m_")), names[0] if names else None)
-        self.param.quantity.objects = names
+        self.param.quantity.objects = list(names)  # a copy: param appends None to the list it is given
         self.quantity = choice
         # options and value in one change: a browser Select given options without the value picks the first
-        self.quantity_select.param.update(options=names, value=choice)
+        self.quantity_select.param.update(options=menu(names), value=choice)
 
     def _particles(self, path) -> list[str]:
         ds = cache.sample(cache.run(path).config.test_data, 1000)

@@ -4,7 +4,14 @@ from __future__ import annotations
 import panel as pn
 import param
 
+from ..physics.observables import label
 from .state import ExplorerState
+
+
+def menu(names) -> dict[str, str]:
+    """Menu entries for quantity names: the label people read (``m_W^had [GeV]``, ``E(jet1) [GeV]``)
+    → the name (``m_W_had``, ``jet1.E``)."""
+    return {label(n): n for n in names}
 
 
 class QuantityPage(pn.viewable.Viewer):
@@ -23,7 +30,7 @@ class QuantityPage(pn.viewable.Viewer):
     @param.depends("space", watch=True)
     def _update_quantities(self, *_):
         names = self.state.quantity_names(self.space) if self.state.run else []
-        self.param.quantity.objects = names
+        self.param.quantity.objects = menu(names)  # the menu reads "m_W^had [GeV]", the value stays "m_W_had"
         if self.quantity not in names:
             self.quantity = next((n for n in names if n.startswith("m_")), names[0] if names else None)
 

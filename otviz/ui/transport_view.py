@@ -8,6 +8,7 @@ from ..physics.observables import label, observable
 from ..viz import ensure_extension
 from ..viz.transport import stochasticity_plot, transport_plot
 from .notify import error_pane, guarded
+from .picker import menu
 from .state import ExplorerState
 
 
@@ -42,7 +43,7 @@ class TransportView(pn.viewable.Viewer):
             self.event = 0
         zq = [q for q in self.state.quantity_names("z") if "." in q]
         xq = [q for q in self.state.quantity_names("x") if "." in q]
-        self.param.z_quantity.objects, self.param.x_quantity.objects = zq, xq
+        self.param.z_quantity.objects, self.param.x_quantity.objects = menu(zq), menu(xq)
         new = dict(z_quantity=self.z_quantity if self.z_quantity in zq else (zq[-1] if zq else None),
                    x_quantity=self.x_quantity if self.x_quantity in xq else (xq[-1] if xq else None))
         changed = new != dict(z_quantity=self.z_quantity, x_quantity=self.x_quantity)

@@ -328,3 +328,48 @@ def test_every_page_at_two_sizes_with_labelled_axes_and_the_runs_page(server, br
     page.screenshot(path=str(ARTIFACTS / "10_runs_deleted.png"))
     _no_traceback(page)
     page.close()
+
+
+def _choose(page, needle: str) -> str:
+    """Pick, like a user, the option whose text contains ``needle`` in the <select> offering it
+    (Playwright's locators reach into Bokeh's shadow DOM); returns the option's text."""
+    option = page.locator("option", has_text=needle).first
+    text = option.text_content()
+    page.locator("select", has=page.locator("option", has_text=needle)).first.select_option(label=text)
+    return text
+
+
+def test_ttbar_residuals_page_shows_a_mass_with_its_floor(server, browser):
+    """The shipped tt̄ run chosen in the run picker: the Residuals page plots a reconstructed mass,
+    its statistics beside their truth-vs-truth floors (the numbers of the run's ks_table.nc) and the
+    KS table of the Turbo-Sim slide with the published rows."""
+    from otviz.physics.observables import readable
+    from otviz.train.products import read_ks_table
+
+    stored = read_ks_table(ROOT / "data" / "pretrained" / "otus-ttbar").sel(observable="m_W_had")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(180_000)
+    page.goto(server)
+    page.wait_for_selector("canvas", state="visible")
+    chosen = _choose(page, "pretrained/otus-ttbar")
+    assert "otus-ttbar" in chosen, chosen
+    page.get_by_text("Residuals", exact=True).click()
+    page.get_by_text("Residuals page", exact=True).wait_for()
+    page.wait_for_function(f"({AXIS_LABELS_JS})().includes('x: m_tt [GeV]')")  # a tt̄ run opens on m_tt
+    assert _choose(page, "m_W^had") == "m_W^had [GeV]"  # the menu reads labels with units
+    page.wait_for_function(f"({AXIS_LABELS_JS})().includes('x: m_W^had [GeV]')")
+    assert "density [1/GeV]" in page.evaluate(AXIS_LABELS_JS)
+    # the statistics table: x vs x̃′ = D(z) with its KS beside the floor, as stored by otviz evaluate
+    row = page.locator(".tabulator-row", has_text="x̃′ = D(z)").first
+    row.wait_for()
+    cells = row.locator(".tabulator-cell").all_inner_texts()
+    assert readable(float(stored.ks)) in cells and readable(float(stored.ks_floor)) in cells, cells
+    # the Turbo-Sim slide's KS table: the m_W^had row with floor and the published OTUS value
+    page.get_by_text("KS table of the Turbo-Sim slide").wait_for()
+    mrow = page.locator(".tabulator-row", has_text="m_W^had [GeV]").first
+    mcells = mrow.locator(".tabulator-cell").all_inner_texts()
+    assert f"{100 * float(stored.ks_floor):.2f}" in mcells and "11.70" in mcells, mcells
+    page.screenshot(path=str(ARTIFACTS / "11_ttbar_residuals.png"), full_page=True)
+    _no_traceback(page)
+    page.close()
