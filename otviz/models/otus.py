@@ -9,7 +9,8 @@ implicit conditional generators (OTUS §6.2.2). For a map u → v:
 3. core network on [ū, ε] → w̄, the standardised 3-momenta of the output particles
    (an MLP, or Linear → 2×[BatchNorm, ReLU, Linear] + skip → Linear for the tt̄ variant);
 4. un-standardise w = μ_v + σ_v·w̄, or with the input-to-output residual w = p_u + σ_v·w̄
-   (``out_init_scale`` < 1 shrinks the core's initial last layer, so that training starts near
+   (p_u: the input 3-momenta paired to the output slots by ``residual_pairing``, below;
+   ``out_init_scale`` < 1 shrinks the core's initial last layer, so that training starts near
    the identity map p_u with a little noise — components start at their floor; 0 is the exact
    identity, from which the noise amplitude gets no gradient); an output component constant in
    the training data (σ_v = 0: MET p_z) is set to that constant;
@@ -22,6 +23,15 @@ persisted with the config) defines the valid region S of x space; ``OTUS.accepts
 and the loss weights the data term by 1_S(x̃)/P_D(S) (Eq. 17–19, ``otviz.losses.otus``).
 ``OTUSConfig.pt_order`` (an otviz addition, off by default) names x particles whose slots the
 decoder fills in decreasing pT, as the detector orders its jets.
+
+``OTUSConfig.residual_pairing`` (an otviz addition) chooses which input particle's 3-momentum
+each output slot's residual p_u starts from: ``"slot"`` (default) input slot i → output slot i;
+``"ttbar"`` the physical pairing of semileptonic tt̄ (z = e⁻ ν̄ b b̄ u d̄, x = e⁻ MET jet1..4):
+decoder e⁻ → e⁻, ν̄ → MET, the four quarks in decreasing pT → jet1..jet4; encoder e⁻ → e⁻,
+MET → ν̄, and the jets by the χ² assignment of ``otviz.physics.ttbar.reconstruct_ttbar`` (the
+electron makes t̄ → b̄ e⁻ ν̄ leptonic): leptonic b jet → b̄, hadronic b jet → b, the higher-pT W
+jet → u, the other → d̄. The permutations carry no gradient; the 3-momenta they pick do. It
+acts on the generators with ``input_residual`` only.
 
 ``encode``/``decode`` take and return raw GeV tensors shaped (events, particles, 4).
 """
@@ -118,8 +128,12 @@ class OTUSConfig:
     masses: dict[str, float] | None = None
     acceptance: AcceptanceCuts | None = None  # restricted decoder: the valid region S of x (None: all of x)
     pt_order: tuple[str, ...] = ()  # x particles the decoder outputs in decreasing pT (e.g. the jets)
+    residual_pairing: str = "slot"  # input-to-output residual pairing: "slot" (i → i) | "ttbar" (physical)
+
+    RESIDUAL_PAIRINGS: ClassVar[tuple[str, ...]] = ("slot", "ttbar")
 
     def __post_init__(self):
+        self.check_residual_pairing()
         if isinstance(self.acceptance, dict):
             self.acceptance = AcceptanceCuts(**self.acceptance)
         self.pt_order = tuple(self.pt_order)
@@ -133,6 +147,20 @@ class OTUSConfig:
         except KeyError as exc:
             raise ValueError(f"OTUSConfig: {exc.args[0]}; give its mass in masses={{name: GeV}}") from None
 
+    def check_residual_pairing(self) -> None:
+        """Raise :class:`otviz.errors.ConfigError` naming ``residual_pairing`` when it is not one of
+        ``RESIDUAL_PAIRINGS``, or is ``"ttbar"`` with particles other than the tt̄ layout's."""
+        from ..errors import ConfigError, check_choice
+        from ..physics.ttbar import X_PARTICLES, Z_PARTICLES
+
+        check_choice("OTUSConfig", "residual_pairing", self.residual_pairing, self.RESIDUAL_PAIRINGS)
+        if self.residual_pairing == "ttbar" and (sorted(self.z_particles) != sorted(Z_PARTICLES)
+                                                 or sorted(self.x_particles) != sorted(X_PARTICLES)):
+            raise ConfigError(f"OTUSConfig.residual_pairing = 'ttbar': needs z particles {list(Z_PARTICLES)} and x "
+                              f"particles {list(X_PARTICLES)} (any order), got {list(self.z_particles)} and "
+                              f"{list(self.x_particles)}", "residual_pairing", self.residual_pairing,
+                              reason="needs the tt̄ particles")
+
     def particle_masses(self, space: str) -> list[float]:
         """Masses (GeV) of the particles of ``space`` ("z" or "x"), in order."""
         return [self.masses[n] for n in (self.z_particles if space == "z" else self.x_particles)]
@@ -143,7 +171,8 @@ class OTUSConfig:
     @classmethod
     def from_dict(cls, d):
         """From ``to_dict`` output; configs written before ``masses`` (``acceptance``,
-        ``pt_order``) existed get the table's (no restriction, no ordering)."""
+        ``pt_order``, ``residual_pairing``) existed get the table's (no restriction, no
+        ordering, ``"slot"``)."""
         d = dict(d)
         d["z_particles"] = tuple(d["z_particles"])
         d["x_particles"] = tuple(d["x_particles"])
@@ -235,12 +264,20 @@ class ConditionalGenerator(nn.Module):
         mu, s = h[:, : self.noise_dim], h[:, self.noise_dim:]
         return mu + F.softplus(s) * eps
 
-    def forward(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, generator: torch.Generator | None = None,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``residual``: the 3-momenta p_u (B, P_out, 3) that the input-to-output residual adds
+        to, in output order (default: the input's own, slot i → slot i); only with ``input_residual``."""
         b = u.shape[0]
+        if residual is not None and not self.cfg.input_residual:
+            raise ValueError("ConditionalGenerator: a residual was given but input_residual is off")
         ubar = (u.reshape(b, -1) - self.in_mean) / self.in_std
         wbar = self.core(torch.cat([ubar, self.noise(ubar, generator)], 1))
         if self.cfg.input_residual:
-            w = u[..., :3].reshape(b, -1) + wbar * self.out_std
+            base = u[..., :3] if residual is None else residual
+            if base.shape != (b, self.n_out, 3):
+                raise ValueError(f"residual: expected shape {(b, self.n_out, 3)}, got {tuple(base.shape)}")
+            w = base.reshape(b, -1) + wbar * self.out_std
         else:
             w = self.out_mean + wbar * self.out_std
         constant = self.out_std <= CONSTANT_STD * 1.001  # constant in the training data (MET p_z ≡ 0)
@@ -265,6 +302,14 @@ class OTUS(nn.Module):
         self.decoder = ConditionalGenerator(nz, nx, cfg.decoder, cfg.particle_masses("x"))
         self.acceptance: Callable[[torch.Tensor], torch.Tensor] | None = self.accepts if cfg.acceptance else None
         self._ordered = [list(cfg.x_particles).index(n) for n in cfg.pt_order]
+        cfg.check_residual_pairing()  # the config may have been changed after construction
+        self._ttbar = None
+        if cfg.residual_pairing == "ttbar":
+            from ..physics.ttbar import X_PARTICLES, Z_PARTICLES
+
+            zi, xi = list(cfg.z_particles).index, list(cfg.x_particles).index
+            # z slots in the order (e⁻, ν̄, b, b̄, u, d̄), x slots in the order (e⁻, MET, jet1..4)
+            self._ttbar = ([zi(n) for n in Z_PARTICLES], [xi(n) for n in X_PARTICLES])
 
     def accepts(self, x) -> torch.Tensor:
         """1_S(x): bool (B,) of the raw x events (B, P_x, 4) in the valid region (all True without cuts)."""
@@ -284,12 +329,14 @@ class OTUS(nn.Module):
 
     def encode(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """Unfolding: x (B, P_x, 4) GeV → a sample of z (B, P_z, 4) GeV."""
-        return self.encoder(self._as_tensor(x), generator)
+        x = self._as_tensor(x)
+        return self.encoder(x, generator, self.encoder_residual(x))
 
     def decode(self, z: torch.Tensor, generator=None) -> torch.Tensor:
         """Fast simulation: z (B, P_z, 4) GeV → a sample of x (B, P_x, 4) GeV (the ``pt_order``
         slots sorted by decreasing pT)."""
-        x = self.decoder(self._as_tensor(z), generator)
+        z = self._as_tensor(z)
+        x = self.decoder(z, generator, self.decoder_residual(z))
         if len(self._ordered) > 1:
             idx = torch.tensor(self._ordered, device=x.device)
             part = x[:, idx]
@@ -297,6 +344,45 @@ class OTUS(nn.Module):
             x = x.clone()
             x[:, idx] = torch.gather(part, 1, order[..., None].expand(-1, -1, 4))
         return x
+
+    def decoder_residual(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The decoder's residual 3-momenta (B, P_x, 3) for ``residual_pairing="ttbar"`` (None:
+        slot pairing): e⁻ → e⁻, ν̄ → MET, the quarks (b, b̄, u, d̄) sorted by decreasing pT →
+        jet1..jet4. The order is computed without gradient; the momenta keep theirs."""
+        if self._ttbar is None or not self.decoder.cfg.input_residual:
+            return None
+        (ze, znu, *quarks), (xe, xmet, *jets) = self._ttbar
+        quarks_t = torch.tensor(quarks, device=z.device)
+        with torch.no_grad():
+            order = torch.argsort(fv.pt(z[:, quarks_t]), dim=1, descending=True)  # (B, 4) into quarks
+        src = torch.empty(z.shape[0], len(self.cfg.x_particles), dtype=torch.long, device=z.device)
+        src[:, xe], src[:, xmet] = ze, znu
+        src[:, jets] = quarks_t[order]
+        return torch.gather(z[..., :3], 1, src[..., None].expand(-1, -1, 3))
+
+    def encoder_residual(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The encoder's residual 3-momenta (B, P_z, 3) for ``residual_pairing="ttbar"`` (None:
+        slot pairing): e⁻ → e⁻, MET → ν̄; jets by the χ² assignment of ``reconstruct_ttbar``:
+        leptonic b jet → b̄ (t̄ → b̄ e⁻ ν̄), hadronic b jet → b, higher-pT W jet → u, the other → d̄.
+        The assignment is computed without gradient; the momenta keep theirs."""
+        if self._ttbar is None or not self.encoder.cfg.input_residual:
+            return None
+        from ..physics.ttbar import JET_ASSIGNMENTS, reconstruct_ttbar
+
+        (ze, znu, zb, zbbar, zu, zdbar), (xe, xmet, *jets) = self._ttbar
+        jets_t = torch.tensor(jets, device=x.device)
+        with torch.no_grad():
+            xl = x[:, self._ttbar[1]]  # the (e⁻, MET, jet1..4) layout reconstruct_ttbar reads
+            best = reconstruct_ttbar(xl, return_assignment=True)["assignment"]
+            a = torch.as_tensor(JET_ASSIGNMENTS, device=x.device)[best]  # (B, 4): b_lep, b_had, W jets
+            pt = fv.pt(xl[:, 2:])
+            w1_harder = torch.gather(pt, 1, a[:, 2:3])[:, 0] >= torch.gather(pt, 1, a[:, 3:4])[:, 0]
+            w_u = torch.where(w1_harder, a[:, 2], a[:, 3])
+            w_d = torch.where(w1_harder, a[:, 3], a[:, 2])
+        src = torch.empty(x.shape[0], len(self.cfg.z_particles), dtype=torch.long, device=x.device)
+        src[:, ze], src[:, znu] = xe, xmet
+        src[:, zbbar], src[:, zb], src[:, zu], src[:, zdbar] = jets_t[a[:, 0]], jets_t[a[:, 1]], jets_t[w_u], jets_t[w_d]
+        return torch.gather(x[..., :3], 1, src[..., None].expand(-1, -1, 3))
 
     def _as_tensor(self, a):
         p = self.encoder.in_mean

@@ -245,6 +245,10 @@ class TtbarConfig(TrainConfig):
         if not isinstance(self.model_config.acceptance, AcceptanceCuts):
             raise ConfigError("TtbarConfig.model_config.acceptance: the tt̄ model needs its acceptance cuts "
                               "(restricted decoder, OTUS Eq. 16–19)", "acceptance")
+        try:  # residual_pairing may have been set after the model config was built
+            self.model_config.check_residual_pairing()
+        except ConfigError as exc:
+            raise exc.nested("model_config")
         return self
 
     @classmethod

@@ -164,3 +164,135 @@ def test_constant_output_components_stay_constant_and_pt_order_sorts_the_jets():
             unsorted = out
     with pytest.raises(ValueError, match="'jet7' is not an x particle"):
         OTUSConfig(z_particles=zp, x_particles=xp, pt_order=("jet7",))
+
+
+# --------------------------------------------------------------------------- residual_pairing = "ttbar"
+TT_Z = ("e-", "nu_e~", "b", "b~", "u", "d~")
+TT_X = ("e-", "MET", "jet1", "jet2", "jet3", "jet4")
+
+
+def ttbar_events(n=3000):
+    """Real parton-level tt̄ events (data/ttbar_test.nc) and x built from them: e⁻, MET = ν̄'s
+    transverse momentum, jets = the four quarks in a random order (per event)."""
+    import xarray as xr
+
+    from otviz.paths import resolve
+
+    with xr.open_dataset(resolve("data/ttbar_test.nc"), engine="h5netcdf") as ds:
+        assert tuple(ds.z_particle.values) == TT_Z and tuple(ds.x_particle.values) == TT_X
+        z = torch.as_tensor(ds.z.values[:n], dtype=torch.float64)
+        x_real = torch.as_tensor(ds.x.values[:n], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    perm = torch.argsort(torch.rand(n, 4, generator=g), 1)  # jet j = quark perm[:, j]
+    jets = torch.gather(z[:, 2:], 1, perm[..., None].expand(-1, -1, 4))
+    nu = z[:, 1]
+    met = torch.stack([nu[:, 0], nu[:, 1], torch.zeros(n, dtype=torch.float64), fv.pt(nu)], -1)
+    return z, torch.cat([z[:, :1], met[:, None], jets], 1), perm, x_real
+
+
+def identity_ttbar_model(x_real, z, pairing="ttbar", **kw):
+    """The tt̄ preset's generators with out_init_scale 0: the core outputs 0, so each output
+    slot is exactly its residual 3-momentum (and the Minkowski energy)."""
+    g = GeneratorConfig(hidden=16, conditional_noise=False, noise_dim=18, residual_core=True, input_residual=True,
+                        out_init_scale=0.0)
+    model = OTUS(OTUSConfig(z_particles=TT_Z, x_particles=TT_X, encoder=g, decoder=g, residual_pairing=pairing,
+                            **kw)).double()
+    model.fit_standardisation(x_real, z)
+    return model.eval()
+
+
+def test_ttbar_pairing_decoder_sends_the_quarks_to_the_jets_in_decreasing_pt():
+    """(a) D(z) with the identity core: e⁻ → e⁻, ν̄ → MET (p_z its constant 0), b b̄ u d̄ sorted by
+    decreasing pT → jet1..jet4, with massless energies E = |p|."""
+    z, _, _, x_real = ttbar_events(500)
+    out = identity_ttbar_model(x_real, z).decode(z)
+    q = z[:, 2:, :3]
+    order = torch.argsort(fv.pt(z[:, 2:]), 1, descending=True)
+    want = torch.gather(q, 1, order[..., None].expand(-1, -1, 3))
+    torch.testing.assert_close(out[:, 2:, :3], want, rtol=0, atol=1e-9)
+    torch.testing.assert_close(out[:, 2:, 3], want.norm(dim=-1), rtol=1e-12, atol=1e-9)
+    assert torch.all(fv.pt(out[:, 2]) >= fv.pt(out[:, 3])) and torch.all(fv.pt(out[:, 4]) >= fv.pt(out[:, 5]))
+    torch.testing.assert_close(out[:, 0, :3], z[:, 0, :3], rtol=0, atol=1e-9)
+    torch.testing.assert_close(out[:, 1, :2], z[:, 1, :2], rtol=0, atol=1e-9)
+    assert torch.equal(out[:, 1, 2], torch.zeros(500, dtype=torch.float64))
+    # the slot pairing (default) adds b → jet1, b̄ → jet2, u → jet3, d̄ → jet4 instead
+    slot = identity_ttbar_model(x_real, z, pairing="slot").decode(z)
+    torch.testing.assert_close(slot[:, 2:, :3], q, rtol=0, atol=1e-9)
+
+
+def test_ttbar_pairing_encoder_puts_the_chi2_assigned_jets_in_their_quark_slots():
+    """(b) E(x) with the identity core, x's jets = the event's quarks in random order: where the
+    χ² assignment is unambiguous (the true one is the minimum by Δχ² > 4) the output is the quarks
+    in their slots: hadronic b jet → b, leptonic b jet → b̄, the harder W jet → u, the other → d̄."""
+    from otviz.physics.ttbar import JET_ASSIGNMENTS, assignment_chi2, neutrino
+
+    z, x, perm, x_real = ttbar_events()
+    n = len(z)
+    # χ² of all 12 assignments and the true one's index, computed here from the quarks
+    jets, lw = x[:, 2:], x[:, 0] + neutrino(x[:, 0], x[:, 1])
+    chi2 = torch.stack([assignment_chi2(fv.mass(lw + jets[:, bl]), fv.mass(jets[:, w1] + jets[:, w2]),
+                                        fv.mass(jets[:, bh] + jets[:, w1] + jets[:, w2]))
+                        for bl, bh, w1, w2 in JET_ASSIGNMENTS], 1)
+    pos = torch.argsort(perm, 1)  # pos[:, k]: the jet holding quark k (b, b̄, u, d̄)
+    w = torch.sort(pos[:, 2:], 1).values
+    true = torch.tensor([JET_ASSIGNMENTS.index((int(a), int(b), int(c), int(d)))
+                         for a, b, c, d in zip(pos[:, 1], pos[:, 0], w[:, 0], w[:, 1])])
+    top2 = torch.topk(chi2, 2, 1, largest=False).values
+    clear = (chi2.argmin(1) == true) & (top2[:, 1] - top2[:, 0] > 4)
+    assert clear.double().mean() > 0.2  # 26 % of these 3,000 events
+    out = identity_ttbar_model(x_real, z).encode(x)[clear]
+    zc = z[clear]
+    harder = (fv.pt(zc[:, 4]) >= fv.pt(zc[:, 5]))[:, None]
+    want = torch.stack([zc[:, 0, :3], zc[:, 1, :3], zc[:, 2, :3], zc[:, 3, :3],
+                        torch.where(harder, zc[:, 4, :3], zc[:, 5, :3]),
+                        torch.where(harder, zc[:, 5, :3], zc[:, 4, :3])], 1)
+    want[:, 1, 2] = 0.0  # ν̄ ← MET: no p_z
+    torch.testing.assert_close(out[..., :3], want, rtol=0, atol=1e-9)
+    torch.testing.assert_close(fv.mass(out[:, 2:4]), torch.full((len(zc), 2), 4.7, dtype=torch.float64))
+
+
+def test_ttbar_pairing_config_round_trip_old_default_and_errors():
+    """(c) residual_pairing is persisted; configs without it load as "slot"; bad values name the field."""
+    from otviz.errors import ConfigError
+    from otviz.train.config import TtbarConfig, otus_ttbar_config
+
+    cfg = OTUSConfig(z_particles=TT_Z, x_particles=TT_X, residual_pairing="ttbar")
+    d = cfg.to_dict()
+    assert d["residual_pairing"] == "ttbar" and OTUSConfig.from_dict(d) == cfg
+    del d["residual_pairing"]  # a config.json written before the option
+    assert OTUSConfig.from_dict(d).residual_pairing == "slot"
+    train = otus_ttbar_config(epochs=3)
+    assert train.model_config.residual_pairing == "slot"  # off by default
+    train.model_config.residual_pairing = "ttbar"
+    back = TtbarConfig.from_json(train.validate().to_json())
+    assert back == train and back.model_config.residual_pairing == "ttbar"
+    with pytest.raises(ConfigError, match=r"^OTUSConfig.residual_pairing = 'pt': must be one of slot \| ttbar$"):
+        OTUSConfig(z_particles=TT_Z, x_particles=TT_X, residual_pairing="pt")
+    with pytest.raises(ConfigError, match="residual_pairing = 'ttbar': needs z particles") as exc:
+        OTUSConfig(residual_pairing="ttbar")  # e⁺e⁻
+    assert exc.value.field == "residual_pairing"
+    train.model_config.residual_pairing = "bogus"  # set after construction: caught by validate
+    with pytest.raises(ConfigError) as exc:
+        train.validate()
+    assert exc.value.path == "model_config.residual_pairing"
+    # any order of the tt̄ particles is fine: slots are found by name
+    shuffled = OTUS(OTUSConfig(z_particles=TT_Z[::-1], x_particles=TT_X[::-1], residual_pairing="ttbar"))
+    assert shuffled._ttbar == ([5, 4, 3, 2, 1, 0], [5, 4, 3, 2, 1, 0])
+
+
+def test_ttbar_pairing_gradient_flows_through_the_residual_values():
+    """(d) The permutation has no gradient, the picked momenta do: with the identity core,
+    ∂(Σ jet p_x)/∂(quark p_x) = 1 for every quark (each feeds exactly one jet), 0 for e⁻ and ν̄;
+    likewise the encoder's ∂(Σ quark p_x)/∂(jet p_x) = 1."""
+    z, x, _, x_real = ttbar_events(200)
+    model = identity_ttbar_model(x_real, z)
+    z = z.clone().requires_grad_(True)
+    model.decode(z)[:, 2:, 0].sum().backward()
+    want = torch.zeros_like(z)
+    want[:, 2:, 0] = 1.0
+    torch.testing.assert_close(z.grad, want, rtol=0, atol=0)
+    x = x.clone().requires_grad_(True)
+    model.encode(x)[:, 2:, 0].sum().backward()
+    want = torch.zeros_like(x)
+    want[:, 2:, 0] = 1.0
+    torch.testing.assert_close(x.grad, want, rtol=0, atol=0)
