@@ -852,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = t.add_argument_group("otus-zee, otus-ttbar")
     o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90; otus-ttbar 600)")
     o.add_argument("--finetune-epochs", type=count,
-                   help="decoder-only SW(x, D(z)) epochs at the end (default 20, the shipped run's; 0: none)")
+                   help="decoder-only SW(x, D(z)) epochs at the end (default 20; otus-ttbar 10: the shipped runs'; 0: none)")
     o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc; otus-ttbar data/ttbar_test.nc)")
     o.add_argument("--n-projections", type=count, help="sliced Wasserstein directions (default 1000)")
     o.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints (default 5)")

@@ -14,7 +14,7 @@ import torch
 
 import otviz
 from otviz.cli import main
-from otviz.train.config import TrainConfig, otus_zee_config
+from otviz.train.config import TrainConfig, otus_ttbar_config, otus_zee_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -262,7 +262,9 @@ def test_each_help_shows_the_defaults_the_commands_use(capsys):
     assert f"(default {vae.steps_per_epoch})" in t and f"(default {vae.lr:g})" in t
     assert "--from DIR an otviz checkout" in helps["data fetch"]
     finetune = inspect.signature(otus_zee_config).parameters["finetune_epochs"].default
-    assert f"epochs at the end (default {finetune}, the shipped run's; 0: none)" in t and finetune == 20
+    tt_finetune = inspect.signature(otus_ttbar_config).parameters["finetune_epochs"].default
+    assert (f"epochs at the end (default {finetune}; otus-ttbar {tt_finetune}: the shipped runs'; 0: none)" in t
+            and (finetune, tt_finetune) == (20, 10))
 
 
 def test_otus_default_is_the_shipped_recipe_and_finetune_0_stays_possible(tmp_path, capsys):

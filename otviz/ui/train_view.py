@@ -471,7 +471,7 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "device": "device", "seed": "seed", "jets": "W jets", "schedule": "β schedule", "n_betas": "number of β steps",
            "beta_min": "smallest β", "beta_max": "largest β", "max_epochs": "epochs per β step (at most)",
            "steps_per_epoch": "batches per epoch (0: one pass)", "latent": "latent dimensions", "width": "network width"}
-for _cls in (TrainSettings, AnnealSettings):
+for _cls in (TrainSettings, TtbarSettings, AnnealSettings):
     for _name, _text in _LABELS.items():
         if _name in _cls.param:
             _cls.param[_name].label = _text
