@@ -52,12 +52,6 @@ def _forget_when_done(target, args):
             _THREADS.pop(threading.current_thread(), None)
 
 
-def live_threads() -> list[threading.Thread]:
-    """The background threads started here that are still running."""
-    with _LOCK:
-        return [t for t in _THREADS if t.is_alive()]
-
-
 def stop_all(timeout: float | None = None) -> list[str]:
     """Ask every live background thread to stop (its ``on_exit``) and wait for them, at most
     ``timeout`` s (``OTVIZ_EXIT_WAIT_S``, default 120) in all. Returns the names of the threads
