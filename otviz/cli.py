@@ -363,7 +363,10 @@ def _cmd_train(args) -> int:
 
 
 def schedule_line(cfg) -> str:
-    """The OTUS training schedule in words: ``1 epoch + 20 decoder fine-tune epochs (…)``."""
+    """The training schedule in words: ``1 epoch + 20 decoder fine-tune epochs (…)`` for OTUS; a
+    config with its own ``schedule_text()`` (Turbo-Sim) says it itself."""
+    if hasattr(cfg, "schedule_text"):
+        return cfg.schedule_text()
     fine = sum(s.epochs for s in cfg.stages if getattr(s, "train", "") == "decoder")
     main = cfg.total_epochs - fine
 
@@ -423,7 +426,8 @@ def _cmd_train_otus(args) -> int:
             bar.update(ev["epoch"])
         elif ev["type"] == "epoch":
             bar.update(1)
-            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x", "p_accept") if k in ev}
+            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x", "p_accept", "w_x_tilde", "w_z_tilde")
+                             if k in ev}
                             | {"ev/s": f"{ev['events_per_s']:.0f}"})
         elif ev["type"] == "nan_rollback" and not args.quiet:
             bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
@@ -566,7 +570,13 @@ def _require_run(rundir, command: str):
     if have not in takes:
         use = f" (use otviz {' or otviz '.join(have.commands)})" if have.commands else ""
         raise ValueError(f"{rundir}: {have.description}; otviz {command} takes "
-                         f"{' or '.join(k.description for k in takes)}{use}")
+                         f"{_either(k.description for k in takes)}{use}")
+
+
+def _either(items) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def _cmd_runs(args) -> int:

@@ -179,3 +179,14 @@ register(Kind(
            Page("Dimensionality", "dimension", "otviz.ui.dimension_view:DimensionView")),
     train_settings="otviz.ui.train_view:AnnealSettings", label="EMD-VAE", train_label="EMD-VAE β-annealing",
 ))
+
+register(Kind(
+    name="turbosim", description="a Turbo-Sim run", tag="turbosim",
+    config="otviz.train.turbosim:TurboSimConfig", run="otviz.train.turbosim:TurboSimRun",
+    model="otviz.models.turbosim:TurboSim",
+    presets={"turbosim-ttbar": "otviz.train.turbosim:turbosim_ttbar_config",
+             "turbosim-zee": "otviz.train.turbosim:turbosim_zee_config"},
+    train_command="otviz.cli:_cmd_train_otus", cli_options=("epochs", "test", "checkpoint_every"),
+    commands=("evaluate",), products=("otviz.train.products:evaluate_run",), picker="run_path",
+    pages=KINDS["otus"].pages, label="Turbo-Sim", train_label="Turbo-Sim tt̄",
+))

@@ -113,7 +113,7 @@ def test_a_registered_kind_trains_from_the_cli_and_loads(toy_kind, tmp_path, cap
 
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
                  if a.dest == "model")
-    assert list(train.choices) == ["otus-zee", "otus-ttbar", "emdvae-wjets", "toy-preset"]
+    assert list(train.choices) == ["otus-zee", "otus-ttbar", "emdvae-wjets", "turbosim-ttbar", "turbosim-zee", "toy-preset"]
     assert main(["train", "toy-preset", "--out", str(tmp_path / "r"), "--epochs", "3"]) == 0
     assert run_kind(tmp_path / "r") == "toy"
     run = otviz.load_run(tmp_path / "r")
@@ -126,7 +126,7 @@ def test_a_registered_kind_trains_from_the_cli_and_loads(toy_kind, tmp_path, cap
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "a toy run; otviz evaluate takes an OTUS run or a tt̄ OTUS run (use otviz dimension)" in err
+    assert "a toy run; otviz evaluate takes an OTUS run, a tt̄ OTUS run or a Turbo-Sim run (use otviz dimension)" in err
     # a foreign kind's flag is refused, naming it
     assert main(["train", "toy-preset", "--out", str(tmp_path / "r2"), "--betas", "3"]) == 2
     assert "--betas: not an option of otviz train toy-preset" in capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_no_module_outside_the_registry_branches_on_a_kind_name():
     names = sorted({n for k in kinds.kinds() for n in (k.name, k.tag, *k.presets) if n}, key=len, reverse=True)
     lit = "[\"'](?:" + "|".join(map(re.escape, names)) + ")[\"']"
     branch = re.compile(rf"(?:==|!=)\s*{lit}|{lit}\s*(?:==|!=)|\[\s*{lit}\s*\]|\bin\s*\([^)]*{lit}"
-                        rf"|isinstance\([^)]*\b(?:TrainConfig|AnnealConfig|OTUS|EMDVAE)\)")
+                        rf"|isinstance\([^)]*\b(?:TrainConfig|AnnealConfig|TurboSimConfig|OTUS|EMDVAE|TurboSim)\)")
     own = _own_modules()
     found = []
     for f in sorted((ROOT / "otviz").rglob("*.py")) + sorted((ROOT / "apps").glob("*.py")):
@@ -190,7 +190,7 @@ def test_no_module_outside_the_registry_branches_on_a_kind_name():
         for i, line in enumerate(f.read_text().splitlines(), 1):
             if branch.search(line):
                 found.append(f"{f.relative_to(ROOT)}:{i}: {line.strip()}")
-    assert len(own) == 6 and not found, "\n".join(found)
+    assert len(own) == 8 and not found, "\n".join(found)  # kinds.py + 7 modules of the 4 kinds
     # the pattern does catch the branches the registry replaced
     assert branch.search('if args.model == "emdvae-wjets":') and branch.search('PRESETS["otus-zee"](epochs=1)')
     assert branch.search('return "emdvae" if isinstance(self.config, AnnealConfig) else "otus"')
@@ -257,7 +257,7 @@ def test_a_registered_kind_plugs_into_the_app(toy_kind, tmp_path, monkeypatch):
     app = LatentExplorer()
     assert [t for t, _ in app.pages()] == ["Data", "Train", "Transport", "Residuals", "Latent traversal",
                                           "Dimensionality", "Toy page", "Compare runs", "Runs"]
-    assert [w.name for w in app.pickers()] == ["OTUS run", "EMD-VAE run", "Toy run"]
+    assert [w.name for w in app.pickers()] == ["OTUS / Turbo-Sim run", "EMD-VAE run", "Toy run"]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime((tmp_path / "runs" / "first" / "model.pt").stat().st_mtime))
     assert app.state.param.toy_path.names == {f"first · Toy · {when}": str(tmp_path / "runs" / "first")}
     assert isinstance(app.toy, ToyView) and app.toy.state.toy_path == str(tmp_path / "runs" / "first")

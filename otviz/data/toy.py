@@ -35,3 +35,23 @@ def gaussian_jets(n: int, sigma_eta: float, sigma_phi: float, seed: int = 0):
              "description": "one-particle jets, (eta, phi) ~ N(0, diag(sigma_eta^2, sigma_phi^2)); "
                             "EMD = Delta R, closed-form EMD-VAE optimum in seed 001 appendix A.3"}
     return make_dataset(p4[:, None, :], x, ["particle"], None, attrs=attrs)
+
+
+def gaussian_smearing(n: int, width: float = 10.0, resolution: float = 10.0, seed: int = 0, particle: str = "e-"):
+    """A one-particle sample whose unfolding and simulation are known in closed form: the truth
+    3-momentum z ~ N(0, width²·1₃), the detector one x = z + N(0, resolution²·1₃), both on the
+    ``particle``'s mass shell. Linear-Gaussian: per component the regressions are
+    E[x | z] = z and E[z | x] = x·w²/(w² + r²), and the marginal of x is N(0, w² + r²)."""
+    if n < 1 or width <= 0 or resolution < 0:
+        raise ValueError(f"gaussian_smearing: need n ≥ 1, width > 0, resolution ≥ 0; got {n}, {width}, {resolution}")
+    from ..physics import fourvec as fv
+    from ..physics.masses import mass_of
+
+    rng = np.random.default_rng(seed)
+    p_z = rng.normal(0.0, width, (n, 1, 3))
+    p_x = p_z + rng.normal(0.0, resolution, (n, 1, 3))
+    m = mass_of(particle)
+    attrs = {"process": "gaussian-smearing", "width": float(width), "resolution": float(resolution),
+             "seed": int(seed), "description": "z ~ N(0, width^2) per momentum component, x = z + N(0, "
+                                               "resolution^2); E[z|x] = x w^2/(w^2 + r^2)"}
+    return make_dataset(fv.minkowski(p_z, m), fv.minkowski(p_x, m), [particle], [particle], attrs=attrs)

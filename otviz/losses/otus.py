@@ -5,6 +5,8 @@ For a batch x ~ p(x) and an *independent* batch z ~ p(z) (training never sees a 
     z̃ = E(x),  x̃ = D(z̃),  x̃′ = D(z)
     L = c(x, x̃) + λ·SW(z, z̃) + βE·c_A(x, z̃) + βD·c_A(z, x̃′) + τ·SW(x, x̃′)      (Eq. 12, 14)
 
+and, semi-supervised (§7), + η·[c(xᵢ, D(zᵢ)) + c(zᵢ, E(xᵢ))] on known pairs (Eq. 20–21).
+
 c(u, v) = ‖u − v‖² (mean over the batch), SW the sliced Wasserstein distance (Eq. 15) with L
 directions redrawn every batch, c_A(u, v) = 1 − p̂_u·p̂_v on one particle's 3-momentum (Eq. 13).
 With a restricted decoder (``model.acceptance``), the data term becomes
@@ -64,11 +66,15 @@ def features(a, scale, mass=None):
 
 
 def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, anchor_x: int, anchor_z: int,
-              x_mass_scale=None, z_mass_scale=None):
+              x_mass_scale=None, z_mass_scale=None, x_pair=None, z_pair=None, paired_weight: float = 1.0):
     """Return (total loss, dict of the terms as floats). ``x_scale``/``z_scale``: per-feature
     divisors (flattened 4×P) applied before the squared distances; ``*_mass_scale``: None turns
     the mass coordinate off; otherwise it is on, with m₀, γ from the truth batch
-    (``mass_transform``; the value passed is not needed)."""
+    (``mass_transform``; the value passed is not needed).
+
+    Semi-supervised (OTUS §7, Eq. 20–21): ``x_pair``, ``z_pair`` (the same events) add
+    paired_weight·(paired_x + paired_z), paired_x = mean c(xᵢ, D(zᵢ)) (Eq. 20) and
+    paired_z = mean c(zᵢ, E(xᵢ)) (Eq. 21); the decoder fine-tune stage adds paired_x only."""
     b = x.shape[0]
     xm = None if x_mass_scale is None else mass_transform(x)
     zm = None if z_mass_scale is None else mass_transform(z)
@@ -109,5 +115,11 @@ def otus_loss(model, x, z, stage, n_projections, generator, x_scale, z_scale, an
             n = min(len(xp), b)
             terms["sw_x"] = sliced_wasserstein(xs(x[:n]), xs(xp[:n]), n_projections, generator)
             total = total + stage.tau * terms["sw_x"]
+    if x_pair is not None and len(x_pair) and paired_weight:
+        terms["paired_x"] = (xs(x_pair) - xs(model.decode(z_pair, generator))).pow(2).sum(1).mean()
+        total = total + paired_weight * terms["paired_x"]
+        if stage.train != "decoder":
+            terms["paired_z"] = (zs(z_pair) - zs(model.encode(x_pair, generator))).pow(2).sum(1).mean()
+            total = total + paired_weight * terms["paired_z"]
     terms["loss"] = total
     return total, {k: float(v.detach()) for k, v in terms.items()}

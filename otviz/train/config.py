@@ -81,6 +81,10 @@ class TrainConfig:
     max_nan_retries: int = 3
     nan_lr_factor: float = 0.5
     max_events: int | None = None  # subsample the training data (quick runs, tests)
+    # semi-supervised OTUS (§7, Eq. 20–21): this fraction of the training events is also seen as
+    # (z, x) pairs, adding paired_weight·[c(x, D(z)) + c(z, E(x))] on them; 0: unsupervised (the paper)
+    paired_fraction: float = 0.0
+    paired_weight: float = 1.0
     model_config: OTUSConfig = field(default_factory=OTUSConfig)
 
     # field → inclusive (min, max), None for open; ``epochs`` / ``finetune_epochs`` are the
@@ -89,7 +93,7 @@ class TrainConfig:
         "epochs": (1, 5000), "finetune_epochs": (0, 5000),
         "batch_size": (1, 10_000_000), "n_projections": (1, 10_000), "seed": (0, 2 ** 32 - 1),
         "checkpoint_every": (1, 5000), "max_nan_retries": (0, 100), "nan_lr_factor": (1e-3, 1.0),
-        "max_events": (1, 100_000_000),
+        "max_events": (1, 100_000_000), "paired_fraction": (0.0, 1.0), "paired_weight": (0.0, 1e6),
     }
 
     def __post_init__(self):

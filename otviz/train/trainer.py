@@ -49,6 +49,7 @@ from ..models.otus import OTUS
 from ..paths import resolve as resolve_path
 from ..physics import fourvec as fv
 from .config import TrainConfig, TtbarConfig
+from .pairing import PairedSampler
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -568,6 +569,7 @@ class TrainingRun(BackgroundRun):
         if not ckpt_path.exists():  # the initial state is the first "last good" checkpoint
             self._checkpoint(model, self._make_optimizer(model, cfg.stages[0]), 0, 0, 1.0)
         good_state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+        pairs = PairedSampler(n, cfg.paired_fraction, cfg.seed) if cfg.paired_fraction else None
         epoch = start_epoch
         prev_stage = self._stage_at(epoch)[0] if opt is not None else None
         while epoch < total:
@@ -584,11 +586,13 @@ class TrainingRun(BackgroundRun):
             model.train()
             for p in model.encoder.parameters():
                 p.requires_grad_(stage.train != "decoder")
-            # independent shuffles of x and z: the model never sees a (z, x) pair
+            # independent shuffles of x and z: the unsupervised terms never see a (z, x) pair
+            # (with paired_fraction > 0 the supervised terms see the paired subset's pairs)
             gen = torch.Generator(device="cpu").manual_seed(cfg.seed * 1_000_003 + epoch)
             px = torch.randperm(n, generator=gen).to(self.device)
             pz = torch.randperm(n, generator=gen).to(self.device)
             dgen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + epoch + 7)
+            paired = pairs.paired_batches(epoch, steps, bs, self.device) if pairs is not None else None
             sums: dict[str, float] = {}
             t0 = time.perf_counter()
             nan = False
@@ -597,8 +601,12 @@ class TrainingRun(BackgroundRun):
                     return
                 xb = x[px[step * bs:(step + 1) * bs]]
                 zb = z[pz[step * bs:(step + 1) * bs]]
+                semi = {}
+                if paired is not None:  # the same events: x[ip] and z[ip] (otviz.train.pairing)
+                    ip = paired[step]
+                    semi = dict(x_pair=x[ip], z_pair=z[ip], paired_weight=cfg.paired_weight)
                 loss, terms = self.loss_fn(model, xb, zb, stage, cfg.n_projections, dgen, x_scale, z_scale, ax, az,
-                                           x_mass_scale=x_ms, z_mass_scale=z_ms)
+                                           x_mass_scale=x_ms, z_mass_scale=z_ms, **semi)
                 if not math.isfinite(float(loss.detach())):
                     nan = True
                     break

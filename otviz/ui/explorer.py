@@ -58,14 +58,15 @@ def page_list() -> list[kinds.Page]:
 
 def picker_name(labels: list[str]) -> str:
     """The run menu of kinds sharing a picker, by the words their labels start with: "OTUS run"
-    for ["OTUS", "OTUS tt̄"], "A / B run" when they share none."""
+    for ["OTUS", "OTUS tt̄"], "A / B run" when they share none (by their first words: "OTUS / Turbo-Sim run" for
+    ["OTUS", "OTUS tt̄", "Turbo-Sim"])."""
     words = [label.split() for label in labels]
     common = []
     for ws in zip(*words):
         if len(set(ws)) > 1:
             break
         common.append(ws[0])
-    return (" ".join(common) if common else " / ".join(labels)) + " run"
+    return (" ".join(common) if common else " / ".join(dict.fromkeys(w[0] for w in words))) + " run"
 
 
 class LatentExplorer(pn.viewable.Viewer):

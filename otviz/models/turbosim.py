@@ -1,0 +1,219 @@
+"""Turbo-Sim: a generalised autoencoder whose latent space is the parton-level space
+(Quétant et al., arXiv 2112.10629; the slides of seed 003), with the wiring its text describes.
+
+Encoder E: x → z̃ (unfolding) and decoder D: z → x̃ (fast simulation), each an MLP on the
+per-feature standardised four-vectors (the published 24 → [256, 128, 64] → 24 for tt̄, 8-d for
+Z→ee) that outputs standardised 3-momenta; the Minkowski layer E = sqrt(|p|² + m²) (OTUS Eq. 10)
+with the masses of ``otviz.physics.masses`` puts every output particle on its mass shell, as in
+OTUS. Stochasticity ("random noise is added to the input of both the encoder and the decoder"):
+Gaussian noise of standard deviation ``input_noise`` added to the standardised input — a new
+tensor, never the caller's (the public code's in-place noise corrupted its targets) — and, with
+``noise_dim`` > 0, that many N(0, 1) inputs concatenated to it.
+
+Four critics C_z̃, C_ẑ, C_x̃, C_x̂ (MLPs [256, 128, 64] → 1 on the standardised four-vectors) score
+the four generated marginals against the data's for the WGAN-GP terms of
+:mod:`otviz.losses.turbosim`.
+
+Standardisation is per feature (the public code used one scalar mean and std for all 24
+features): μ and σ of each flattened component, fitted on the training sample by
+``fit_standardisation`` and stored in the model's buffers (saved with its weights), so
+``load_run`` rebuilds the exact map. ``encode``/``decode`` take and return raw GeV tensors
+(events, particles, 4), like OTUS.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..physics import fourvec as fv
+from ..physics.masses import mass_of
+from .otus import CONSTANT_STD
+
+CRITICS = ("z_tilde", "z_hat", "x_tilde", "x_hat")  # C_z̃ (E(x)), C_ẑ (E(D(z))), C_x̃ (D(z)), C_x̂ (D(E(x)))
+CRITIC_SPACE = {"z_tilde": "z", "z_hat": "z", "x_tilde": "x", "x_hat": "x"}
+
+
+@dataclass
+class TurboSimModelConfig:
+    z_particles: tuple[str, ...] = ("e-", "e+")
+    x_particles: tuple[str, ...] = ("e-", "e+")
+    hidden: tuple[int, ...] = (256, 128, 64)  # encoder and decoder hidden widths (published)
+    critic_hidden: tuple[int, ...] = (256, 128, 64)  # the four critics' hidden widths (published)
+    noise_dim: int = 0  # N(0, 1) inputs concatenated to the standardised input
+    input_noise: float = 0.0  # σ of the Gaussian noise added to the standardised input
+    input_residual: bool = False  # add the input 3-momenta (slot i → slot i) to the output
+    out_init_scale: float = 1.0  # scales the initial last layer (small: start near the identity with input_residual)
+    masses: dict[str, float] | None = None  # name → GeV for the Minkowski layer; missing: the table's
+
+    BOUNDS: ClassVar[dict[str, tuple]] = {"noise_dim": (0, 1024), "input_noise": (0.0, 10.0),
+                                          "out_init_scale": (0.0, 10.0)}
+
+    def __post_init__(self):
+        self.z_particles, self.x_particles = tuple(self.z_particles), tuple(self.x_particles)
+        self.hidden, self.critic_hidden = tuple(self.hidden), tuple(self.critic_hidden)
+        self.validate()
+        given = dict(self.masses or {})
+        try:
+            self.masses = {n: float(given[n]) if n in given else mass_of(n)
+                           for n in dict.fromkeys((*self.z_particles, *self.x_particles))}
+        except KeyError as exc:
+            raise ValueError(f"TurboSimModelConfig: {exc.args[0]}; give its mass in masses={{name: GeV}}") from None
+
+    def validate(self) -> "TurboSimModelConfig":
+        from ..errors import ConfigError, check_bounds
+
+        check_bounds(self)
+        for name in ("z_particles", "x_particles"):
+            parts = getattr(self, name)
+            if not parts or not all(isinstance(p, str) and p for p in parts):
+                raise ConfigError(f"TurboSimModelConfig.{name} = {parts!r}: must be a non-empty list of particle "
+                                  "names", name)
+        for name in ("hidden", "critic_hidden"):
+            widths = getattr(self, name)
+            if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 4096 for w in widths):
+                raise ConfigError(f"TurboSimModelConfig.{name} = {list(widths)!r}: must be a non-empty list of "
+                                  "widths in 1 … 4096", name, list(widths), "1 … 4096 each")
+        if self.input_residual and len(self.z_particles) != len(self.x_particles):
+            raise ConfigError("TurboSimModelConfig.input_residual: needs as many z as x particles", "input_residual")
+        return self
+
+    def particle_masses(self, space: str) -> list[float]:
+        return [self.masses[n] for n in (self.z_particles if space == "z" else self.x_particles)]
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**dict(d))
+
+
+def mlp(n_in: int, n_out: int, widths) -> nn.Sequential:
+    """Linear → ReLU through ``widths``, then Linear to ``n_out``."""
+    mods, n = [], n_in
+    for w in widths:
+        mods += [nn.Linear(n, w), nn.ReLU()]
+        n = w
+    mods.append(nn.Linear(n, n_out))
+    return nn.Sequential(*mods)
+
+
+class Mapper(nn.Module):
+    """One direction, raw four-vectors (B, P_in, 4) → raw four-vectors (B, P_out, 4):
+    ū = (u − μ_u)/σ_u (per feature), ū + input_noise·N(0, 1), [ū, ε] → MLP → w̄,
+    w = μ_v + σ_v·w̄ (or p_u + σ_v·w̄ with the input residual), E = sqrt(|w|² + m²)."""
+
+    def __init__(self, n_in: int, n_out: int, cfg: TurboSimModelConfig, out_masses):
+        super().__init__()
+        self.cfg, self.n_in, self.n_out = cfg, n_in, n_out
+        self.net = mlp(4 * n_in + cfg.noise_dim, 3 * n_out, cfg.hidden)
+        if cfg.out_init_scale != 1.0:
+            with torch.no_grad():
+                self.net[-1].weight.mul_(cfg.out_init_scale)
+                self.net[-1].bias.mul_(cfg.out_init_scale)
+        self.register_buffer("in_mean", torch.zeros(4 * n_in))
+        self.register_buffer("in_std", torch.ones(4 * n_in))
+        self.register_buffer("out_mean", torch.zeros(3 * n_out))
+        self.register_buffer("out_std", torch.ones(3 * n_out))
+        self.register_buffer("out_mass", torch.as_tensor(out_masses, dtype=torch.float32).clone())
+
+    @torch.no_grad()
+    def fit_standardisation(self, u: torch.Tensor, v: torch.Tensor):
+        """Per-feature μ, σ of the raw training samples u (B, P_in, 4) and of v's 3-momenta."""
+        uf, vf = u.reshape(len(u), -1).double(), v[..., :3].reshape(len(v), -1).double()
+        self.in_mean.copy_(uf.mean(0))
+        self.in_std.copy_(uf.std(0).clamp_min(1e-6))
+        self.out_mean.copy_(vf.mean(0))
+        self.out_std.copy_(vf.std(0).clamp_min(CONSTANT_STD))
+
+    def standardise(self, u: torch.Tensor) -> torch.Tensor:
+        """(u − μ_u)/σ_u flattened to (B, 4·P_in): a new tensor."""
+        return (u.reshape(u.shape[0], -1) - self.in_mean) / self.in_std
+
+    def forward(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b = u.shape[0]
+        ubar = self.standardise(u)
+        if self.cfg.input_noise:
+            ubar = ubar + self.cfg.input_noise * torch.randn(ubar.shape, generator=generator, device=ubar.device,
+                                                             dtype=ubar.dtype)
+        if self.cfg.noise_dim:
+            eps = torch.randn((b, self.cfg.noise_dim), generator=generator, device=ubar.device, dtype=ubar.dtype)
+            ubar = torch.cat([ubar, eps], 1)
+        wbar = self.net(ubar)
+        base = u[..., :3].reshape(b, -1) if self.cfg.input_residual else self.out_mean
+        w = base + wbar * self.out_std
+        constant = self.out_std <= CONSTANT_STD * 1.001  # constant in the training data (MET p_z ≡ 0)
+        if bool(constant.any()):
+            w = torch.where(constant, self.out_mean, w)
+        return fv.minkowski(w.reshape(b, self.n_out, 3), self.out_mass)
+
+
+def _momenta(features: torch.Tensor) -> torch.Tensor:
+    """(B, 4·P) standardised (px, py, pz, E) per particle → (B, 3·P) without E."""
+    return features.reshape(features.shape[0], -1, 4)[..., :3].reshape(features.shape[0], -1)
+
+
+class TurboSim(nn.Module):
+    """Encoder x → z̃, decoder z → x̃ and the four critics. No restricted decoder (``acceptance``
+    is None): the trainer and ``otviz evaluate`` treat it like an unrestricted OTUS model."""
+
+    acceptance = None
+
+    def __init__(self, cfg: TurboSimModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        nz, nx = len(cfg.z_particles), len(cfg.x_particles)
+        self.encoder = Mapper(nx, nz, cfg, cfg.particle_masses("z"))
+        self.decoder = Mapper(nz, nx, cfg, cfg.particle_masses("x"))
+        self.critics = nn.ModuleDict({name: mlp(4 * (nz if CRITIC_SPACE[name] == "z" else nx), 1, cfg.critic_hidden)
+                                      for name in CRITICS})
+
+    def fit_standardisation(self, x: torch.Tensor, z: torch.Tensor):
+        """Per-feature standardisation of both directions from the training sample (marginals)."""
+        self.encoder.fit_standardisation(x, z)
+        self.decoder.fit_standardisation(z, x)
+
+    def x_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised flattened x four-vectors (B, 4·P_x): the space of the x losses and critics."""
+        return self.encoder.standardise(x)
+
+    def z_features(self, z: torch.Tensor) -> torch.Tensor:
+        """Standardised flattened z four-vectors (B, 4·P_z)."""
+        return self.decoder.standardise(z)
+
+    def x_momenta(self, x: torch.Tensor) -> torch.Tensor:
+        """The standardised 3-momenta of x (B, 3·P_x): the space of the x MSE terms (E is a
+        function of p on the mass shell; in the MSE it would weigh |p| twice and bias the regression)."""
+        return _momenta(self.x_features(x))
+
+    def z_momenta(self, z: torch.Tensor) -> torch.Tensor:
+        """The standardised 3-momenta of z (B, 3·P_z)."""
+        return _momenta(self.z_features(z))
+
+    def critic(self, name: str, a: torch.Tensor) -> torch.Tensor:
+        """C_name on raw four-vectors a (B, P, 4) → scores (B,)."""
+        feats = self.z_features(a) if CRITIC_SPACE[name] == "z" else self.x_features(a)
+        return self.critics[name](feats)[:, 0]
+
+    def generator_parameters(self):
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def critic_parameters(self):
+        return list(self.critics.parameters())
+
+    def encode(self, x, generator=None) -> torch.Tensor:
+        """Unfolding: x (B, P_x, 4) GeV → z̃ (B, P_z, 4) GeV."""
+        return self.encoder(self._as_tensor(x), generator)
+
+    def decode(self, z, generator=None) -> torch.Tensor:
+        """Fast simulation: z (B, P_z, 4) GeV → x̃ (B, P_x, 4) GeV."""
+        return self.decoder(self._as_tensor(z), generator)
+
+    def _as_tensor(self, a):
+        p = self.encoder.in_mean
+        return torch.as_tensor(a, dtype=p.dtype, device=p.device)

@@ -1,0 +1,318 @@
+"""Turbo-Sim training: config, presets and the background run (WGAN-GP, alternating steps).
+
+Each step (batches from :class:`otviz.train.pairing.PairedSampler`: unpaired x and z of every
+event, and a paired batch of the ``paired_fraction`` subset):
+
+1. ``n_critic`` critic steps on :func:`otviz.losses.turbosim.critic_loss` (Adam ``critic_lr``,
+   β = (0.5, 0.9) as in WGAN-GP), the generated samples detached;
+2. one generator step on :func:`otviz.losses.turbosim.generator_loss` (Adam ``lr``, same β),
+   the critics' parameters frozen for it.
+
+Per epoch the history records each generator term, each critic's Wasserstein estimate ``w_*``,
+gradient penalty ``gp_*`` and loss ``critic_*`` (the GAN-health signals the Train page plots),
+the learning rate, seconds and events/s. Checkpoints, resume, cancel, NaN roll-back (bounded
+retries, learning rates × ``nan_lr_factor``) and ``--device auto`` are those of
+:class:`otviz.train.trainer.BackgroundRun`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from ..errors import ConfigError, check_bounds, check_number
+from ..losses.turbosim import SUPERVISED, TurboSimWeights, critic_loss, generator_loss
+from ..models.turbosim import TurboSim, TurboSimModelConfig
+from ..paths import resolve as resolve_path
+from .config import TTBAR_X, TTBAR_Z, _check_str, check_device
+from .pairing import PairedSampler
+from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json, check_sample, four_vectors
+
+TAG = "turbosim"
+ADAM_BETAS = (0.5, 0.9)
+
+
+@dataclass
+class TurboSimConfig:
+    kind: str = TAG
+    model: str = "turbosim-ttbar"
+    train_data: str = "data/ttbar_train.nc"
+    test_data: str | None = "data/ttbar_test.nc"
+    epochs: int = 100
+    batch_size: int = 5000
+    lr: float = 1e-3  # generators (Adam)
+    critic_lr: float = 1e-3  # critics (Adam)
+    lr_decay: float = 0.0  # lr / (1 + lr_decay·epoch), both optimisers
+    n_critic: int = 1  # critic steps per generator step
+    gp_weight: float = 10.0  # λ_GP of the WGAN-GP penalty
+    paired_fraction: float = 1.0  # events known as (z, x) pairs for the supervised terms (0: unsupervised)
+    weights: TurboSimWeights = field(default_factory=TurboSimWeights)
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 5
+    max_nan_retries: int = 3
+    nan_lr_factor: float = 0.5
+    max_events: int | None = None
+    model_config: TurboSimModelConfig = field(default_factory=lambda: TurboSimModelConfig(TTBAR_Z, TTBAR_X))
+
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "epochs": (1, 5000), "batch_size": (1, 10_000_000), "lr": (1e-8, 1.0), "critic_lr": (1e-8, 1.0),
+        "lr_decay": (0.0, 1e3), "n_critic": (1, 100), "gp_weight": (0.0, 1e6), "paired_fraction": (0.0, 1.0),
+        "seed": (0, 2 ** 32 - 1), "checkpoint_every": (1, 5000), "max_nan_retries": (0, 100),
+        "nan_lr_factor": (1e-3, 1.0), "max_events": (1, 100_000_000),
+    }
+
+    def __post_init__(self):
+        if isinstance(self.weights, dict):
+            self.weights = TurboSimWeights(**self.weights)
+        if isinstance(self.model_config, dict):
+            self.model_config = TurboSimModelConfig.from_dict(self.model_config)
+        self.validate()
+
+    def validate(self) -> "TurboSimConfig":
+        own = "TurboSimConfig"
+        if self.kind != TAG:
+            raise ConfigError(f"{own}.kind = {self.kind!r}: must be {TAG!r}", "kind", self.kind, TAG)
+        _check_str(own, "model", self.model)
+        _check_str(own, "train_data", self.train_data)
+        _check_str(own, "test_data", self.test_data, optional=True)
+        check_bounds(self)
+        check_device(own, self.device)
+        if not isinstance(self.weights, TurboSimWeights):
+            raise ConfigError(f"{own}.weights: must be the eight term weights", "weights")
+        try:
+            self.weights.validate()
+        except ConfigError as exc:
+            raise exc.nested("weights")
+        active = self.weights.active()
+        if not active:
+            raise ConfigError(f"{own}.weights: every term is switched off (all 0)", "weights", reason="all 0")
+        if self.paired_fraction == 0 and set(active) <= set(SUPERVISED):
+            raise ConfigError(f"{own}: only supervised terms ({', '.join(active)}) are on and paired_fraction is 0: "
+                              "nothing to train on", "paired_fraction", 0, reason="no pairs for the supervised terms")
+        if not isinstance(self.model_config, TurboSimModelConfig):
+            raise ConfigError(f"{own}.model_config: must be a TurboSimModelConfig", "model_config")
+        try:
+            self.model_config.validate()
+        except ConfigError as exc:
+            raise exc.nested("model_config")
+        return self
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs
+
+    def schedule_text(self) -> str:
+        on = self.weights.active()
+        return (f"schedule: {self.epochs} epoch{'s' * (self.epochs != 1)}, {self.n_critic} critic step(s) per "
+                f"generator step, {len(on)} of 8 loss terms on, paired fraction {self.paired_fraction:g}")
+
+    def disk_plan(self) -> tuple[int, int]:
+        return 0, self.epochs
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TurboSimConfig":
+        d = json.loads(text)
+        if not isinstance(d, dict) or d.get("kind") != TAG:
+            got = d.get("kind") if isinstance(d, dict) else None
+            raise ConfigError(f"not a {TAG} config (its kind field is {got!r})", "kind", got, TAG)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown Turbo-Sim config fields: {sorted(unknown)}", sorted(unknown)[0])
+        try:
+            for name, sub in (("weights", TurboSimWeights), ("model_config", TurboSimModelConfig)):
+                if name in d:
+                    try:
+                        d[name] = sub(**d[name])
+                    except ConfigError as exc:
+                        raise exc.nested(name)
+            return cls(**d)
+        except ConfigError:
+            raise
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"malformed Turbo-Sim config: {type(exc).__name__}: {exc}") from exc
+
+
+def _apply(cfg, overrides):
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise ConfigError(f"unknown training option {k!r}", k)
+        setattr(cfg, k, v)
+    return cfg.validate()
+
+
+def turbosim_ttbar_config(epochs: int = 200, **overrides) -> TurboSimConfig:
+    """Turbo-Sim on semileptonic tt̄ (24-d z and x): the published networks (24 → [256, 128, 64]
+    → 24, critics [256, 128, 64] → 1), all eight terms at weight 1, WGAN-GP λ = 10, one critic
+    step per generator step, Adam 1e-3 (β = 0.5, 0.9), batches of 5,000 (10 steps per epoch on
+    the 50k shipped events), fully paired (f = 1, as published); input noise σ = 0.1 and 8 noise
+    inputs make E and D stochastic; the input-to-output residual (slot i → slot i) starts
+    both maps near the identity."""
+    check_number("turbosim_ttbar_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
+    cfg = TurboSimConfig(epochs=epochs, model_config=TurboSimModelConfig(
+        TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1))
+    return _apply(cfg, overrides)
+
+
+def turbosim_zee_config(epochs: int = 100, **overrides) -> TurboSimConfig:
+    """Turbo-Sim on Z→ee (8-d z and x): :func:`turbosim_ttbar_config`'s settings on the Z→ee samples."""
+    check_number("turbosim_zee_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
+    cfg = TurboSimConfig(model="turbosim-zee", train_data="data/zee_train.nc", test_data="data/zee_test.nc",
+                         epochs=epochs, model_config=TurboSimModelConfig(
+                             ("e-", "e+"), ("e-", "e+"), noise_dim=4, input_noise=0.1, input_residual=True,
+                             out_init_scale=0.1))
+    return _apply(cfg, overrides)
+
+
+
+class TurboSimRun(BackgroundRun):
+    """A (possibly resumed) Turbo-Sim training run in ``rundir`` (same contract as ``TrainingRun``)."""
+
+    CONFIG = TurboSimConfig
+
+    def __init__(self, rundir, config: TurboSimConfig | None = None, restart: bool = False):
+        self._open(rundir, config, self.CONFIG, restart=restart)
+        self.generator_loss, self.critic_loss = generator_loss, critic_loss  # replaceable in tests
+        self.model: TurboSim | None = None
+
+    def _check_data(self, config):
+        mc = config.model_config
+        check_sample(resolve_path(config.train_data), (mc.x_particles, mc.z_particles), "train_data")
+        if config.test_data and resolve_path(config.test_data).exists():
+            check_sample(resolve_path(config.test_data), (mc.x_particles, mc.z_particles), "test_data")
+
+    def _optimizers(self, model, lr_scale):
+        c = self.config
+        return (torch.optim.Adam(model.generator_parameters(), lr=c.lr * lr_scale, betas=ADAM_BETAS),
+                torch.optim.Adam(model.critic_parameters(), lr=c.critic_lr * lr_scale, betas=ADAM_BETAS))
+
+    def _checkpoint(self, model, opts, epoch, retries, lr_scale):
+        atomic_torch_save({"model": model.state_dict(), "opt_g": opts[0].state_dict(), "opt_c": opts[1].state_dict(),
+                           "epoch": epoch, "history": self.history, "nan_retries": retries, "lr_scale": lr_scale},
+                          self.rundir / "checkpoint.pt")
+        atomic_write_json(self.rundir / "history.json", self.history)
+
+    def _load(self, path):
+        return torch.load(path, map_location=self.device, weights_only=True)
+
+    def _train(self):
+        from ..data.io import load as load_sample
+
+        cfg = self.config
+        ds = load_sample(resolve_path(cfg.train_data))
+        x, z = four_vectors(ds, "x"), four_vectors(ds, "z")
+        if cfg.max_events:
+            x, z = x[: cfg.max_events], z[: cfg.max_events]
+        x, z = x.to(self.device), z.to(self.device)
+        torch.manual_seed(cfg.seed)
+        model = TurboSim(cfg.model_config).to(self.device)
+        model.fit_standardisation(x, z)
+        self.model = model
+        ckpt = self.rundir / "checkpoint.pt"
+        epoch, retries, lr_scale = 0, 0, 1.0
+        opts = self._optimizers(model, lr_scale)
+        if ckpt.exists():
+            state = self._load(ckpt)
+            model.load_state_dict(state["model"])
+            epoch, retries, lr_scale = int(state["epoch"]), int(state["nan_retries"]), float(state["lr_scale"])
+            self.history = list(state["history"])
+            opts = self._optimizers(model, lr_scale)
+            opts[0].load_state_dict(state["opt_g"])
+            opts[1].load_state_dict(state["opt_c"])
+            atomic_write_json(self.rundir / "history.json", self.history)
+            self._emit(type="resumed", epoch=epoch)
+        else:
+            self._checkpoint(model, opts, 0, 0, 1.0)
+        good = self._load(ckpt)
+        sampler = PairedSampler(len(x), cfg.paired_fraction, cfg.seed)
+        steps = sampler.steps(cfg.batch_size)
+        w = cfg.weights
+        critic_on = any(getattr(w, f"d_{n}") > 0 for n in ("z_tilde", "z_hat", "x_tilde", "x_hat"))
+        while epoch < cfg.epochs:
+            if self._cancel.is_set():
+                return
+            decay = 1.0 / (1.0 + cfg.lr_decay * epoch)
+            for opt, base in zip(opts, (cfg.lr, cfg.critic_lr)):
+                for g in opt.param_groups:
+                    g["lr"] = base * lr_scale * decay
+            model.train()
+            dgen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + epoch + 7)
+            sums: dict[str, float] = {}
+            t0 = time.perf_counter()
+            nan = False
+            for step, (ix, iz, ip) in enumerate(sampler.epoch(epoch, cfg.batch_size, self.device)):
+                if self._cancel.is_set():
+                    return
+                xb, zb = x[ix], z[iz]
+                cterms = {}
+                if critic_on:
+                    for _ in range(cfg.n_critic):
+                        closs, cterms = self.critic_loss(model, xb, zb, w, cfg.gp_weight, dgen)
+                        if not math.isfinite(float(closs.detach())):
+                            nan = True
+                            break
+                        opts[1].zero_grad(set_to_none=True)
+                        closs.backward()
+                        opts[1].step()
+                    if nan:
+                        break
+                for p in model.critic_parameters():
+                    p.requires_grad_(False)
+                try:
+                    loss, gterms = self.generator_loss(model, xb, zb, x[ip] if ip is not None else None,
+                                                       z[ip] if ip is not None else None, w, dgen)
+                    if not math.isfinite(float(loss.detach())):
+                        nan = True
+                        break
+                    opts[0].zero_grad(set_to_none=True)
+                    loss.backward()
+                    opts[0].step()
+                finally:
+                    for p in model.critic_parameters():
+                        p.requires_grad_(True)
+                terms = {**gterms, **cterms}
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                rate = (step + 1) * len(ix) / (time.perf_counter() - t0)
+                self._emit(type="step", epoch=epoch, step=step, steps=steps, stage="turbo", total_epochs=cfg.epochs,
+                           events_per_s=rate, lr=cfg.lr * lr_scale * decay, **terms)
+            if nan:
+                retries += 1
+                if retries > cfg.max_nan_retries:
+                    raise TrainingFailed(f"non-finite loss at epoch {epoch}; gave up after {cfg.max_nan_retries} "
+                                         "roll-backs")
+                model.load_state_dict(good["model"])
+                epoch = int(good["epoch"])
+                lr_scale *= cfg.nan_lr_factor
+                opts = self._optimizers(model, lr_scale)
+                self.history = list(good["history"])
+                self._checkpoint(model, opts, epoch, retries, lr_scale)
+                good = self._load(ckpt)
+                self._emit(type="nan_rollback", epoch=epoch, retries=retries, lr_scale=lr_scale)
+                continue
+            seconds = time.perf_counter() - t0
+            rec = {k: v / steps for k, v in sums.items()}
+            rec.update(epoch=epoch, stage="turbo", lr=cfg.lr * lr_scale * decay, seconds=seconds,
+                       events_per_s=steps * min(cfg.batch_size, len(x)) / seconds)
+            self.history.append(rec)
+            epoch += 1
+            self._emit(type="epoch", total_epochs=cfg.epochs, **rec)
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                self._checkpoint(model, opts, epoch, retries, lr_scale)
+                good = self._load(ckpt)
+                self._emit(type="checkpoint", epoch=epoch)
+            else:
+                atomic_write_json(self.rundir / "history.json", self.history)
+        model.eval()
+        atomic_torch_save({"model": model.state_dict()}, self.rundir / "model.pt")
+
+
+PRESETS = {"turbosim-ttbar": turbosim_ttbar_config, "turbosim-zee": turbosim_zee_config}
