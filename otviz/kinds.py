@@ -189,4 +189,5 @@ register(Kind(
     train_command="otviz.cli:_cmd_train_otus", cli_options=("epochs", "test", "checkpoint_every"),
     commands=("evaluate",), products=("otviz.train.products:evaluate_run",), picker="run_path",
     pages=KINDS["otus"].pages, label="Turbo-Sim", train_label="Turbo-Sim tt̄",
+    train_settings="otviz.ui.train_view:TurboSimSettings",
 ))

@@ -16,8 +16,11 @@ from .. import kinds
 from ..models.emdvae import EMDVAEConfig
 from ..train import registry
 from ..train.annealing import SCHEDULES, AnnealConfig, emdvae_wjets_config
+from ..errors import ConfigError
+from ..losses.turbosim import TERM_LABELS, TERMS, TurboSimWeights
 from ..train.config import Stage, TrainConfig, TtbarConfig
-from ..viz.curves import loss_curves
+from ..train.turbosim import TurboSimConfig
+from ..viz.curves import gan_health_curves, has_critics, loss_curves
 from . import state as ui_state
 from .hosts import session_location
 from .notify import describe, guarded
@@ -147,6 +150,67 @@ class TtbarSettings(param.Parameterized):
         return f"OTUS tt̄, {self.epochs} epochs, {self.max_events or 'all'} events"
 
 
+_TURBO = kinds.for_preset("turbosim-ttbar").preset("turbosim-ttbar")()  # defaults: `otviz train turbosim-ttbar`'s
+
+
+def _weight(term: str):
+    return param.Number(default=getattr(_TURBO.weights, term),
+                        bounds=config_bounds(TurboSimWeights, term, (0.0, 1e6)), doc=TERM_LABELS[term])
+
+
+class TurboSimSettings(param.Parameterized):
+    """Hyper-parameters of a new Turbo-Sim tt̄ run (the ``turbosim-ttbar`` preset's defaults: all
+    eight terms at weight 1, WGAN-GP λ = 10, one critic step per generator step, fully paired).
+    Bounds come from ``TurboSimConfig.BOUNDS`` / ``TurboSimWeights.BOUNDS``; ``to_config`` validates
+    through the config classes (a ``ConfigError`` names the field)."""
+
+    TITLE = "New Turbo-Sim tt̄ run"
+    WIDGETS = {"epochs": pn.widgets.IntInput, "batch_size": pn.widgets.IntInput, "lr": pn.widgets.FloatInput,
+               "critic_lr": pn.widgets.FloatInput, "n_critic": pn.widgets.IntInput,
+               "gp_weight": pn.widgets.FloatInput, "paired_fraction": pn.widgets.FloatInput,
+               "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
+               **{t: pn.widgets.FloatInput for t in TERMS}}
+    CARDS = {"Loss-term weights (0 switches a term off)": TERMS}  # shown in a collapsed card
+
+    epochs = param.Integer(default=_TURBO.epochs, bounds=config_bounds(TurboSimConfig, "epochs", (1, 5000)))
+    batch_size = param.Integer(default=_TURBO.batch_size,
+                               bounds=config_bounds(TurboSimConfig, "batch_size", (1, 10_000_000)))
+    lr = param.Number(default=_TURBO.lr, bounds=config_bounds(TurboSimConfig, "lr", (1e-8, 1.0)))
+    critic_lr = param.Number(default=_TURBO.critic_lr, bounds=config_bounds(TurboSimConfig, "critic_lr", (1e-8, 1.0)))
+    n_critic = param.Integer(default=_TURBO.n_critic, bounds=config_bounds(TurboSimConfig, "n_critic", (1, 100)))
+    gp_weight = param.Number(default=_TURBO.gp_weight, bounds=config_bounds(TurboSimConfig, "gp_weight", (0.0, 1e6)),
+                             doc="λ_GP of the WGAN-GP gradient penalty")
+    paired_fraction = param.Number(default=_TURBO.paired_fraction,
+                                   bounds=config_bounds(TurboSimConfig, "paired_fraction", (0.0, 1.0)),
+                                   doc="fraction of events known as (z, x) pairs (supervised terms)")
+    max_events = param.Integer(default=0, bounds=config_bounds(TurboSimConfig, "max_events", (1, 100_000_000),
+                                                               zero_means_default=True),
+                               doc="0: all training events")
+    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
+    seed = param.Integer(default=0, bounds=config_bounds(TurboSimConfig, "seed", (0, 2 ** 32 - 1)))
+    l_z_tilde, d_z_tilde, l_x_hat, d_x_hat = (_weight(t) for t in TERMS[:4])
+    l_x_tilde, d_x_tilde, l_z_hat, d_z_hat = (_weight(t) for t in TERMS[4:])
+
+    def to_config(self, state=None):
+        """The run's config, validated by ``TurboSimConfig``; on the samples of the session's selected
+        run when that is a run of this preset's config class, else on the preset's samples."""
+        run = state.run if state is not None else None
+        data = {} if run is None or type(run.config) is not type(_TURBO) else \
+            dict(train_data=run.config.train_data, test_data=run.config.test_data)
+        try:
+            weights = TurboSimWeights(**{t: getattr(self, t) for t in TERMS})
+        except ConfigError as exc:
+            raise exc.nested("weights")
+        return kinds.for_preset("turbosim-ttbar").preset("turbosim-ttbar")(
+            epochs=self.epochs, **data, batch_size=self.batch_size, lr=self.lr, critic_lr=self.critic_lr,
+            n_critic=self.n_critic, gp_weight=self.gp_weight, paired_fraction=self.paired_fraction, weights=weights,
+            max_events=self.max_events or None, device=self.device, seed=self.seed).validate()
+
+    def describe(self) -> str:
+        on = sum(getattr(self, t) > 0 for t in TERMS)
+        return f"Turbo-Sim tt̄, {self.epochs} epochs, {self.max_events or 'all'} events, {on} of 8 terms on"
+
+
 class AnnealSettings(param.Parameterized):
     """A new EMD-VAE β-annealing run on the shipped W jets (the preset's primed production pass,
     the production pass alone, or the paper's priming + zig-zag + production); defaults are the
@@ -232,6 +296,12 @@ class TrainView(pn.viewable.Viewer):
                                        "**Start training**; its loss curves appear here.")
         self.curve = pn.pane.HoloViews(loss_curves([]), linked_axes=False, sizing_mode="stretch_width",
                                        visible=False)
+        # GAN health (a run whose epoch records hold critics' estimates w_*): one pane per plot, since a
+        # Bokeh grid of stretching plots inserted into a page already shown is drawn zero pixels wide
+        self.gan_title = pn.pane.Markdown("#### GAN health per epoch: critics, gradient penalties, generator terms",
+                                          visible=False, sizing_mode="stretch_width")
+        self.gan_panes = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width", visible=False)
+                          for p in gan_health_curves([])]
         self.runs_list = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.run_select = pn.widgets.Select(name="Queued and running dashboard runs", options={}, width=300)
         self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True, align="end")
@@ -244,6 +314,7 @@ class TrainView(pn.viewable.Viewer):
         self.rundir = None
         self._seen = 0
         self._points: list[dict] = []
+        self._epochs: list[dict] = []  # the attached run's epoch records
         self._beta_steps: list[dict] = []
         self._done = True
         self._listed = None
@@ -302,6 +373,8 @@ class TrainView(pn.viewable.Viewer):
             return
         self.rundir = Path(rundir)
         self._seen, self._points, self._beta_steps, self._done = 0, [], [], False
+        self._epochs = []
+        self._show_gan()
         self.steps_table.object = ""
         self._set_progress(0)
         self.progress.visible = True
@@ -381,7 +454,10 @@ class TrainView(pn.viewable.Viewer):
                 self.status.object = (f"Epoch {ev['epoch'] + 1}/{ev['total_epochs']} ({ev['stage']}), "
                                       f"step {ev['step'] + 1}/{ev['steps']}: loss {ev['loss']:.4g}, "
                                       f"{ev['events_per_s']:.0f} events/s, lr {ev['lr']:.2g}")
+            elif ev["type"] == "epoch":
+                self._epochs.append(ev)
             elif ev["type"] == "nan_rollback":
+                self._epochs = [e for e in self._epochs if e["epoch"] < ev["epoch"]]  # the rolled-back epochs
                 self.status.object = f"Non-finite loss: rolled back to epoch {ev['epoch']} with lr × {ev['lr_scale']}"
         if events:
             anneal = bool(self._points) and "rate" in self._points[0]
@@ -389,6 +465,8 @@ class TrainView(pn.viewable.Viewer):
                                                               if anneal else dict(x="epoch")))
             shown = len(self._points) >= 2
             self.curve.visible, self.no_run.visible = shown, not shown
+            if any(ev["type"] in ("epoch", "nan_rollback") for ev in events):
+                self._show_gan()
         if finished:
             self._finish(run.status, run.message)
 
@@ -402,6 +480,17 @@ class TrainView(pn.viewable.Viewer):
         else:  # one message per event: "**cancelled** by the user", not "cancelled cancelled by the user"
             rest = message[len(status):] if message.lower().startswith(status.lower()) else f": {message}" if message else ""
             self.status.object = f"**{status}**{rest}"
+
+    def _show_gan(self):
+        """The GAN-health plots of the attached run's epochs, shown when its records hold critics'
+        Wasserstein estimates (keys ``w_*``), hidden otherwise."""
+        shown = has_critics(self._epochs)
+        if shown:
+            for pane, plot in zip(self.gan_panes, gan_health_curves(self._epochs)):
+                pane.object = plot
+        self.gan_title.visible = shown
+        for pane in self.gan_panes:
+            pane.visible = shown
 
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
@@ -426,19 +515,29 @@ class TrainView(pn.viewable.Viewer):
         return ("| # | pass | β | epochs | stopped | R | D |\n|---|---|---|---|---|---|---|\n" + rows)
 
     def _form(self, width: int = 300):
-        def inputs(names_types: dict):  # typed inputs as wide as the form (a bare class gets 300 px)
-            return {k: {"type": t, "width": width - 20} for k, t in names_types.items()}
+        def inputs(names_types: dict, w: int):  # typed inputs as wide as the form (a bare class gets 300 px)
+            return {k: {"type": t, "width": w - 20} for k, t in names_types.items()}
 
-        def fit(form):  # no widget wider than the form (Param's selects default to 300 px)
-            for w in form[1].layout:
-                if getattr(w, "width", None) and w.width > width - 20:
-                    w.width = width - 20
-            return form
+        def fit(p, w: int):  # no widget wider than the form (Param's selects default to 300 px)
+            for widget in p.layout:
+                if getattr(widget, "width", None) and widget.width > w - 20:
+                    widget.width = w - 20
+            return p
 
         settings = self.settings
-        return fit(pn.Column(pn.pane.Markdown(f"### {getattr(settings, 'TITLE', self.mode.value)}"),
-                             pn.Param(settings, show_name=False, width=width,
-                                      widgets=inputs(getattr(settings, "WIDGETS", {})))))
+        types = getattr(settings, "WIDGETS", {})
+        cards = getattr(settings, "CARDS", {})  # card title → parameters shown in a collapsed card
+        carded = {n for names in cards.values() for n in names}
+        main = [n for n in settings.param if n != "name" and n not in carded]
+        form = pn.Column(pn.pane.Markdown(f"### {getattr(settings, 'TITLE', self.mode.value)}"),
+                         fit(pn.Param(settings, parameters=main, show_name=False, width=width,
+                                      widgets=inputs(types, width)), width))
+        for title, names in cards.items():
+            inner = width - 30
+            form.append(pn.Card(fit(pn.Param(settings, parameters=list(names), show_name=False, width=inner,
+                                             widgets=inputs(types, inner)), inner),
+                                title=title, collapsed=True, width=width))
+        return form
 
     def controls(self, width: int = 250):
         """The start/cancel buttons (first: never below the fold), the model choice and its settings
@@ -449,7 +548,7 @@ class TrainView(pn.viewable.Viewer):
     def content(self):
         """Progress, loss curve, β steps and the server's dashboard runs."""
         return pn.Column(pn.Row(self.progress_text, self.progress, sizing_mode="stretch_width"), self.status,
-                         self.no_run, self.curve, self.steps_table,
+                         self.no_run, self.curve, self.gan_title, *self.gan_panes, self.steps_table,
                          pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
                          pn.FlexBox(self.run_select, self.attach_button, self.cancel_other_button),
                          sizing_mode="stretch_width")
@@ -470,8 +569,12 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "tau": "τ (weight of SW(x, D(z)))", "lr": "learning rate", "max_events": "training events (0: all)",
            "device": "device", "seed": "seed", "jets": "W jets", "schedule": "β schedule", "n_betas": "number of β steps",
            "beta_min": "smallest β", "beta_max": "largest β", "max_epochs": "epochs per β step (at most)",
-           "steps_per_epoch": "batches per epoch (0: one pass)", "latent": "latent dimensions", "width": "network width"}
-for _cls in (TrainSettings, TtbarSettings, AnnealSettings):
+           "steps_per_epoch": "batches per epoch (0: one pass)", "latent": "latent dimensions", "width": "network width",
+           "critic_lr": "critic learning rate", "n_critic": "critic steps per generator step",
+           "gp_weight": "λ_GP (gradient-penalty weight)", "paired_fraction": "paired fraction (0 … 1)",
+           **TERM_LABELS}
+for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings):
     for _name, _text in _LABELS.items():
         if _name in _cls.param:
             _cls.param[_name].label = _text
+TurboSimSettings.param["lr"].label = "generator learning rate"
