@@ -129,3 +129,49 @@ def format_ks_table(ds: xr.Dataset) -> str:
                      + "".join(f"{100 * float(r.published.sel(model=m)):11.2f}" for m in models))
         space = s
     return "\n".join(lines)
+
+
+def same_floors(tables: Mapping[str, xr.Dataset]) -> bool:
+    """Whether every table has the same floors (the same test sample, halves and seed)."""
+    first = next(iter(tables.values()))
+    return all(np.array_equal(t.ks_floor.values, first.ks_floor.values) for t in tables.values())
+
+
+def ks_tables_frame(tables: Mapping[str, xr.Dataset]):
+    """Several runs' KS tables side by side ({column name: :func:`ks_table` Dataset}), numbers ×10⁻²
+    as on the slide: one row per observable (``space``, ``observable`` label with its unit), per run its
+    KS, KS/floor and whether it meets its goal (``RUN: KS ×10⁻²``, ``RUN: KS/floor``, ``RUN: goal met``); the
+    floor once when every run has the same floors (:func:`same_floors`), else per run (``RUN: floor
+    ×10⁻²``), and likewise the goal (``goal ×10⁻²`` or ``RUN: goal ×10⁻²``: a run's goal rule depends
+    on its model); then the published rows (``OTUS ×10⁻² (published)``, ``Turbo-Sim ×10⁻²
+    (published)``). A pandas DataFrame; ``attrs["same_floor"]``, ``attrs["same_goal"]`` say which."""
+    import pandas as pd
+
+    names = list(tables)
+    first = tables[names[0]]
+    same = same_floors(tables)
+    same_goal = all(np.array_equal(t.goal.values, first.goal.values) for t in tables.values())
+    rows = []
+    for obs in first.observable.values:
+        r0 = first.sel(observable=obs)
+        row = {"space": str(r0.space.values), "observable": observable(str(obs)).label}
+        for n in names:
+            r = tables[n].sel(observable=obs)
+            row[f"{n}: KS ×10⁻²"] = 100 * float(r.ks)
+            row[f"{n}: KS/floor"] = float(r.ks_ratio)
+            row[f"{n}: goal met"] = "✓" if float(r.ks) <= float(r.goal) else "✗ misses"
+            if not same:
+                row[f"{n}: floor ×10⁻²"] = 100 * float(r.ks_floor)
+            if not same_goal:
+                row[f"{n}: goal ×10⁻²"] = 100 * float(r.goal)
+        if same:
+            row["floor ×10⁻²"] = 100 * float(r0.ks_floor)
+        if same_goal:
+            row["goal ×10⁻²"] = 100 * float(r0.goal)
+        for m in first.model.values:
+            row[f"{m} ×10⁻² (published)"] = 100 * float(r0.published.sel(model=m))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df.attrs.update(same_floor=same, same_goal=same_goal, n_splits=first.attrs.get("n_splits"),
+                    n_test={n: t.attrs.get("n_test") for n, t in tables.items()})
+    return df

@@ -7,6 +7,8 @@ KS/floor tables side by side, diff their configs. Used by the app's Compare runs
 * :func:`comparable_runs` — finished runs of the kinds ``otviz evaluate`` takes (OTUS family:
   shipped runs, dashboard runs and sweep members).
 * :func:`ks_table` — per observable each run's KS and KS/floor from its ``metrics.nc``.
+* :func:`slide_ks_tables` — tt̄ runs' stored KS tables of the Turbo-Sim slide (``ks_table.nc``)
+  side by side with the floor and the published OTUS and Turbo-Sim rows.
 * :func:`config_diff` — the fields where run configs differ (``stages[1].lam: 1 → 20``).
 
 No Panel here; no kind names either (kinds are looked up in :mod:`otviz.kinds`).
@@ -340,6 +342,23 @@ def ks_table(runs: dict[str, str], comparison: str = "x_vs_x_tilde_prime", stati
     return df
 
 
+def slide_ks_tables(runs: dict[str, str]):
+    """The Turbo-Sim slide's KS tables of the runs ({name: run directory}) side by side
+    (:func:`otviz.metrics.ks_table.ks_tables_frame`; the data of ``otviz evaluate --table``), from
+    their stored ``ks_table.nc``: (DataFrame or None when no run has one, [names of runs without one])."""
+    from ..metrics.ks_table import ks_tables_frame
+    from .products import read_ks_table
+
+    tables, missing = {}, []
+    for name, path in runs.items():
+        tab = read_ks_table(path)
+        if tab is None:
+            missing.append(name)
+        else:
+            tables[name] = tab
+    return (ks_tables_frame(tables) if tables else None), missing
+
+
 __all__ = ["find_sweeps", "load_sweep", "swept_dims", "sweep_metrics", "default_metric", "metric_values", "Metric",
            "metric_label", "setting_label", "comparable_runs", "short_names", "read_config_dict", "config_diff", "format_diff",
-           "ks_table"]
+           "ks_table", "slide_ks_tables"]

@@ -5,8 +5,10 @@
   line per value of the other setting, or, with two swept settings, a heatmap with a colour bar.
 * **Runs** — two to four finished OTUS-family runs (:func:`otviz.train.compare.comparable_runs`):
   their residual histograms of one observable overlaid on the truth (x̃′ = D(z) or z̃ = E(x), as the
-  Residuals page draws them), their KS and KS/floor from ``metrics.nc`` side by side, and the fields
-  where their configs differ.
+  Residuals page draws them), their KS and KS/floor from ``metrics.nc`` side by side, for tt̄ runs
+  the Turbo-Sim slide's KS table of each (``ks_table.nc``) side by side with the floor and the
+  published OTUS and Turbo-Sim rows (what ``otviz evaluate --table`` prints), and the fields where
+  their configs differ.
 """
 from __future__ import annotations
 
@@ -264,6 +266,47 @@ class CompareView(pn.viewable.Viewer):
                                               sizing_mode="stretch_width", layout="fit_data_stretch"),
                          sizing_mode="stretch_width")
 
+    def slide_frame(self):
+        """The selected runs' stored KS tables of the Turbo-Sim slide side by side: (DataFrame or
+        None, [runs without ks_table.nc])."""
+        names = self._names()
+        return compare.slide_ks_tables({names[p]: p for p in self.runs})
+
+    @param.depends("runs")
+    def slide_section(self):
+        if len(self.runs) < 2:
+            return pn.pane.Markdown("")
+        from bokeh.models.widgets.tables import NumberFormatter
+
+        try:
+            df, missing = self.slide_frame()
+        except Exception as exc:
+            return pn.pane.Alert(f"**Could not read the runs' KS tables:** {describe(exc)}", alert_type="danger")
+        if df is None:  # no tt̄ run with a stored table among them
+            return pn.pane.Markdown("")
+
+        def miss(row):  # a run's KS in red where it misses its goal
+            return ["color: #c0392b; font-weight: bold"
+                    if c.endswith(": KS ×10⁻²") and row.get(c.removesuffix("KS ×10⁻²") + "goal met") != "✓" else ""
+                    for c in row.index]
+
+        fmt = {c: NumberFormatter(format="0.00") for c in df.columns if c not in ("space", "observable")
+               and not c.endswith("goal met")}
+        table = pn.widgets.Tabulator(df, disabled=True, show_index=False, formatters=fmt,
+                                     sizing_mode="stretch_width", layout="fit_data_stretch")
+        table.style.apply(miss, axis=1)
+        events = ", ".join(f"`{n}`: {int(v):,}" for n, v in df.attrs.get("n_test", {}).items() if v is not None)
+        floor = ("one floor column: the runs share their test sample and splits" if df.attrs.get("same_floor")
+                 else "a floor and goal per run: their test samples or splits differ")
+        note = (f"#### KS table of the Turbo-Sim slide, side by side\nKS ×10⁻² and KS/floor of each run (test events "
+                f"{events}; truth half vs model half, {df.attrs.get('n_splits', '?')} random splits), {floor}; "
+                "*floor*: truth against truth; *goal*: the larger of the published OTUS value and 1.5 × floor (the "
+                "six components also at most 3 × floor), a KS in red misses it. Published rows were measured on "
+                "their own 422,761 events. Z space: z̃ = E(x) vs z; X space and masses: x̃′ = D(z) vs x.")
+        if missing:
+            note += f" No `ks_table.nc` in {', '.join(f'`{m}`' for m in missing)}: run `otviz evaluate RUNDIR` (tt̄ runs)."
+        return pn.Column(pn.pane.Markdown(note, sizing_mode="stretch_width"), table, sizing_mode="stretch_width")
+
     def diff_lines(self) -> list[str]:
         names = self._names()
         rows = compare.config_diff({names[p]: compare.read_config_dict(p) for p in self.runs})
@@ -301,6 +344,7 @@ class CompareView(pn.viewable.Viewer):
             pn.pane.Markdown("### Runs side by side"),
             pn.panel(self.histogram_section, sizing_mode="stretch_width"),
             pn.panel(self.table_section, loading_indicator=True, sizing_mode="stretch_width"),
+            pn.panel(self.slide_section, loading_indicator=True, sizing_mode="stretch_width"),
             pn.panel(self.diff_section, sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
 
