@@ -139,12 +139,13 @@ def same_floors(tables: Mapping[str, xr.Dataset]) -> bool:
 
 def ks_tables_frame(tables: Mapping[str, xr.Dataset]):
     """Several runs' KS tables side by side ({column name: :func:`ks_table` Dataset}), numbers ×10⁻²
-    as on the slide: one row per observable (``space``, ``observable`` label with its unit), per run its
-    KS, KS/floor and whether it meets its goal (``RUN: KS ×10⁻²``, ``RUN: KS/floor``, ``RUN: goal met``); the
-    floor once when every run has the same floors (:func:`same_floors`), else per run (``RUN: floor
+    as on the slide: one row per observable (``space``, ``observable`` label with its unit), per
+    run its KS, KS/floor and whether it meets its goal (``RUN: KS ×10⁻²``, ``RUN: KS/floor``,
+    ``RUN: goal met``); the floor once when every run has the same floors (:func:`same_floors`), else per run (``RUN: floor
     ×10⁻²``), and likewise the goal (``goal ×10⁻²`` or ``RUN: goal ×10⁻²``: a run's goal rule depends
     on its model); then the published rows (``OTUS ×10⁻² (published)``, ``Turbo-Sim ×10⁻²
-    (published)``). A pandas DataFrame; ``attrs["same_floor"]``, ``attrs["same_goal"]`` say which."""
+    (published)``). A pandas DataFrame; ``attrs``: ``same_floor``, ``same_goal``, ``n_splits``,
+    ``n_test`` and ``goal_rules`` (per run, its table's ``goal`` attribute, None when absent)."""
     import pandas as pd
 
     names = list(tables)
@@ -173,5 +174,6 @@ def ks_tables_frame(tables: Mapping[str, xr.Dataset]):
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs.update(same_floor=same, same_goal=same_goal, n_splits=first.attrs.get("n_splits"),
-                    n_test={n: t.attrs.get("n_test") for n, t in tables.items()})
+                    n_test={n: t.attrs.get("n_test") for n, t in tables.items()},
+                    goal_rules={n: t.attrs.get("goal") for n, t in tables.items()})
     return df

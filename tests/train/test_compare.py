@@ -128,3 +128,63 @@ def test_comparable_runs_lists_finished_otus_family_runs(tmp_path):
     assert out["runs/sweep/lam=1"] == str(runs / "sweep" / "lam=1") and out["runs/tt"] == str(runs / "tt")
     assert "runs/unfinished" not in out
     assert not any("emdvae" in k for k in out)  # EMD-VAE runs: not a kind `otviz evaluate` takes
+
+
+TTBAR = ROOT / "data" / "pretrained" / "otus-ttbar"
+
+
+def _table_copy(rundir: Path, scale: float = 2.0, floor_scale: float = 1.0, goal_scale: float = 1.0) -> Path:
+    """A run directory holding the shipped tt̄ run's ks_table.nc with its KS × ``scale`` (floor,
+    goal × their factors)."""
+    from otviz.train.products import read_ks_table
+
+    t = read_ks_table(TTBAR)
+    t["ks"] = t.ks * scale
+    t["ks_floor"] = t.ks_floor * floor_scale
+    t["ks_ratio"] = t.ks / t.ks_floor
+    t["goal"] = t.goal * goal_scale
+    rundir.mkdir(parents=True)
+    t.to_netcdf(rundir / "ks_table.nc", engine="h5netcdf")
+    return rundir
+
+
+def test_slide_ks_tables_side_by_side_with_one_floor_and_the_published_rows(tmp_path):
+    from otviz.metrics.ks_table import PUBLISHED_KS
+    from otviz.train.products import read_ks_table
+
+    t = read_ks_table(TTBAR)
+    other = _table_copy(tmp_path / "double")
+    df, missing = compare.slide_ks_tables({"shipped": str(TTBAR), "double": str(other), "none": str(tmp_path)})
+    assert missing == ["none"]  # no ks_table.nc: named, no columns
+    assert list(df.columns) == ["space", "observable", "shipped: KS ×10⁻²", "shipped: KS/floor", "shipped: goal met",
+                                "double: KS ×10⁻²", "double: KS/floor", "double: goal met", "floor ×10⁻²",
+                                "goal ×10⁻²", "OTUS ×10⁻² (published)", "Turbo-Sim ×10⁻² (published)"]
+    assert df.attrs["same_floor"] and df.attrs["same_goal"]
+    assert list(df.observable) == ["p_y(b) [GeV]", "p_z(b) [GeV]", "E(b) [GeV]", "p_y(jet1) [GeV]",
+                                   "p_z(jet1) [GeV]", "E(jet1) [GeV]", "m_tt [GeV]", "m_W^had [GeV]",
+                                   "m_t^lep [GeV]", "m_t^had [GeV]"]
+    assert list(df.space.unique()) == ["Z space", "X space", "Reconstructed physics"]
+    np.testing.assert_allclose(df["shipped: KS ×10⁻²"], 100 * t.ks.values)
+    np.testing.assert_allclose(df["double: KS ×10⁻²"], 200 * t.ks.values)
+    np.testing.assert_allclose(df["double: KS/floor"], 2 * t.ks_ratio.values)
+    np.testing.assert_allclose(df["floor ×10⁻²"], 100 * t.ks_floor.values)
+    for model, values in PUBLISHED_KS.items():  # the slide's numbers, ×10⁻² as printed there
+        np.testing.assert_allclose(df[f"{model} ×10⁻² (published)"], values)
+    met = t.ks.values <= t.goal.values
+    assert list(df["shipped: goal met"]) == ["✓" if m else "✗ misses" for m in met]
+    assert df.attrs["n_test"] == {"shipped": int(t.attrs["n_test"]), "double": int(t.attrs["n_test"])}
+
+
+def test_slide_ks_tables_give_each_run_its_floor_and_goal_when_they_differ(tmp_path):
+    from otviz.train.products import read_ks_table
+
+    t = read_ks_table(TTBAR)
+    other = _table_copy(tmp_path / "other", scale=1.0, floor_scale=2.0, goal_scale=0.5)
+    df, missing = compare.slide_ks_tables({"a": str(TTBAR), "b": str(other)})
+    assert not missing and not df.attrs["same_floor"] and not df.attrs["same_goal"]
+    assert "floor ×10⁻²" not in df and "goal ×10⁻²" not in df
+    np.testing.assert_allclose(df["a: floor ×10⁻²"], 100 * t.ks_floor.values)
+    np.testing.assert_allclose(df["b: floor ×10⁻²"], 200 * t.ks_floor.values)
+    np.testing.assert_allclose(df["b: goal ×10⁻²"], 50 * t.goal.values)
+    np.testing.assert_allclose(df["b: KS/floor"], t.ks_ratio.values / 2)
+    assert compare.slide_ks_tables({"none": str(tmp_path)}) == (None, ["none"])

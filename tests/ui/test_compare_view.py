@@ -142,3 +142,45 @@ def test_the_ttbar_form_builds_a_ttbar_config_with_its_values():
     train = TrainView(ExplorerState())
     assert "OTUS tt̄" in train.mode.options
     assert isinstance(train.settings_for("otus-ttbar"), TtbarSettings)
+
+
+def test_ttbar_runs_show_their_slide_ks_tables_side_by_side(tmp_path, monkeypatch):
+    """Two tt̄ runs (the shipped one and a copy with doubled KS): the Turbo-Sim slide's table with
+    a column pair per run, one floor column and the published OTUS and Turbo-Sim columns."""
+    import shutil
+
+    from otviz.train.products import read_ks_table
+    from otviz.ui.compare_view import CompareView
+    from otviz.ui.state import ExplorerState
+
+    shipped = ROOT / "data" / "pretrained" / "otus-ttbar"
+    copy = tmp_path / "runs" / "tt-copy"
+    shutil.copytree(shipped, copy)
+    t = read_ks_table(shipped)
+    t["ks"] = 2 * t.ks
+    t["ks_ratio"] = t.ks / t.ks_floor
+    (copy / "ks_table.nc").unlink()
+    t.to_netcdf(copy / "ks_table.nc", engine="h5netcdf")
+    monkeypatch.setenv("OTVIZ_RUNS", str(tmp_path / "runs"))
+    pn.extension("tabulator")
+    view = CompareView(ExplorerState())
+    assert view.param.runs.names["pretrained/otus-ttbar"] == str(shipped)  # shipped runs are selectable
+    view.runs = [str(copy), str(shipped)]
+    section = view.slide_section()
+    assert section[0].object.startswith("#### KS table of the Turbo-Sim slide, side by side")
+    assert "one floor column" in section[0].object and "No `ks_table.nc`" not in section[0].object
+    df = section[1].value
+    assert [c for c in df.columns if "KS" in c] == ["tt-copy: KS ×10⁻²", "tt-copy: KS/floor", "otus-ttbar: KS ×10⁻²",
+                                                   "otus-ttbar: KS/floor"]
+    assert {"floor ×10⁻²", "OTUS ×10⁻² (published)", "Turbo-Sim ×10⁻² (published)"} <= set(df.columns)
+    row = df[df.observable == "m_W^had [GeV]"].iloc[0]
+    ref = read_ks_table(shipped).sel(observable="m_W_had")
+    assert row["otus-ttbar: KS ×10⁻²"] == pytest.approx(100 * float(ref.ks))
+    assert row["tt-copy: KS ×10⁻²"] == pytest.approx(200 * float(ref.ks))
+    assert row["floor ×10⁻²"] == pytest.approx(100 * float(ref.ks_floor))
+    assert (row["OTUS ×10⁻² (published)"], row["Turbo-Sim ×10⁻² (published)"]) == pytest.approx((11.7, 14.7))
+    # a run without ks_table.nc is named; without any table the section is empty
+    (copy / "ks_table.nc").unlink()
+    assert "No `ks_table.nc` in `tt-copy`" in view.slide_section()[0].object
+    view.runs = [str(copy), str(ROOT / "data" / "pretrained" / "otus-zee")]
+    assert view.slide_section().object == ""
