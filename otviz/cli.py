@@ -610,7 +610,8 @@ def format_ks_tables(tables: dict) -> str:
 
     names = list(tables)
     first = tables[names[0]]
-    same = all(np.array_equal(t.ks_floor.values, first.ks_floor.values) for t in tables.values())
+    same = all(np.array_equal(t.ks_floor.values, first.ks_floor.values)
+               and np.array_equal(t.goal.values, first.goal.values) for t in tables.values())
     models = [str(m) for m in first.model.values]
     w = max(9, *(len(n) + 2 for n in names))
     head = f"{'':22s}{'observable':12s}"
@@ -635,7 +636,10 @@ def format_ks_tables(tables: dict) -> str:
             line += f"{100 * float(r0.ks_floor):8.2f}{100 * float(r0.goal):8.2f}"
         lines.append(line + "".join(f"{100 * float(r0.published.sel(model=m)):11.2f}" for m in models))
         space = s
-    lines.append("* misses its goal: max(published OTUS, 1.5 × floor); for the six components also at most 3 × floor")
+    rules = dict.fromkeys(t.attrs.get("goal", "max(published OTUS, 1.5 × floor); for the six components also at "
+                                             "most 3 × floor") for t in tables.values())
+    lines.append("* misses its goal: " + "; ".join(
+        rules if len(rules) == 1 else (f"{n}: {t.attrs.get('goal', '?')}" for n, t in tables.items())))
     return "\n".join(lines)
 
 

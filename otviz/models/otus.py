@@ -294,6 +294,8 @@ class OTUS(nn.Module):
     1_S(x̃)/P_D(S) (Eq. 17–19). Built from the config only, so ``load_run`` rebuilds it.
     """
 
+    KS_GOAL = {"goal_model": "OTUS", "component_cap": 3.0}  # its KS-table goal (otviz.metrics.ks_table)
+
     def __init__(self, cfg: OTUSConfig):
         super().__init__()
         self.cfg = cfg

@@ -162,6 +162,7 @@ class TurboSim(nn.Module):
     is None): the trainer and ``otviz evaluate`` treat it like an unrestricted OTUS model."""
 
     acceptance = None
+    KS_GOAL = {"goal_model": "Turbo-Sim", "component_cap": None}  # its KS-table goal (otviz.metrics.ks_table)
 
     def __init__(self, cfg: TurboSimModelConfig):
         super().__init__()

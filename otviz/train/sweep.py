@@ -26,7 +26,8 @@ and its kind's products, e.g. ``metrics.nc``, are done) is skipped; any other re
 checkpoint. ``sweep.nc`` holds per run its status, training time, every numeric field of the
 last ``history.json`` record as ``final_FIELD`` (losses, and any scalar a kind logs per epoch),
 and every variable and numeric attribute of the stored products (``metrics.nc``: SW, KS/floor per
-observable, …), over the swept dimensions; its attributes record the command and settings.
+observable, …; tt̄: ``ks_table.nc``'s ``ks``, ``ks_floor``, ``ks_ratio`` over the slide's ten
+observables, masses included), over the swept dimensions; its attributes record the command and settings.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ from ..errors import ConfigError
 
 SWEEP_FILE = "sweep.nc"
 DONE_FILE = "sweep.json"  # in a run directory: the run and its products are done
-PRODUCT_FILES = ("metrics.nc", "dimension.nc")  # products whose variables go into sweep.nc
+PRODUCT_FILES = ("metrics.nc", "ks_table.nc", "dimension.nc")  # products whose variables go into sweep.nc
 ALIASES = {"beta_anchor": ("beta_e", "beta_d")}  # setting → the stage fields it sets together
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -349,7 +350,8 @@ def run_metrics(rundir, reserved=()):
                     taken = k in reserved or k in p.variables or k in ds.variables
                     p[f"{Path(name).stem}_{k}" if taken else k] = float(v)
             p.attrs = {}
-            ds = ds.merge(p, compat="override")
+            clash = {k: f"{Path(name).stem}_{k}" for k in p.variables if k in ds.variables or k in ds.dims}
+            ds = ds.merge(p.rename(clash), compat="override")  # ks_table's "comparison" beside metrics.nc's
     return ds
 
 
@@ -512,3 +514,34 @@ def results_table(ds) -> str:
 
 __all__ = ["run_sweep", "plan_sweep", "build_config", "resolve_setting", "available_settings", "collect",
            "run_metrics", "train_run", "run_phase", "results_table", "ALIASES", "SWEEP_FILE"]
+
+
+def combine(sweeps: dict, dim: str = "system"):
+    """Several ``sweep.nc`` Datasets (e.g. the same ``paired_fraction`` grid for OTUS and
+    Turbo-Sim) as one, stacked along a new dimension ``dim`` labelled by the dict's keys; a
+    variable one sweep lacks (its kind logs no such number) is NaN there, and the coordinates are
+    the union (outer join). Each sweep's attributes are kept as ``ATTR_<key>``."""
+    import numpy as np
+    import xarray as xr
+
+    if not sweeps:
+        raise ValueError("sweep.combine: no sweeps given")
+    names = list(sweeps)
+    variables: dict[str, xr.DataArray] = {}
+    for ds in sweeps.values():
+        for k, v in ds.data_vars.items():
+            variables.setdefault(k, v)
+    parts = []
+    for name in names:
+        ds = sweeps[name].copy()
+        for k, v in variables.items():
+            if k not in ds:
+                ds[k] = xr.full_like(v, "" if v.dtype.kind in "OUS" else np.nan,
+                                     dtype=object if v.dtype.kind in "OUS" else float)
+        parts.append(ds.drop_attrs() if hasattr(ds, "drop_attrs") else ds.assign_attrs({}))
+    out = xr.concat(parts, dim=dim, data_vars="all", coords="different", compat="equals", join="outer",
+                    combine_attrs="drop").assign_coords({dim: names})
+    for name in names:
+        for k, v in sweeps[name].attrs.items():
+            out.attrs[f"{k}_{name}"] = v
+    return out

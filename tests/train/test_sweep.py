@@ -193,3 +193,23 @@ def test_info_describes_a_sweep_file(swept, capsys):
     assert out[0].endswith("netCDF file, not an event sample (a sweep of otus-zee runs)")
     assert out[1].startswith("  dimensions: lam (2), beta_anchor (2)")
     assert "    lam(lam): 1.0, 20.0" in out
+
+
+def test_combine_stacks_sweeps_of_two_kinds_along_a_new_dimension():
+    import numpy as np
+    import xarray as xr
+
+    from otviz.train.sweep import combine
+
+    f = [0.0, 0.1, 1.0]
+    a = xr.Dataset({"ks_ratio": (("paired_fraction", "observable"), np.ones((3, 2))),
+                    "final_sw_z": ("paired_fraction", [1.0, 2.0, 3.0])},
+                   coords={"paired_fraction": f, "observable": ["b.py", "m_tt"]}, attrs={"preset": "otus-ttbar"})
+    b = xr.Dataset({"ks_ratio": (("paired_fraction", "observable"), 2 * np.ones((3, 2))),
+                    "final_w_x_tilde": ("paired_fraction", [0.5, 0.4, 0.3])},
+                   coords={"paired_fraction": f, "observable": ["b.py", "m_tt"]}, attrs={"preset": "turbosim-ttbar"})
+    ds = combine({"OTUS": a, "Turbo-Sim": b})
+    assert list(ds.system.values) == ["OTUS", "Turbo-Sim"] and ds.ks_ratio.dims == ("system", "paired_fraction", "observable")
+    assert float(ds.ks_ratio.sel(system="Turbo-Sim", paired_fraction=0.1, observable="m_tt")) == 2.0
+    assert np.isnan(ds.final_w_x_tilde.sel(system="OTUS")).all() and ds.final_sw_z.sel(system="OTUS").values.tolist() == [1, 2, 3]
+    assert ds.attrs["preset_Turbo-Sim"] == "turbosim-ttbar"
