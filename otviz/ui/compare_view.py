@@ -292,7 +292,14 @@ class CompareView(pn.viewable.Viewer):
 
         fmt = {c: NumberFormatter(format="0.00") for c in df.columns if c not in ("space", "observable")
                and not c.endswith("goal met")}
-        table = pn.widgets.Tabulator(df, disabled=True, show_index=False, formatters=fmt,
+        # a header group per run over its columns (titled without the run's name), one for the published rows
+        runs = list(df.attrs.get("n_test", {}))
+        groups = {n: [c for c in df.columns if c.startswith(f"{n}: ")] for n in runs}
+        published = [c for c in df.columns if c.endswith("(published)")]
+        groups["published"] = published
+        titles = {c: c.split(": ", 1)[1] for n in runs for c in groups[n]}
+        titles.update({c: c.removesuffix(" (published)") for c in published})
+        table = pn.widgets.Tabulator(df, disabled=True, show_index=False, formatters=fmt, groups=groups, titles=titles,
                                      sizing_mode="stretch_width", layout="fit_data_stretch")
         table.style.apply(miss, axis=1)
         events = ", ".join(f"`{n}`: {int(v):,}" for n, v in df.attrs.get("n_test", {}).items() if v is not None)

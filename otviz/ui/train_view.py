@@ -294,14 +294,18 @@ class TrainView(pn.viewable.Viewer):
                                        sizing_mode="stretch_width")
         self.no_run = pn.pane.Markdown("No run yet: choose a model and its settings in the sidebar, then "
                                        "**Start training**; its loss curves appear here.")
-        self.curve = pn.pane.HoloViews(loss_curves([]), linked_axes=False, sizing_mode="stretch_width",
-                                       visible=False)
+        # shown and hidden through a Column around it: a HoloViews pane whose layout parameters change
+        # after it was drawn passes the page design on to its Bokeh figure ("unexpected attribute
+        # 'design' to figure") once the model choice was switched
+        self.curve = pn.pane.HoloViews(loss_curves([]), linked_axes=False, sizing_mode="stretch_width")
+        self.curve_box = pn.Column(self.curve, visible=False, sizing_mode="stretch_width")
         # GAN health (a run whose epoch records hold critics' estimates w_*): one pane per plot, since a
         # Bokeh grid of stretching plots inserted into a page already shown is drawn zero pixels wide
-        self.gan_title = pn.pane.Markdown("#### GAN health per epoch: critics, gradient penalties, generator terms",
-                                          visible=False, sizing_mode="stretch_width")
-        self.gan_panes = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width", visible=False)
+        self.gan_panes = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width")
                           for p in gan_health_curves([])]
+        self.gan_box = pn.Column(
+            pn.pane.Markdown("#### GAN health per epoch: critics, gradient penalties, generator terms",
+                             sizing_mode="stretch_width"), *self.gan_panes, visible=False, sizing_mode="stretch_width")
         self.runs_list = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.run_select = pn.widgets.Select(name="Queued and running dashboard runs", options={}, width=300)
         self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True, align="end")
@@ -379,7 +383,7 @@ class TrainView(pn.viewable.Viewer):
         self._set_progress(0)
         self.progress.visible = True
         self.curve.object = loss_curves([])
-        self.curve.visible, self.no_run.visible = False, True
+        self.curve_box.visible, self.no_run.visible = False, True
         self.no_run.object = "No loss values yet: the curves appear after the first training steps."
         self.start_button.disabled, self.cancel_button.disabled = True, False
         self.status.object = f"Attached to run `{self.rundir}`."
@@ -464,7 +468,7 @@ class TrainView(pn.viewable.Viewer):
             self.curve.object = loss_curves(self._points, **(dict(terms=("rate", "distortion"), x="beta_step")
                                                               if anneal else dict(x="epoch")))
             shown = len(self._points) >= 2
-            self.curve.visible, self.no_run.visible = shown, not shown
+            self.curve_box.visible, self.no_run.visible = shown, not shown
             if any(ev["type"] in ("epoch", "nan_rollback") for ev in events):
                 self._show_gan()
         if finished:
@@ -488,9 +492,7 @@ class TrainView(pn.viewable.Viewer):
         if shown:
             for pane, plot in zip(self.gan_panes, gan_health_curves(self._epochs)):
                 pane.object = plot
-        self.gan_title.visible = shown
-        for pane in self.gan_panes:
-            pane.visible = shown
+        self.gan_box.visible = shown
 
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
@@ -548,7 +550,7 @@ class TrainView(pn.viewable.Viewer):
     def content(self):
         """Progress, loss curve, β steps and the server's dashboard runs."""
         return pn.Column(pn.Row(self.progress_text, self.progress, sizing_mode="stretch_width"), self.status,
-                         self.no_run, self.curve, self.gan_title, *self.gan_panes, self.steps_table,
+                         self.no_run, self.curve_box, self.gan_box, self.steps_table,
                          pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
                          pn.FlexBox(self.run_select, self.attach_button, self.cancel_other_button),
                          sizing_mode="stretch_width")

@@ -118,9 +118,10 @@ def gan_health_curves(history: list[dict], x: str = "epoch", width: int | None =
     keys = gan_keys(history)
     return (
         _series_plot(history, [f"w_{c}" for c in keys["critics"]], lambda k: critic_label(k[2:]),
-                     "critics' Wasserstein-1 estimates", "W₁ estimate E[C(real)] − E[C(fake)]", x, height, width),
+                     "critics' Wasserstein-1 estimates E[C(real)] − E[C(fake)]", "W₁ estimate", x, height, width),
         _series_plot(history, [f"gp_{c}" for c in keys["penalties"]], lambda k: critic_label(k[3:]),
-                     "critics' gradient penalties", "gradient penalty E[(‖∇C‖ − 1)²]", x, height, width),
+                     "critics' gradient penalties E[(‖∇C‖ − 1)²] on interpolates", "gradient penalty", x, height,
+                     width),
         _series_plot(history, keys["terms"], generator_term_label, "generator loss terms", "loss term (unweighted)",
                      x, height, width),
     )

@@ -170,6 +170,10 @@ def test_ttbar_runs_show_their_slide_ks_tables_side_by_side(tmp_path, monkeypatc
     assert section[0].object.startswith("#### KS table of the Turbo-Sim slide, side by side")
     assert "one floor column" in section[0].object and "No `ks_table.nc`" not in section[0].object
     df = section[1].value
+    assert section[1].groups == {"tt-copy": ["tt-copy: KS ×10⁻²", "tt-copy: KS/floor", "tt-copy: goal met"],
+                                 "otus-ttbar": ["otus-ttbar: KS ×10⁻²", "otus-ttbar: KS/floor", "otus-ttbar: goal met"],
+                                 "published": ["OTUS ×10⁻² (published)", "Turbo-Sim ×10⁻² (published)"]}
+    assert section[1].titles["tt-copy: KS/floor"] == "KS/floor"  # under the run's header
     assert [c for c in df.columns if "KS" in c] == ["tt-copy: KS ×10⁻²", "tt-copy: KS/floor", "otus-ttbar: KS ×10⁻²",
                                                    "otus-ttbar: KS/floor"]
     assert {"floor ×10⁻²", "OTUS ×10⁻² (published)", "Turbo-Sim ×10⁻² (published)"} <= set(df.columns)

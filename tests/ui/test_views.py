@@ -65,7 +65,7 @@ def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
     assert controls[1][1].value == "m_ee"
     tabs.active = 1  # Train: its start and cancel buttons first in the sidebar (above the fold), then the settings
     assert [w.name for w in controls[1][0]] == ["Start training", "Cancel this run"]
-    assert app.train.no_run.visible and not app.train.curve.visible  # idle: a sentence, not an empty 0–1 plot
+    assert app.train.no_run.visible and not app.train.curve_box.visible  # idle: a sentence, not an empty 0–1 plot
     assert app.train.no_run.object.startswith("No run yet")
     assert app.train.cancel_other_button.name == "Cancel selected run"
 
@@ -88,7 +88,7 @@ def test_train_page_runs_in_the_background_and_adds_the_run(app):
     # x in epochs (a step's point at the fraction of its epoch done), integer ticks, the terms' names in words
     assert [round(p["epoch"], 3) for p in app.train._points] == [0.333, 0.667, 1.0, 1.333, 1.667, 2.0]
     assert app.train.progress_text.object == "finished (100 %)"
-    assert app.train.curve.visible and not app.train.no_run.visible
+    assert app.train.curve_box.visible and not app.train.no_run.visible
     import holoviews as hv
     fig = hv.render(app.train.curve.object)
     assert fig.xaxis.axis_label == "epoch" and fig.xaxis.ticker.min_interval == 1
