@@ -303,9 +303,8 @@ class TrainView(pn.viewable.Viewer):
         # Bokeh grid of stretching plots inserted into a page already shown is drawn zero pixels wide
         self.gan_panes = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width")
                           for p in gan_health_curves([])]
-        self.gan_box = pn.Column(
-            pn.pane.Markdown("#### GAN health per epoch: critics, gradient penalties, generator terms",
-                             sizing_mode="stretch_width"), *self.gan_panes, visible=False, sizing_mode="stretch_width")
+        self.gan_title = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.gan_box = pn.Column(self.gan_title, *self.gan_panes, visible=False, sizing_mode="stretch_width")
         self.runs_list = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.run_select = pn.widgets.Select(name="Queued and running dashboard runs", options={}, width=300)
         self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True, align="end")
@@ -324,6 +323,10 @@ class TrainView(pn.viewable.Viewer):
         self._listed = None
         self._cb = None
         self._refresh_run_list()
+        # with no run attached, a run chosen in a run menu shows its GAN health (from its history.json)
+        pickers = [k.picker for k in kinds.kinds() if k.picker and k.picker in state.param]
+        state.param.watch(lambda event: self.show_selected(event.new), sorted(set(pickers)))
+        self.show_selected(next((getattr(state, p) for p in pickers if getattr(state, p)), None))
         if _served():
             self._cb = pn.state.add_periodic_callback(self.poll, period=700)
             pn.state.on_session_destroyed(self._session_destroyed)
@@ -485,14 +488,26 @@ class TrainView(pn.viewable.Viewer):
             rest = message[len(status):] if message.lower().startswith(status.lower()) else f": {message}" if message else ""
             self.status.object = f"**{status}**{rest}"
 
-    def _show_gan(self):
-        """The GAN-health plots of the attached run's epochs, shown when its records hold critics'
-        Wasserstein estimates (keys ``w_*``), hidden otherwise."""
+    def _show_gan(self, what: str = "this run"):
+        """The GAN-health plots of ``self._epochs`` (the attached run's epochs, or a selected run's
+        history), shown when the records hold critics' Wasserstein estimates (keys ``w_*``), hidden
+        otherwise."""
         shown = has_critics(self._epochs)
         if shown:
+            self.gan_title.object = (f"#### GAN health per epoch of {what}: critics, gradient penalties, "
+                                     "generator terms")
             for pane, plot in zip(self.gan_panes, gan_health_curves(self._epochs)):
                 pane.object = plot
         self.gan_box.visible = shown
+
+    @guarded("Train page")
+    def show_selected(self, rundir):
+        """The GAN health of the run ``rundir`` chosen in a run menu (its ``history.json``), unless this
+        page is attached to a dashboard run (whose curves it keeps)."""
+        if self.rundir is not None or not rundir:
+            return
+        self._epochs = read_history(rundir)
+        self._show_gan(f"the selected run `{Path(rundir).name}`")
 
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
@@ -557,6 +572,17 @@ class TrainView(pn.viewable.Viewer):
 
     def __panel__(self):
         return pn.Row(self.controls(300), self.content())
+
+
+def read_history(rundir) -> list[dict]:
+    """A run's per-epoch records (``history.json``), [] when it has none or it is unreadable."""
+    import json
+
+    try:
+        records = json.loads((Path(rundir) / "history.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
 
 
 def _served() -> bool:

@@ -138,3 +138,27 @@ def test_train_page_streams_the_gan_health_of_a_turbosim_run(app):
     train._epochs = [{"epoch": 0, "loss": 1.0}]
     train._show_gan()
     assert not train.gan_box.visible
+
+
+def test_a_turbosim_run_chosen_in_the_run_menu_shows_its_gan_health(tmp_path, monkeypatch):
+    """With no dashboard run attached, the run chosen in a run menu shows its history's GAN health;
+    a run without critics (the shipped OTUS run) hides it."""
+    import json
+
+    from otviz.ui.state import ExplorerState
+    from otviz.ui.train_view import TrainView, read_history
+
+    monkeypatch.setattr(ui_state, "RUNS", tmp_path / "runs")
+    run = tmp_path / "turbo"
+    run.mkdir()
+    (run / "history.json").write_text(json.dumps(HISTORY))
+    assert read_history(run) == HISTORY and read_history(tmp_path) == []
+    state = ExplorerState()
+    train = TrainView(state)
+    assert not train.gan_box.visible  # the shipped OTUS Z→ee run is selected at first
+    train.show_selected(str(run))
+    assert train.gan_box.visible and "the selected run `turbo`" in train.gan_title.object
+    assert _legend(train.gan_panes[0].object) == ["z̃ critic (E(x) vs z)", "x̂ critic (D(E(x)) vs x)"]
+    shipped = next(p for p in state.param.run_path.objects if p and p.endswith("otus-ttbar"))
+    state.run_path = shipped  # the menu's watcher: an OTUS history has no critics
+    assert not train.gan_box.visible
