@@ -27,6 +27,7 @@ EXIT_ERROR, EXIT_FAILED, EXIT_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 14
 FIELD_FLAGS = {
     "epochs": "--epochs", "finetune_epochs": "--finetune-epochs", "batch_size": "--batch-size",
     "n_projections": "--n-projections", "max_events": "--max-events", "checkpoint_every": "--checkpoint-every",
+    "paired_fraction": "--paired-fraction",
     "seed": "--seed", "device": "--device", "train_data": "--data", "test_data": "--test", "n_betas": "--betas",
     "n_steps": "--betas", "beta": "--beta-min/--beta-max", "beta_min": "--beta-min", "beta_max": "--beta-max",
     "max_epochs": "--max-epochs", "steps_per_epoch": "--steps-per-epoch", "lr": "--lr", "latent": "--latent",
@@ -396,7 +397,7 @@ def _cmd_train_otus(args) -> int:
         "train_data": args.data[0] if args.data else None, "test_data": args.test, "device": args.device,
         "seed": args.seed, "batch_size": args.batch_size, "n_projections": args.n_projections,
         "max_events": args.max_events, "checkpoint_every": args.checkpoint_every,
-        "mass_feature": False if args.no_mass_feature else None,
+        "mass_feature": False if args.no_mass_feature else None, "paired_fraction": args.paired_fraction,
     }.items() if v is not None}
     if args.test:
         from .paths import resolve
@@ -863,8 +864,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=count, help="default 5000 (otus-zee), 100 (emdvae-wjets), 5000 (otus-ttbar)")
     t.add_argument("--max-events", type=count, help="use only the first N training events")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    o = t.add_argument_group("otus-zee, otus-ttbar")
-    o.add_argument("--epochs", type=count, help="epochs of the schedule (default 90; otus-ttbar 600)")
+    o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee")
+    o.add_argument("--epochs", type=count,
+                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 200, turbosim-zee 100)")
+    o.add_argument("--paired-fraction", type=float,
+                   help="share of the training events also seen as (z, x) pairs by the supervised terms, 0 … 1 "
+                        "(default: OTUS 0, unsupervised; Turbo-Sim 1)")
     o.add_argument("--finetune-epochs", type=count,
                    help="decoder-only SW(x, D(z)) epochs at the end (default 20; otus-ttbar 10: the shipped runs'; 0: none)")
     o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc; otus-ttbar data/ttbar_test.nc)")

@@ -128,3 +128,20 @@ def test_config_round_trip_and_errors_name_the_field(tmp_path):
         TurboSimConfig.from_json(json.dumps(d))
     with pytest.raises(ConfigError, match="hidden"):
         TurboSimModelConfig(hidden=(0, 4))
+
+
+def test_otviz_train_turbosim_from_the_command_line(tmp_path, capsys):
+    from otviz.cli import main
+
+    out = tmp_path / "ts"
+    assert main(["train", "turbosim-ttbar", "--epochs", "1", "--max-events", "2000", "--batch-size", "1000",
+                 "--paired-fraction", "0.1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    assert "paired fraction 0.1" in capsys.readouterr().out
+    run = otviz.load_run(out)
+    assert run.kind == "turbosim" and run.config.paired_fraction == 0.1 and len(run.history) == 1
+    z = torch.as_tensor(np.asarray(otviz.data.load(run.config.test_data)["z"].values[:100]))
+    assert run.model.decode(z).shape == (100, 6, 4) and run.model.encode(run.model.decode(z)).shape == (100, 6, 4)
+    assert main(["train", "turbosim-ttbar", "--paired-fraction", "1.5", "--out", str(tmp_path / "bad")]) == 2
+    assert "--paired-fraction 1.5: allowed [0, 1]" in capsys.readouterr().err
+    assert main(["train", "turbosim-ttbar", "--n-projections", "5", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
