@@ -262,7 +262,7 @@ def test_a_registered_kind_plugs_into_the_app(toy_kind, tmp_path, monkeypatch):
     assert app.state.param.toy_path.names == {f"first · Toy · {when}": str(tmp_path / "runs" / "first")}
     assert isinstance(app.toy, ToyView) and app.toy.state.toy_path == str(tmp_path / "runs" / "first")
     train = app.train
-    assert list(train.mode.options) == ["OTUS Z→ee", "OTUS tt̄", "EMD-VAE β-annealing", "Toy training"]
+    assert list(train.mode.options) == ["OTUS Z→ee", "OTUS tt̄", "EMD-VAE β-annealing", "Turbo-Sim tt̄", "Toy training"]
     train.mode.value = "Toy training"
     assert train._form(300)[0].object == "### New toy run"
     train.settings_for("toy").epochs = 3
