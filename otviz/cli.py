@@ -866,7 +866,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee")
     o.add_argument("--epochs", type=count,
-                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 200, turbosim-zee 100)")
+                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 250, turbosim-zee 100)")
     o.add_argument("--paired-fraction", type=float,
                    help="share of the training events also seen as (z, x) pairs by the supervised terms, 0 … 1 "
                         "(default: OTUS 0, unsupervised; Turbo-Sim 1)")

@@ -45,7 +45,8 @@ SETTING_LABELS = {
     "beta_d": "β_D (decoder anchor)", "tau": "τ (weight of SW(x, x̃′))", "lr": "learning rate",
     "lr_decay": "learning-rate decay", "epochs": "epochs", "finetune_epochs": "fine-tune epochs",
     "batch_size": "batch size [events]", "n_projections": "projections L", "max_events": "training events",
-    "seed": "seed",
+    "seed": "seed", "paired_fraction": "paired fraction f (events seen as (z, x) pairs)",
+    "system": "model", "n_critic": "critic steps per generator step", "gp_weight": "λ_GP (gradient penalty)",
 }
 
 
@@ -134,6 +135,12 @@ def metric_label(var: str, sel: dict, attrs: dict | None = None) -> tuple[str, s
         pair = PAIRS.get(comp, comp)
         unit = "" if var == "sw_ratio" else str(attrs.get("sw_units", "GeV²")).replace("^2", "²")
         return {"sw": f"SW({pair})", "sw_floor": f"SW floor ({pair})", "sw_ratio": f"SW/floor ({pair})"}[var], unit
+    if var in ("ks", "ks_floor", "ks_ratio") and "observable" in sel:  # the slide's KS table (ks_table.nc)
+        text = {"ks": "KS", "ks_floor": "KS floor", "ks_ratio": "KS/floor"}[var]
+        return f"{text} of {_symbol(sel['observable'])} (slide table)", ""
+    if var in ("published", "goal") and "observable" in sel:
+        who = f" {sel['model']}" if "model" in sel else ""
+        return f"{'published' + who + ' KS' if var == 'published' else 'KS goal'} of {_symbol(sel['observable'])}", ""
     if var.startswith("closure_") and "closure_quantity" in sel:
         what = var.removeprefix("closure_").replace("_", " ")
         return f"closure {what} of {_symbol(sel['closure_quantity'])}", ""
@@ -181,8 +188,11 @@ def sweep_metrics(ds) -> dict[str, Metric]:
 
 
 def default_metric(metrics: dict[str, Metric]) -> str | None:
-    """The metric a sweep opens on: KS/floor of the first derived mass in x̃′, else SW/floor of x̃′,
-    else the first."""
+    """The metric a sweep opens on: KS/floor of m_t^had in the slide table (tt̄), else of the first
+    derived mass in x̃′, else SW/floor of x̃′, else the first."""
+    for name, m in metrics.items():
+        if m.var == "ks_ratio" and dict(m.sel).get("observable") == "m_t_had":
+            return name
     for name, m in metrics.items():
         s = dict(m.sel)
         if m.var == "ratio" and s.get("statistic") == "ks" and s.get("comparison") == "x_vs_x_tilde_prime" \

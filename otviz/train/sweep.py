@@ -520,7 +520,9 @@ def combine(sweeps: dict, dim: str = "system"):
     """Several ``sweep.nc`` Datasets (e.g. the same ``paired_fraction`` grid for OTUS and
     Turbo-Sim) as one, stacked along a new dimension ``dim`` labelled by the dict's keys; a
     variable one sweep lacks (its kind logs no such number) is NaN there, and the coordinates are
-    the union (outer join). Each sweep's attributes are kept as ``ATTR_<key>``."""
+    the union (outer join). Each sweep's attributes are kept as ``ATTR_<key>``; ``dims`` lists the
+    first sweep's swept dimensions, then ``dim`` (the Compare runs page draws one line per ``dim``
+    value against the first)."""
     import numpy as np
     import xarray as xr
 
@@ -544,4 +546,10 @@ def combine(sweeps: dict, dim: str = "system"):
     for name in names:
         for k, v in sweeps[name].attrs.items():
             out.attrs[f"{k}_{name}"] = v
+    try:  # the grid's own dimensions first (the x axis of the Compare page), then the new one
+        swept = json.loads(sweeps[names[0]].attrs.get("dims", "[]"))
+    except (TypeError, ValueError):
+        swept = []
+    out.attrs["dims"] = json.dumps([d for d in swept if d in out.dims] + [dim])
+    out.attrs["n_runs"] = int(sum(int(ds.attrs.get("n_runs", 0)) for ds in sweeps.values()))
     return out

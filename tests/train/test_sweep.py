@@ -213,3 +213,26 @@ def test_combine_stacks_sweeps_of_two_kinds_along_a_new_dimension():
     assert float(ds.ks_ratio.sel(system="Turbo-Sim", paired_fraction=0.1, observable="m_tt")) == 2.0
     assert np.isnan(ds.final_w_x_tilde.sel(system="OTUS")).all() and ds.final_sw_z.sel(system="OTUS").values.tolist() == [1, 2, 3]
     assert ds.attrs["preset_Turbo-Sim"] == "turbosim-ttbar"
+
+
+def test_a_combined_sweep_plots_one_line_per_system_against_the_paired_fraction():
+    import json
+
+    import numpy as np
+    import xarray as xr
+
+    from otviz.train import compare
+    from otviz.train.sweep import combine
+
+    def one(v):
+        return xr.Dataset({"ks_ratio": (("paired_fraction", "observable"), np.full((2, 2), v))},
+                          coords={"paired_fraction": [0.0, 1.0], "observable": ["b.py", "m_t_had"]},
+                          attrs={"dims": json.dumps(["paired_fraction"]), "n_runs": 2})
+
+    ds = combine({"OTUS": one(3.0), "Turbo-Sim": one(2.0)})
+    assert compare.swept_dims(ds) == ["paired_fraction", "system"] and ds.attrs["n_runs"] == 4
+    metrics = compare.sweep_metrics(ds)
+    name = compare.default_metric(metrics)
+    assert name == "KS/floor of m_t^had (slide table)"
+    values = compare.metric_values(ds, metrics[name])
+    assert values.sel(system="Turbo-Sim").values.tolist() == [2.0, 2.0]
