@@ -48,12 +48,14 @@ class TurboSimModelConfig:
     input_residual: bool = False  # add the input 3-momenta (slot i → slot i) to the output
     out_init_scale: float = 1.0  # scales the initial last layer (small: start near the identity with input_residual)
     masses: dict[str, float] | None = None  # name → GeV for the Minkowski layer; missing: the table's
+    pt_order: tuple[str, ...] = ()  # x particles the decoder outputs in decreasing pT (the detector's jet order)
 
     BOUNDS: ClassVar[dict[str, tuple]] = {"noise_dim": (0, 1024), "input_noise": (0.0, 10.0),
                                           "out_init_scale": (0.0, 10.0)}
 
     def __post_init__(self):
         self.z_particles, self.x_particles = tuple(self.z_particles), tuple(self.x_particles)
+        self.pt_order = tuple(self.pt_order)
         self.hidden, self.critic_hidden = tuple(self.hidden), tuple(self.critic_hidden)
         self.validate()
         given = dict(self.masses or {})
@@ -77,6 +79,10 @@ class TurboSimModelConfig:
             if not widths or not all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= 4096 for w in widths):
                 raise ConfigError(f"TurboSimModelConfig.{name} = {list(widths)!r}: must be a non-empty list of "
                                   "widths in 1 … 4096", name, list(widths), "1 … 4096 each")
+        for name in self.pt_order:
+            if name not in self.x_particles:
+                raise ConfigError(f"TurboSimModelConfig.pt_order: {name!r} is not an x particle {list(self.x_particles)}",
+                                  "pt_order", name)
         if self.input_residual and len(self.z_particles) != len(self.x_particles):
             raise ConfigError("TurboSimModelConfig.input_residual: needs as many z as x particles", "input_residual")
         return self
@@ -171,6 +177,7 @@ class TurboSim(nn.Module):
         nz, nx = len(cfg.z_particles), len(cfg.x_particles)
         self.encoder = Mapper(nx, nz, cfg, cfg.particle_masses("z"))
         self.decoder = Mapper(nz, nx, cfg, cfg.particle_masses("x"))
+        self._ordered = [list(cfg.x_particles).index(n) for n in cfg.pt_order]
         self.critics = nn.ModuleDict({name: mlp(4 * (nz if CRITIC_SPACE[name] == "z" else nx), 1, cfg.critic_hidden)
                                       for name in CRITICS})
 
@@ -212,8 +219,17 @@ class TurboSim(nn.Module):
         return self.encoder(self._as_tensor(x), generator)
 
     def decode(self, z, generator=None) -> torch.Tensor:
-        """Fast simulation: z (B, P_z, 4) GeV → x̃ (B, P_x, 4) GeV."""
-        return self.decoder(self._as_tensor(z), generator)
+        """Fast simulation: z (B, P_z, 4) GeV → x̃ (B, P_x, 4) GeV, the ``pt_order`` slots sorted
+        by decreasing pT (as the detector orders its jets; the sort is a permutation, so every
+        output keeps its gradient)."""
+        x = self.decoder(self._as_tensor(z), generator)
+        if len(self._ordered) > 1:
+            idx = torch.tensor(self._ordered, device=x.device)
+            part = x[:, idx]
+            order = torch.argsort(fv.pt(part), dim=1, descending=True)
+            x = x.clone()
+            x[:, idx] = torch.gather(part, 1, order[..., None].expand(-1, -1, 4))
+        return x
 
     def _as_tensor(self, a):
         p = self.encoder.in_mean

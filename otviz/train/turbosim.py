@@ -169,7 +169,8 @@ def turbosim_ttbar_config(epochs: int = 250, **overrides) -> TurboSimConfig:
     (p_y(b) 0.017) but lost m_t^had (0.21) — 3 is between."""
     check_number("turbosim_ttbar_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
     cfg = TurboSimConfig(epochs=epochs, lr_decay=0.02, weights=_preset_weights(), model_config=TurboSimModelConfig(
-        TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1))
+        TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1,
+        pt_order=("jet1", "jet2", "jet3", "jet4")))
     return _apply(cfg, overrides)
 
 
