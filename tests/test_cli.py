@@ -478,7 +478,7 @@ def test_help_texts(capsys):
     helps = {a.dest: a.help for a in subs["sweep"]._actions}
     assert helps["batch_size"] and helps["seed"]
     assert {a.dest: a.help for a in subs["info"]._actions}["path"].startswith("a sample file")
-    assert "otus-ttbar data/ttbar_train.nc" in {a.dest: a.help for a in subs["train"]._actions}["data"]
+    assert "otus-ttbar, turbosim-ttbar data/ttbar_train.nc" in {a.dest: a.help for a in subs["train"]._actions}["data"]
 
 
 def test_otus_train_states_its_schedule_warns_on_few_events_and_resume_names_the_epoch(tmp_path, capsys):

@@ -108,7 +108,7 @@ class TurboSimConfig:
         return self.epochs
 
     def schedule_text(self) -> str:
-        on = self.weights.active()
+        on = [t for t in self.weights.active() if self.paired_fraction > 0 or t not in SUPERVISED]
         return (f"schedule: {self.epochs} epoch{'s' * (self.epochs != 1)}, {self.n_critic} critic step(s) per "
                 f"generator step, {len(on)} of 8 loss terms on, paired fraction {self.paired_fraction:g}")
 

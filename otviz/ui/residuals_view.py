@@ -13,6 +13,7 @@ import panel as pn
 import param
 
 from ..metrics.fidelity import N_SPLITS, STATISTICS, derived_masses, quantities, statistic_with_floor
+from ..metrics.ks_table import DEFAULT_GOAL_RULE
 from ..physics.observables import comparison_label, label, readable, statistic_label
 from ..train.products import read_ks_table
 from ..viz import ensure_extension
@@ -130,9 +131,8 @@ class ResidualsView(QuantityPage):
             pn.pane.Markdown(
                 f"#### KS table of the Turbo-Sim slide\nStored by `otviz evaluate` on `{a.get('test_data', '?')}` "
                 f"({a.get('n_test', 0):,} test events, halves of {a.get('n_half', 0):,}, {a.get('n_splits', '?')} splits). "
-                "Z space: z̃ = E(x) vs z; X space and reconstructed masses: x̃′ = D(z) vs x. *goal*: the larger of "
-                "the published OTUS value and 1.5 × floor (the six components also at most 3 × floor); "
-                "published rows were measured on their own 422,761 events."),
+                "Z space: z̃ = E(x) vs z; X space and reconstructed masses: x̃′ = D(z) vs x. *goal*: "
+                f"{a.get('goal', DEFAULT_GOAL_RULE)}; published rows were measured on their own 422,761 events."),
             table, sizing_mode="stretch_width")
 
     def controls(self):

@@ -175,3 +175,17 @@ def test_evaluate_table_of_ttbar_runs_is_ks_table_on_the_same_outputs(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(PRETRAINED) in err[0] and "not a tt̄ run" in err[0], err
     assert (run / "ks_table.nc").stat().st_mtime_ns == before
+
+
+def test_evaluate_reads_a_shipped_run_and_never_rewrites_it(capsys):
+    from pathlib import Path
+
+    from otviz.cli import main
+
+    run = Path(__file__).resolve().parents[2] / "data" / "pretrained" / "otus-ttbar"
+    before = {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()}
+    assert main(["evaluate", str(run), "--table", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "a shipped run; its stored results (not recomputed, not rewritten)" in out and "wrote" not in out
+    assert "m_t^had" in out and "OTUS pub." in out and "x̃′ = D(z) vs x" in out
+    assert {f.name: f.read_bytes() for f in run.iterdir() if f.is_file()} == before
