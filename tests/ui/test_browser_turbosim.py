@@ -151,6 +151,7 @@ def test_turbosim_trains_with_gan_health_and_compares_with_the_shipped_ttbar_run
     page.get_by_text("GAN health per epoch").scroll_into_view_if_needed()  # the main area scrolls, not the page
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "12_turbosim_train_done.png"))
+    _docs_copy("12_turbosim_train_done.png", "turbosim_train.png")
     _no_traceback(page)
     # the dashboard computes the run's products when it ends: wait for its KS table
     deadline = time.time() + 150
@@ -184,5 +185,15 @@ def test_turbosim_trains_with_gan_health_and_compares_with_the_shipped_ttbar_run
     page.get_by_text("KS table of the Turbo-Sim slide, side by side").scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "13_turbosim_compare_ks.png"))
+    _docs_copy("13_turbosim_compare_ks.png", "turbosim_compare.png")
     _no_traceback(page)
     page.close()
+
+
+def _docs_copy(artifact: str, name: str) -> None:
+    """The README's screenshots of the Turbo-Sim Train page and the Compare page's KS table."""
+    import shutil
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    docs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ARTIFACTS / artifact, docs / name)
