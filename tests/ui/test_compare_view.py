@@ -48,7 +48,9 @@ def _elements(obj, kind):
 
 
 def test_the_sweep_plot_shows_the_metric_over_lambda(view, swept):
-    assert view.param.sweep.names == {"runs/sweep-lam": str(swept / "sweep.nc")}
+    names = view.param.sweep.names
+    assert list(names)[0] == "runs/sweep-lam" and names["runs/sweep-lam"] == str(swept / "sweep.nc")
+    assert set(names) == {"runs/sweep-lam", "pretrained/paired-fraction-sweep"}  # the shipped sweep is offered too
     assert view.sweep == str(swept / "sweep.nc")
     assert view.metric == "KS/floor of m_ee in x̃′"
     assert view.x_dim == "lam"
