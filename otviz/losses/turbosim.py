@@ -31,6 +31,8 @@ from typing import ClassVar
 
 import torch
 
+from ..models.turbosim import CRITIC_SPACE
+
 TERMS = ("l_z_tilde", "d_z_tilde", "l_x_hat", "d_x_hat", "l_x_tilde", "d_x_tilde", "l_z_hat", "d_z_hat")
 SUPERVISED = ("l_z_tilde", "l_x_tilde")  # need (z, x) pairs
 TERM_LABELS = {
@@ -152,7 +154,7 @@ def critic_loss(model, x, z, weights: TurboSimWeights | None = None, gp_weight: 
     for name, fake in fakes.items():
         if w[f"d_{name}"] <= 0:
             continue
-        space = "z" if name.startswith("z") else "x"
+        space = CRITIC_SPACE[name]
         feats = model.z_features if space == "z" else model.x_features
         real_f, fake_f = feats(z if space == "z" else x), feats(fake)
         net = model.critics[name]

@@ -181,6 +181,31 @@ class OTUSConfig:
         return cls(**d)
 
 
+@torch.no_grad()
+def fit_standardisation(gen: nn.Module, u: torch.Tensor, v: torch.Tensor) -> None:
+    """Per-feature μ, σ of raw u (B, P_in, 4) and of v's 3-momenta into the buffers ``in_mean``,
+    ``in_std``, ``out_mean``, ``out_std`` of a generator (OTUS's and Turbo-Sim's)."""
+    uf = u.reshape(len(u), -1).double()
+    vf = v[..., :3].reshape(len(v), -1).double()
+    gen.in_mean.copy_(uf.mean(0))
+    gen.in_std.copy_(uf.std(0).clamp_min(1e-6))
+    gen.out_mean.copy_(vf.mean(0))
+    gen.out_std.copy_(vf.std(0).clamp_min(CONSTANT_STD))
+
+
+def sort_by_pt(x: torch.Tensor, slots) -> torch.Tensor:
+    """x (B, P, 4) with the particles at indices ``slots`` reordered by decreasing pT (as a
+    detector orders its jets); a permutation, so every output keeps its gradient."""
+    if len(slots) < 2:
+        return x
+    idx = torch.tensor(list(slots), device=x.device)
+    part = x[:, idx]
+    order = torch.argsort(fv.pt(part), dim=1, descending=True)
+    x = x.clone()
+    x[:, idx] = torch.gather(part, 1, order[..., None].expand(-1, -1, 4))
+    return x
+
+
 def mlp(n_in, n_out, hidden, layers):
     mods, n = [], n_in
     for _ in range(layers):
@@ -243,17 +268,11 @@ class ConditionalGenerator(nn.Module):
             raise ValueError(f"out_masses: expected {n_out_particles} masses, got {tuple(masses.shape)}")
         self.register_buffer("out_mass", masses.clone())
 
-    @torch.no_grad()
     def fit_standardisation(self, u: torch.Tensor, v: torch.Tensor):
         """Set the input/output standardisation from raw samples u (B, P_in, 4), v (B, P_out, 4).
         In OTUS both come from the (unpaired) training marginals. The output masses are not
         touched: they come from the config's mass table, not from the data."""
-        uf = u.reshape(len(u), -1).double()
-        vf = v[..., :3].reshape(len(v), -1).double()
-        self.in_mean.copy_(uf.mean(0))
-        self.in_std.copy_(uf.std(0).clamp_min(1e-6))
-        self.out_mean.copy_(vf.mean(0))
-        self.out_std.copy_(vf.std(0).clamp_min(CONSTANT_STD))
+        fit_standardisation(self, u, v)
 
     def noise(self, ubar, generator=None):
         shape = (ubar.shape[0], self.noise_dim)
@@ -338,14 +357,7 @@ class OTUS(nn.Module):
         """Fast simulation: z (B, P_z, 4) GeV → a sample of x (B, P_x, 4) GeV (the ``pt_order``
         slots sorted by decreasing pT)."""
         z = self._as_tensor(z)
-        x = self.decoder(z, generator, self.decoder_residual(z))
-        if len(self._ordered) > 1:
-            idx = torch.tensor(self._ordered, device=x.device)
-            part = x[:, idx]
-            order = torch.argsort(fv.pt(part), dim=1, descending=True)
-            x = x.clone()
-            x[:, idx] = torch.gather(part, 1, order[..., None].expand(-1, -1, 4))
-        return x
+        return sort_by_pt(self.decoder(z, generator, self.decoder_residual(z)), self._ordered)
 
     def decoder_residual(self, z: torch.Tensor) -> torch.Tensor | None:
         """The decoder's residual 3-momenta (B, P_x, 3) for ``residual_pairing="ttbar"`` (None:

@@ -22,8 +22,7 @@ features): μ and σ of each flattened component, fitted on the training sample 
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -31,7 +30,7 @@ from torch import nn
 
 from ..physics import fourvec as fv
 from ..physics.masses import mass_of
-from .otus import CONSTANT_STD
+from .otus import CONSTANT_STD, fit_standardisation, sort_by_pt
 
 CRITICS = ("z_tilde", "z_hat", "x_tilde", "x_hat")  # C_z̃ (E(x)), C_ẑ (E(D(z))), C_x̃ (D(z)), C_x̂ (D(E(x)))
 CRITIC_SPACE = {"z_tilde": "z", "z_hat": "z", "x_tilde": "x", "x_hat": "x"}
@@ -90,9 +89,6 @@ class TurboSimModelConfig:
     def particle_masses(self, space: str) -> list[float]:
         return [self.masses[n] for n in (self.z_particles if space == "z" else self.x_particles)]
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d):
         return cls(**dict(d))
@@ -127,14 +123,9 @@ class Mapper(nn.Module):
         self.register_buffer("out_std", torch.ones(3 * n_out))
         self.register_buffer("out_mass", torch.as_tensor(out_masses, dtype=torch.float32).clone())
 
-    @torch.no_grad()
     def fit_standardisation(self, u: torch.Tensor, v: torch.Tensor):
         """Per-feature μ, σ of the raw training samples u (B, P_in, 4) and of v's 3-momenta."""
-        uf, vf = u.reshape(len(u), -1).double(), v[..., :3].reshape(len(v), -1).double()
-        self.in_mean.copy_(uf.mean(0))
-        self.in_std.copy_(uf.std(0).clamp_min(1e-6))
-        self.out_mean.copy_(vf.mean(0))
-        self.out_std.copy_(vf.std(0).clamp_min(CONSTANT_STD))
+        fit_standardisation(self, u, v)
 
     def standardise(self, u: torch.Tensor) -> torch.Tensor:
         """(u − μ_u)/σ_u flattened to (B, 4·P_in): a new tensor."""
@@ -222,14 +213,7 @@ class TurboSim(nn.Module):
         """Fast simulation: z (B, P_z, 4) GeV → x̃ (B, P_x, 4) GeV, the ``pt_order`` slots sorted
         by decreasing pT (as the detector orders its jets; the sort is a permutation, so every
         output keeps its gradient)."""
-        x = self.decoder(self._as_tensor(z), generator)
-        if len(self._ordered) > 1:
-            idx = torch.tensor(self._ordered, device=x.device)
-            part = x[:, idx]
-            order = torch.argsort(fv.pt(part), dim=1, descending=True)
-            x = x.clone()
-            x[:, idx] = torch.gather(part, 1, order[..., None].expand(-1, -1, 4))
-        return x
+        return sort_by_pt(self.decoder(self._as_tensor(z), generator), self._ordered)
 
     def _as_tensor(self, a):
         p = self.encoder.in_mean

@@ -163,10 +163,12 @@ def turbosim_ttbar_config(epochs: int = 250, **overrides) -> TurboSimConfig:
     decaying as 1/(1 + 0.02·epoch), batches of 5,000 (10 steps per epoch on the 50k shipped
     events), fully paired (f = 1, as published); input noise σ = 0.1 and 8 noise inputs make E
     and D stochastic; the input-to-output residual (slot i → slot i) starts both maps near the
-    identity. The D weight: 80-epoch pilots with all weights 1 met 4 of the slide's 10 KS goals,
-    the supervised MSE (a sum over 18 standardised momenta, ≈ 14) pulling each output to its
-    conditional mean and narrowing the marginals (p_y(b) KS 0.098); D weights 5 fixed those
-    (p_y(b) 0.017) but lost m_t^had (0.21) — 3 is between."""
+    identity; the decoder's four jets are sorted by pT. The D weight: pilots with all weights 1
+    (60 and 80 epochs) met 3–4 of the slide's 10 KS goals, the supervised MSE (a sum over 18
+    standardised momenta, ≈ 14) pulling each output to its conditional mean and narrowing the
+    marginals (p_y(b) KS 0.081–0.098); D weights 5 (60 epochs) fixed that (p_y(b) 0.017) but lost
+    m_t^had (0.21) — 3 is between. Sorting the jets took p_y(jet1) from 0.067–0.076 to 0.029–0.054
+    (data/pretrained/README.md)."""
     check_number("turbosim_ttbar_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
     cfg = TurboSimConfig(epochs=epochs, lr_decay=0.02, weights=_preset_weights(), model_config=TurboSimModelConfig(
         TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1,
