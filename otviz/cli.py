@@ -448,6 +448,56 @@ def _anneal_config(args, data):
     import xarray as xr
 
     from .models.emdvae import EMDVAEConfig
+def _cmd_train_tagger(args) -> int:
+    """``otviz train tagger-wjets``: one jet-tagger run in this process (``--data SIGNAL BACKGROUND``)."""
+    if len(args.out) != 1 or (args.data and len(args.data) != 2):
+        raise ValueError(f"{args.model} trains one run: give one --out and --data SIGNAL BACKGROUND (or neither)")
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from . import kinds
+
+    kind = kinds.for_preset(args.model)
+    out = Path(args.out[0])
+    overrides = {k: v for k, v in {
+        "signal": args.data[0] if args.data else None, "background": args.data[1] if args.data else None,
+        "device": args.device, "seed": args.seed, "batch_size": args.batch_size, "max_events": args.max_events,
+        "checkpoint_every": args.checkpoint_every, "lr": args.lr,
+    }.items() if v is not None}
+    cfg = kind.preset(args.model)(**({"epochs": args.epochs} if args.epochs is not None else {}), **overrides)
+    run = _open_run(kind.run_class(), out, cfg, args, kind.config_class())
+    if run.finished:
+        print(f"{out}: already finished; nothing to do (--restart trains it again, replacing it)")
+        return 0
+    print(schedule_line(run.config))
+    if not run.fresh and (out / "checkpoint.pt").exists():
+        print(f"resuming the run in {out}", flush=True)
+    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
+               disable=args.quiet, file=sys.stderr)
+
+    def progress(ev):
+        if ev["type"] == "resumed":
+            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
+            bar.update(ev["epoch"])
+        elif ev["type"] == "epoch":
+            bar.update(1)
+            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "val_loss", "val_auc")}
+                            | {"jets/s": f"{ev['events_per_s']:.0f}"})
+        elif ev["type"] == "nan_rollback" and not args.quiet:
+            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
+
+    try:
+        status = run.run_blocking(progress)
+    finally:
+        bar.close()
+    secs = sum(h["seconds"] for h in run.history)
+    test = (f"; test AUC {run.evaluation['test_auc']:.4f} (loss {run.evaluation['test_loss']:.4f})"
+            if run.evaluation else "")
+    print(f"{status}: {len(run.history)} epochs in {secs:.0f} s of training{test}; run directory {out}")
+    return 0 if status == "done" else EXIT_FAILED
+
+
     from .paths import resolve
     from .train.annealing import emdvae_wjets_config
     from .train.trainer import check_sample
@@ -876,7 +926,8 @@ def build_parser() -> argparse.ArgumentParser:
                        parents=[common])
     t.add_argument("model", choices=list(kinds.presets()))
     t.add_argument("--data", nargs="+", help="training sample (default data/zee_train.nc; otus-ttbar, turbosim-ttbar "
-                   "data/ttbar_train.nc; emdvae-wjets data/wjets_centred.nc, one per --out)")
+                   "data/ttbar_train.nc; emdvae-wjets data/wjets_centred.nc, one per --out; tagger-wjets: SIGNAL BACKGROUND, "
+                   "default data/calibration/wjets_sim.nc qcd_sim.nc)")
     t.add_argument("--out", required=True, nargs="+",
                    help="run directory; emdvae-wjets: several run as parallel Dask jobs")
     t.add_argument("--restart", action="store_true",
@@ -888,9 +939,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=count, help="default 5000 (otus-zee), 100 (emdvae-wjets), 5000 (otus-ttbar)")
     t.add_argument("--max-events", type=count, help="use only the first N training events")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee")
+    o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee (--epochs, --checkpoint-every: "
+                             "also tagger-wjets)")
     o.add_argument("--epochs", type=count,
-                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 250, turbosim-zee 100)")
+                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 250, turbosim-zee 100; "
+                        "tagger-wjets 20)")
     o.add_argument("--paired-fraction", type=float,
                    help="share of the training events also seen as (z, x) pairs by the supervised terms, 0 … 1 "
                         "(default: OTUS 0, unsupervised; Turbo-Sim 1)")
@@ -911,7 +964,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--beta-max", type=float, help="default 10^0.6")
     a.add_argument("--max-epochs", type=count, help="epochs per β step at most (default 30)")
     a.add_argument("--steps-per-epoch", type=count, help="batches between validations (default 250)")
-    a.add_argument("--lr", type=float, help="learning rate at the start of each β step (default 0.001)")
+    a.add_argument("--lr", type=float, help="learning rate at the start of each β step (default 0.001); tagger-wjets: "
+                   "AdamW's (default 0.001)")
     a.add_argument("--latent", type=count, help="default 32")
     a.add_argument("--width", type=count, help="default 128")
     a.add_argument("--emd-backend", choices=["auto", "exact", "sinkhorn"], help="default auto: exact")

@@ -192,3 +192,11 @@ register(Kind(
     pages=KINDS["otus"].pages, label="Turbo-Sim", train_label="Turbo-Sim tt̄",
     train_settings="otviz.ui.train_view:TurboSimSettings",
 ))
+
+register(Kind(
+    name="tagger", description="a jet-tagger run", tag="tagger",
+    config="otviz.train.tagger:TaggerConfig", run="otviz.train.tagger:TaggerRun",
+    model="otviz.models.tagger:PFNTagger", presets={"tagger-wjets": "otviz.train.tagger:tagger_wjets_config"},
+    train_command="otviz.cli:_cmd_train_tagger", cli_options=("epochs", "checkpoint_every", "lr"),
+    pages=(), label="Tagger", train_label="W-vs-QCD tagger",
+))
