@@ -171,8 +171,10 @@ def _positive(args, name, flag, lo=1, hi=None):
 
 def _cmd_generate(args) -> int:
     from .data.detector import DetectorConfig
+    from .data.domains import get_domain
     from .data.generate import generate_to_file
 
+    get_domain(args.domain)  # "--domain 'x': unknown domain; choose one of …" before any work
     _positive(args, "events", "--events")
     _positive(args, "chunk_size", "--chunk-size")
     if not args.scheduler:
@@ -182,7 +184,8 @@ def _cmd_generate(args) -> int:
             cfg = DetectorConfig.from_json(f.read(), source=f"--detector {args.detector}")
     else:
         cfg = DetectorConfig()
-    out = args.out or f"runs/{args.process}_seed{args.seed}_n{args.events}.nc"
+    tag = "" if args.domain == "sim" else f"_{args.domain}"
+    out = args.out or f"runs/{args.process}{tag}_seed{args.seed}_n{args.events}.nc"
     command = "otviz " + " ".join(shlex.quote(a) for a in args.argv)
     ds, stats = generate_to_file(
         out,
@@ -198,9 +201,10 @@ def _cmd_generate(args) -> int:
         cfg=cfg,
         progress=not args.quiet,
         command=command,
+        domain=args.domain,
     )
     print(
-        f"wrote {stats['path']}: {stats['events']} {args.process} events "
+        f"wrote {stats['path']}: {stats['events']} {args.process} events ({args.domain} domain) "
         f"({stats['generated']} generated, efficiency {stats['events'] / stats['generated']:.3f}) "
         f"in {stats['seconds']:.1f} s = {stats['events_per_s']:.0f} events/s accepted, "
         f"{stats['generated_per_s']:.0f} events/s generated, {stats['bytes'] / 1e6:.2f} MB"
@@ -444,10 +448,6 @@ def _cmd_train_otus(args) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
-def _anneal_config(args, data):
-    import xarray as xr
-
-    from .models.emdvae import EMDVAEConfig
 def _cmd_train_tagger(args) -> int:
     """``otviz train tagger-wjets``: one jet-tagger run in this process (``--data SIGNAL BACKGROUND``)."""
     if len(args.out) != 1 or (args.data and len(args.data) != 2):
@@ -498,6 +498,10 @@ def _cmd_train_tagger(args) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
+def _anneal_config(args, data):
+    import xarray as xr
+
+    from .models.emdvae import EMDVAEConfig
     from .paths import resolve
     from .train.annealing import emdvae_wjets_config
     from .train.trainer import check_sample
@@ -906,7 +910,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser
 
     g = sub.add_parser("generate", help="generate a Pythia 8 sample with the detector model", parents=[common])
-    g.add_argument("process", choices=["zee", "ttbar", "wjets"])
+    g.add_argument("process", choices=["zee", "ttbar", "wjets", "qcd"],
+                   help="zee: Z/γ* → e⁺e⁻; ttbar: tt̄ → e⁻ν̄ bb̄ ud̄; wjets: boosted W → qq̄′ jets; "
+                        "qcd: boosted QCD jets (dijets, the same fat-jet selection as wjets)")
     g.add_argument("--events", type=count, required=True,
                    help="number of accepted events (refused when the memory or disk it needs is not free)")
     g.add_argument("--out", help="output netCDF file (default runs/PROCESS_seedS_nN.nc)")
@@ -915,7 +921,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scheduler", help="address of an existing Dask scheduler (instead of a LocalCluster)")
     g.add_argument("--chunk-size", type=count, help="accepted events per task (part of the seed's meaning)")
     g.add_argument("--full", action="store_true", help="full Pythia (MPI and hadronisation on)")
-    g.add_argument("--centre", action="store_true", help="wjets: centre constituents on the jet axis")
+    g.add_argument("--centre", action="store_true", help="wjets, qcd: centre constituents on the jet axis")
+    g.add_argument("--domain", default="sim",
+                   help="sim: today's settings; data: pseudo-data, FSR/ISR μ_R → 2μ_R (renormMultFac = 4) "
+                        "and particle-flow resolutions × 1.25 (otviz.data.domains)")
     g.add_argument("--detector", help="JSON file with DetectorConfig overrides")
     g.add_argument("--force", action="store_true", help="replace an existing output file")
     g.add_argument("--quiet", action="store_true", help="no progress bar")

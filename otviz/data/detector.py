@@ -111,6 +111,26 @@ class DetectorConfig:
                                   '{"a": …, "b": …, "c": …}', name)
         check_bounds(self)
 
+    # what scaled_resolution scales: the particle-flow resolutions (tracks σ_pT/pT = slope·pT ⊕ const;
+    # hadron and photon σ_E/E stochastic a and constant b) and every angular resolution
+    SCALED_FIELDS: ClassVar[tuple[str, ...]] = ("track_pt_res_slope", "track_pt_res_const")
+    SCALED_RESOLUTIONS: ClassVar[tuple[str, ...]] = ("hadron_energy", "photon_energy")
+    ANGLES: ClassVar[tuple[str, ...]] = ("electron_angle", "photon_angle", "hadron_angle", "track_angle", "jet_angle")
+
+    def scaled_resolution(self, factor: float) -> "DetectorConfig":
+        """A copy with the particle-flow resolutions ``factor`` times worse: track pT slope and
+        constant, hadron and photon energy terms a and b (c, the noise term, kept) and all
+        angular resolutions (electron, photon, hadron, track, jet) multiplied by ``factor``.
+        Electron and jet energy resolutions, thresholds and acceptances are unchanged."""
+        factor = float(factor)
+        if not factor > 0:
+            raise ConfigError(f"resolution scale {factor!r}: must be > 0", "resolution_scale")
+        kw = {name: getattr(self, name) * factor for name in self.SCALED_FIELDS + self.ANGLES}
+        for name in self.SCALED_RESOLUTIONS:
+            r = getattr(self, name)
+            kw[name] = Resolution(r.a * factor, r.b * factor, r.c)
+        return dataclasses.replace(self, **kw)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 

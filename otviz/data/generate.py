@@ -19,7 +19,7 @@ import numpy as np
 from . import detector as det
 from . import pythia as gen
 
-DEFAULT_CHUNK = {"zee": 5000, "ttbar": 1000, "wjets": 500}
+DEFAULT_CHUNK = {"zee": 5000, "ttbar": 1000, "wjets": 500, "qcd": 500}
 # Peak memory of the merging process per byte of the stored (float32) arrays: measured 5.0–5.2×
 # (zee 10⁶, wjets 10⁵ events) when the chunks arrived as float64; they now arrive as float32
 # (:func:`run_chunk`), so this is an upper bound kept with its margin: 8×.
@@ -29,7 +29,7 @@ BASE_MEMORY = 512 * 2 ** 20  # Python, Dask client and worker overheads
 
 
 def bytes_per_event(process: str, cfg: det.DetectorConfig | None = None) -> int:
-    """float32 bytes one accepted event takes in the dataset layout (z, x and, for wjets, jet)."""
+    """float32 bytes one accepted event takes in the dataset layout (z, x and, for wjets/qcd, jet)."""
     cfg = cfg or det.DetectorConfig()
     proc = gen.get_process(process)
     n = len(proc.z_particles) * 4
@@ -156,16 +156,22 @@ def generate(
     cfg: det.DetectorConfig | None = None,
     progress: bool = True,
     command: str | None = None,
+    domain: str = "sim",
 ):
-    """Generate a sample; returns ``(dataset, stats)`` with stats = dict(seconds, events_per_s, ...)."""
+    """Generate a sample; returns ``(dataset, stats)`` with stats = dict(seconds, events_per_s, ...).
+    ``domain`` (:mod:`otviz.data.domains`) adds its Pythia settings and scales ``cfg``'s
+    resolutions; ``sim`` (default) changes nothing."""
     from tqdm.auto import tqdm
 
+    from .domains import get_domain
+
     proc = gen.get_process(process)
-    if centre and process != "wjets":
-        raise ValueError("--centre applies to the wjets process only")
+    dom = get_domain(domain)
+    if centre and process not in gen.FATJET_PROCESSES:
+        raise ValueError(f"--centre applies to the {'/'.join(gen.FATJET_PROCESSES)} processes only")
     if not scheduler and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    cfg = cfg or det.DetectorConfig()
+    cfg = dom.detector(cfg)
     chunk_size = chunk_size or DEFAULT_CHUNK[process]
     chunk_sizes(1, chunk_size)  # argument checks before the estimate, the estimate before any work
     if isinstance(n_events, bool) or not isinstance(n_events, (int, np.integer)) or n_events <= 0:
@@ -173,7 +179,7 @@ def generate(
     check_resources(process, n_events, cfg)
     sizes = chunk_sizes(n_events, chunk_size)
     tasks = [
-        dict(process=process, n_events=n, seed=seed, chunk=i, cfg=cfg, fast=fast, centre=centre)
+        dict(process=process, n_events=n, seed=seed, chunk=i, cfg=cfg, fast=fast, centre=centre, domain=domain)
         for i, n in enumerate(sizes)
     ]
     from .io import make_dataset
@@ -194,10 +200,14 @@ def generate(
         "process": process,
         "description": proc.description,
         "generator": "Pythia 8 (pythia8mc)",
-        "pythia_settings": json.dumps(gen.pythia_settings(process, 0, fast)[:]),
+        "pythia_settings": json.dumps(gen.pythia_settings(process, 0, fast, domain)),
         "pythia_seed_note": "Random:seed = 0 above is replaced per chunk by otviz.data.pythia.chunk_seeds(seed, chunk)",
         "pythia_chunk_seeds": json.dumps([gen.chunk_seeds(seed, i)[0] for i in range(len(sizes))]),
         "fast": int(fast),
+        "domain": dom.name,
+        "domain_description": dom.description,
+        "domain_pythia_settings": json.dumps(list(dom.pythia_settings)),
+        "domain_resolution_scale": float(dom.resolution_scale),
         "centred": int(centre),
         "detector_config": cfg.to_json(),
         "seed": int(seed),
@@ -211,7 +221,7 @@ def generate(
         "command": command or "",
         "units": "GeV",
     }
-    if process == "wjets":
+    if process in gen.FATJET_PROCESSES:
         attrs["wjet_selection"] = json.dumps(gen.WJET_SELECTION)
     ds = make_dataset(
         merged["z"], merged["x"], proc.z_particles, proc.x_particles, jet=merged.get("jet"), attrs=attrs
@@ -220,6 +230,7 @@ def generate(
     chunk_seconds = [r["seconds"] for r in results]
     stats = {
         "process": process,
+        "domain": dom.name,
         "events": n_events,
         "generated": n_generated,
         "seconds": seconds,

@@ -1,6 +1,6 @@
 """Event generation with Pythia 8 (``pythia8mc``) and the parametrised detector.
 
-Three processes, each yielding parton-level four-vectors ``z`` (the hard-process partons) and
+Four processes, each yielding parton-level four-vectors ``z`` (the hard-process partons) and
 detector-level ``x`` for the same events:
 
 ``zee``    pp → Z/γ* → e⁺e⁻ at 13 TeV, m̂ > 60 GeV.
@@ -12,10 +12,15 @@ detector-level ``x`` for the same events:
            particle-flow objects with 500 < pT < 600 GeV, |η| < 2, 75 < m < 110 GeV; its
            constituents reclustered with R = 0.07, leading 50 as (pT, η, φ), zero-padded;
            optionally centred on the jet axis (EMD-VAE). z = (q, q̄') from the W decay.
+``qcd``    pp → dijets (``HardQCD:all``), p̂T > 450 GeV: the background to ``wjets``, with exactly
+           its fat-jet extraction and selection (:func:`fatjet_constituents`), so W and QCD jets
+           differ only in substructure. z = the two outgoing partons of the hard 2 → 2 process
+           (|status| = 23), the one nearer (ΔR) the selected jet first.
 
 "Fast" settings (default) switch off what x does not need: for ``zee`` multiparton
 interactions and hadronisation (x holds only electrons), for ``ttbar``/``wjets`` multiparton
-interactions (no underlying event). ``fast=False`` runs full Pythia.
+interactions (no underlying event). ``fast=False`` runs full Pythia. A generation ``domain``
+(:mod:`otviz.data.domains`: ``sim``, ``data``) appends its own Pythia settings.
 """
 from __future__ import annotations
 
@@ -83,18 +88,30 @@ PROCESSES: dict[str, Process] = {
         ("q", "q~"),
         None,
     ),
+    "qcd": Process(
+        "qcd",
+        "pp -> dijets (HardQCD:all), pTHat > 450 GeV at 13 TeV; boosted QCD jets",
+        ("HardQCD:all = on", "PhaseSpace:pTHatMin = 450"),
+        ("PartonLevel:MPI = off",),
+        ("parton1", "parton2"),
+        None,
+    ),
 }
+FATJET_PROCESSES = ("wjets", "qcd")  # x = the constituents of one selected fat jet
 
 WJET_SELECTION = {"pt_min": 500.0, "pt_max": 600.0, "eta_max": 2.0, "m_min": 75.0, "m_max": 110.0}
 
 
-def pythia_settings(process: str, seed: int, fast: bool = True) -> list[str]:
-    """The full list of Pythia ``readString`` settings for a process and seed."""
+def pythia_settings(process: str, seed: int, fast: bool = True, domain: str = "sim") -> list[str]:
+    """The full list of Pythia ``readString`` settings for a process, seed and domain
+    (:mod:`otviz.data.domains`; ``sim`` adds nothing)."""
+    from .domains import get_domain
+
     proc = get_process(process)
     s = list(COMMON) + [f"Random:seed = {int(seed)}"] + list(proc.settings)
     if fast:
         s += list(proc.fast_settings)
-    return s
+    return s + list(get_domain(domain).pythia_settings)
 
 
 def get_process(name: str) -> Process:
@@ -177,30 +194,65 @@ def extract_ttbar(prt, cfg, rng, charge=None, centre=False):
     return {"z": z, "x": x}, ok_w & ok_b & ok_e & (njets == cfg.n_jets)
 
 
-def extract_wjets(prt, cfg, rng, charge=None, centre=False):
-    mid = abs(prt.id[prt.mother1])
-    aid = abs(prt.id)
-    wq = (mid == 24) & (aid >= 1) & (aid <= 5)
-    q, ok_q = _pick(prt, wq & (prt.id > 0))
-    qb, ok_qb = _pick(prt, wq & (prt.id < 0))
+def fatjet_constituents(prt, charge, cfg, rng, centre=False, ok=None):
+    """The ``wjets``/``qcd`` detector level: the leading anti-kT R = ``fatjet_r`` particle-flow jet
+    with ``WJET_SELECTION`` (500 < pT < 600 GeV, |η| < 2, 75 < m < 110 GeV); its constituents
+    reclustered with R = ``constituent_r``, the leading ``n_constituents`` as (pT, η, φ), zero-padded,
+    optionally centred. ``ok`` (events with a valid z) is and-ed into the selection.
+    Returns ``(constituents (n, N, 3), jet (n, 4) = (pT, η, φ, m), ok)``."""
     pflow = det.particle_flow(prt, charge, cfg, rng)
     fat, cons = det.leading_fatjet(pflow, cfg)
     fat4 = np.stack([ak.to_numpy(ak.fill_none(fat[k], 0.0)) for k in ("px", "py", "pz", "E")], -1)
     jpt, jeta, jphi, jm = np.moveaxis(fv.to_ptetaphim(fat4), -1, 0)
     s = WJET_SELECTION
-    ok = (
-        ok_q & ok_qb & (jpt > s["pt_min"]) & (jpt < s["pt_max"]) & (np.abs(jeta) < s["eta_max"])
+    sel = (
+        (jpt > s["pt_min"]) & (jpt < s["pt_max"]) & (np.abs(jeta) < s["eta_max"])
         & (jm > s["m_min"]) & (jm < s["m_max"])
     )
-    idx = np.flatnonzero(ok)
+    if ok is not None:
+        sel &= ok
+    idx = np.flatnonzero(sel)
     consts = np.zeros((len(prt), cfg.n_constituents, 3))
     if len(idx):
         sub = det.recluster_constituents(cons[idx], cfg)
         if centre:
             sub = centre_constituents(sub)
         consts[idx] = sub
-    jet = np.stack([jpt, jeta, jphi, jm], -1)
+    return consts, np.stack([jpt, jeta, jphi, jm], -1), sel
+
+
+def extract_wjets(prt, cfg, rng, charge=None, centre=False):
+    mid = abs(prt.id[prt.mother1])
+    aid = abs(prt.id)
+    wq = (mid == 24) & (aid >= 1) & (aid <= 5)
+    q, ok_q = _pick(prt, wq & (prt.id > 0))
+    qb, ok_qb = _pick(prt, wq & (prt.id < 0))
+    consts, jet, ok = fatjet_constituents(prt, charge, cfg, rng, centre, ok_q & ok_qb)
     return {"z": np.stack([q, qb], 1), "x": consts, "jet": jet}, ok
+
+
+def hard_partons(prt):
+    """(n, 2, 4) four-vectors of the two outgoing partons of the hard 2 → 2 process: the entries
+    with |status| = 23 (Pythia: "outgoing particles of the hardest subprocess"; negative once
+    showered), in event-record order; ``ok`` where there are exactly two (MPI partons are 31–39)."""
+    mask = abs(prt.status) == 23
+    two = ak.to_numpy(ak.sum(mask, axis=1)) == 2
+    p = ak.pad_none(prt.p[mask], 2, axis=1, clip=True)
+    out = np.zeros((len(prt), 2, 4))
+    for i, k in enumerate(("px", "py", "pz", "e")):
+        out[..., i] = ak.to_numpy(ak.fill_none(p[k], 0.0))
+    return out, two
+
+
+def extract_qcd(prt, cfg, rng, charge=None, centre=False):
+    z, ok = hard_partons(prt)
+    consts, jet, ok = fatjet_constituents(prt, charge, cfg, rng, centre, ok)
+    # the parton nearer the selected jet first, its recoil second
+    i = np.flatnonzero(ok)
+    dr = fv.delta_r(fv.eta(z[i]), fv.phi(z[i]), jet[i, None, 1], jet[i, None, 2])
+    swap = i[dr[:, 1] < dr[:, 0]]
+    z[swap] = z[swap, ::-1]
+    return {"z": z, "x": consts, "jet": jet}, ok
 
 
 def centre_constituents(c):
@@ -218,7 +270,7 @@ def centre_constituents(c):
     return c
 
 
-EXTRACTORS = {"zee": extract_zee, "ttbar": extract_ttbar, "wjets": extract_wjets}
+EXTRACTORS = {"zee": extract_zee, "ttbar": extract_ttbar, "wjets": extract_wjets, "qcd": extract_qcd}
 
 
 def _charges(py, prt):
@@ -245,20 +297,23 @@ def generate_chunk(
     fast: bool = True,
     centre: bool = False,
     batch: int = 1000,
+    domain: str = "sim",
 ) -> dict:
     """Generate ``n_events`` accepted events for one chunk.
 
     Pythia is run in batches (``Pythia.nextBatch``) and the detector applied to each batch
     with vectorised awkward/NumPy code until ``n_events`` events pass the selection; surplus
     accepted events of the last batch are dropped. The result depends only on
-    (process, n_events, seed, chunk, cfg, fast, centre, batch).
-    Returns numpy arrays ``z``, ``x`` (and ``jet`` for wjets) plus ``n_generated``.
+    (process, n_events, seed, chunk, cfg, fast, centre, batch, domain). ``domain``
+    (:mod:`otviz.data.domains`) adds its Pythia settings; ``cfg`` is used as given (the caller
+    applies the domain's detector, :meth:`Domain.detector`).
+    Returns numpy arrays ``z``, ``x`` (and ``jet`` for wjets/qcd) plus ``n_generated``.
     """
     cfg = cfg or det.DetectorConfig()
     get_process(process)
     pythia_seed, det_ss = chunk_seeds(seed, chunk)
     rng = np.random.default_rng(det_ss)
-    py = make_pythia(pythia_settings(process, pythia_seed, fast))
+    py = make_pythia(pythia_settings(process, pythia_seed, fast, domain))
     extract = EXTRACTORS[process]
     parts: dict[str, list] = {}
     accepted = generated = 0
@@ -270,7 +325,7 @@ def generate_chunk(
         if len(prt) == 0:
             raise RuntimeError(f"Pythia produced no events for {process} (seed {pythia_seed})")
         generated += len(prt)
-        charge = _charges(py, prt) if process == "wjets" else None
+        charge = _charges(py, prt) if process in FATJET_PROCESSES else None
         arrays, ok = extract(prt, cfg, rng, charge=charge, centre=centre)
         for k, v in arrays.items():
             parts.setdefault(k, []).append(v[ok])
