@@ -411,6 +411,7 @@ def write_latents(run, files, out, labels=None, domains=None, max_events: int | 
     return the Dataset::
 
         z128(jet, latent)   the tagger's latent z₁₂₈ (float32)
+        score(jet)          the tagger's output σ(logit) on z₁₂₈ (before any calibration)
         label(jet)          1 signal, 0 background (``labels``: one per file; default from the
                             file's process: 1 for wjets, else 0)
         domain(jet)         "sim" / "data" (``domains``: one per file; default the file's
@@ -422,6 +423,7 @@ def write_latents(run, files, out, labels=None, domains=None, max_events: int | 
     import xarray as xr
 
     from ..atomic import atomic_path
+    from ..models.tagger import tagger_outputs_from_latent
     from .run import load_run
 
     run = load_run(run) if isinstance(run, (str, Path)) else run
@@ -447,8 +449,10 @@ def write_latents(run, files, out, labels=None, domains=None, max_events: int | 
         names.append(path.name)
         labs.append(label)
         doms.append(domain)
+    z128 = np.concatenate(zs)
     ds = xr.Dataset(
-        {"z128": (("jet", "latent"), np.concatenate(zs)), "label": ("jet", np.concatenate(lab)),
+        {"z128": (("jet", "latent"), z128), "score": ("jet", tagger_outputs_from_latent(run.model, z128)["score"]),
+         "label": ("jet", np.concatenate(lab)),
          "domain": ("jet", np.concatenate(dom).astype(str)), "sample": ("jet", np.concatenate(sample))},
         coords={"latent": np.arange(LATENT)},
         attrs={"tagger_run": str(Path(run.path).resolve()), "samples": json.dumps(names),

@@ -174,3 +174,4 @@ def test_otviz_train_tagger_and_the_latents_file(toy, tmp_path, capsys):
     jets = xr.open_dataset(sig, engine="h5netcdf").x.values[:250]
     with torch.no_grad():
         np.testing.assert_allclose(back["z128"].values[:250], run.model.latent(jets).numpy(), atol=1e-4)
+        np.testing.assert_allclose(back["score"].values[:250], torch.sigmoid(run.model(jets)).numpy(), atol=1e-5)
