@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # Regenerate the shipped samples in data/ with the commands recorded in data/README.md (and in
 # each file's attributes); the same as `otviz data regenerate` from the repository root.
+#   data/make_data.sh [--only FILE]   the shipped samples
+#   data/make_data.sh calibration     the issue-14 calibration samples in data/calibration/ (not
+#                                     shipped: git-ignored; W and QCD jets, sim and data domains)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 O="${OTVIZ:-.venv/bin/otviz}"
+if [ "${1:-}" = "calibration" ]; then
+  mkdir -p data/calibration
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  $O generate wjets --events 20000 --seed 141 --workers 2 --centre --domain sim --out data/calibration/wjets_sim.nc --force --quiet --json
+  $O generate wjets --events 20000 --seed 142 --workers 2 --centre --domain data --out data/calibration/wjets_data.nc --force --quiet --json
+  $O generate qcd --events 20000 --seed 143 --workers 2 --centre --domain sim --out data/calibration/qcd_sim.nc --force --quiet --json
+  $O generate qcd --events 20000 --seed 144 --workers 2 --centre --domain data --out data/calibration/qcd_data.nc --force --quiet --json
+  exit 0
+fi
 OTVIZ_HOME="$PWD" $O data regenerate --workers 2 "$@"
