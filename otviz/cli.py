@@ -498,6 +498,70 @@ def _cmd_train_tagger(args) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
+def _cmd_train_otcal(args) -> int:
+    """``otviz train otcal-wjets``: fit the per-class ICNN OT maps on a latents file (``--data LATENTS``,
+    ``--tagger RUN``), then evaluate (metrics.nc, points.nc)."""
+    if len(args.out) != 1 or (args.data and len(args.data) != 1):
+        raise ValueError(f"{args.model} trains one run: give one --out and at most one --data LATENTS")
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from . import kinds
+
+    kind = kinds.for_preset(args.model)
+    out = Path(args.out[0])
+    overrides = {k: v for k, v in {
+        "latents": args.data[0] if args.data else None, "tagger": args.tagger, "device": args.device,
+        "seed": args.seed, "max_jets": args.max_events,
+    }.items() if v is not None}
+    map_over = {k: v for k, v in {"steps": args.steps, "batch": args.batch_size, "lr": args.lr,
+                                  "checkpoint_every": args.checkpoint_every}.items() if v is not None}
+    cfg = kind.preset(args.model)(**overrides, **({"map_config": map_over} if map_over else {}))
+    run = _open_run(kind.run_class(), out, cfg, args, kind.config_class())
+    if run.finished:
+        print(f"{out}: already finished; nothing to do (--restart fits it again, replacing it)")
+        return 0
+    print(schedule_line(run.config))
+    bar = tqdm(total=run.config.total_epochs, unit="step", desc=f"otviz train {run.config.model}",
+               disable=args.quiet, file=sys.stderr)
+
+    def progress(ev):
+        if ev["type"] == "epoch":
+            bar.n = ev["epoch"]
+            bar.set_postfix({"class": ev["class"], "cost": f"{ev['cost']:.4g}", "W2 (dual)": f"{ev.get('w2_dual', float('nan')):.4g}"})
+            bar.refresh()
+        elif ev["type"] == "evaluating":
+            bar.write("fitted; evaluating (discriminators, working points)", file=sys.stdout)
+        elif ev["type"] == "nan_rollback" and not args.quiet:
+            bar.write(f"non-finite loss: rolled back, lr × {ev['lr_scale']}", file=sys.stderr)
+
+    try:
+        status = run.run_blocking(progress)
+    finally:
+        bar.close()
+    if status == "done" and run.metrics is not None:
+        print(format_calibration_metrics(run.metrics))
+    print(f"{status}; run directory {out}")
+    return 0 if status == "done" else EXIT_FAILED
+
+
+def format_calibration_metrics(m) -> str:
+    """The AUC table and the working point of a calibration's metrics.nc, as text."""
+    lines = ["discriminator ROC AUC (0.5: indistinguishable; data vs data: the floor)",
+             f"{'class':<6} {'space':<7} " + " ".join(f"{c:>19}" for c in m.comparison.values)]
+    for lab in m.label.values:
+        for sp in m.space.values:
+            vals = " ".join(f"{float(m['auc'].sel(label=lab, space=sp, comparison=c)):>19.3f}" for c in m.comparison.values)
+            lines.append(f"{lab:<6} {sp:<7} {vals}")
+    lines.append(f"signal efficiency at {m.attrs['mistag']:g} mistag rate: " + ", ".join(
+        f"{d} {float(m['efficiency'].sel(domain=d)):.4f} ± {float(m['efficiency_error'].sel(domain=d)):.4f}"
+        for d in m.domain.values))
+    lines.append("transport cost E|T(z) - z|^2: " + ", ".join(
+        f"{lab} {float(m['transport_cost'].sel(label=lab)):.4g}" for lab in m.label.values))
+    return "\n".join(lines)
+
+
 def _anneal_config(args, data):
     import xarray as xr
 
@@ -948,6 +1012,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=count, help="default 5000 (otus-zee), 100 (emdvae-wjets), 5000 (otus-ttbar)")
     t.add_argument("--max-events", type=count, help="use only the first N training events")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    c = t.add_argument_group("otcal-wjets (OT calibration of tagger latents; --data LATENTS, default "
+                             "data/calibration/latents.nc; --batch-size, --lr, --checkpoint-every, --max-events apply "
+                             "to the maps)")
+    c.add_argument("--tagger", help="tagger run whose head scores the calibrated latents (default: the one the "
+                   "latents file records)")
+    c.add_argument("--steps", type=count, help="outer steps per class map (default 500)")
     o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee (--epochs, --checkpoint-every: "
                              "also tagger-wjets)")
     o.add_argument("--epochs", type=count,

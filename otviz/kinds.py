@@ -200,3 +200,11 @@ register(Kind(
     train_command="otviz.cli:_cmd_train_tagger", cli_options=("epochs", "checkpoint_every", "lr"),
     pages=(), label="Tagger", train_label="W-vs-QCD tagger",
 ))
+
+register(Kind(
+    name="otcal", description="an OT calibration run", tag="otcal",
+    config="otviz.train.calibration:CalibrationConfig", run="otviz.train.calibration:CalibrationRun",
+    model="otviz.train.calibration:CalibrationMaps", presets={"otcal-wjets": "otviz.train.calibration:otcal_wjets_config"},
+    train_command="otviz.cli:_cmd_train_otcal", cli_options=("tagger", "steps", "lr", "checkpoint_every"),
+    picker="calibration_path", pages=(), label="OT calibration", train_label="OT calibration of tagger latents",
+))

@@ -1,0 +1,163 @@
+"""Closure of a latent-space calibration ("Mind the Gap" §5): PCA views, discriminator AUCs, working points.
+
+Pure functions on arrays; :func:`calibration_metrics` gathers them into one xarray Dataset.
+
+* **PCA** (paper Fig. 3): :func:`fit_pca` — ``n`` whitened principal components fitted on the
+  *target* (data) latents, u = Λ^{-1/2} Vᵀ (z − μ_target); source, target and calibrated latents are
+  all projected with the target's components.
+* **Discriminator AUC** (paper Fig. 4, Table 3): :func:`discriminator_auc` trains a dense network
+  (scikit-learn ``MLPClassifier``) to separate two samples on one half and returns the ROC AUC on the
+  other half. 0.5 = indistinguishable. The floor is the AUC between two halves of the target itself.
+* **Working point**: :func:`efficiency_at_mistag` — the tagger's signal efficiency ε_S at the score
+  cut where the background efficiency (mistag rate) is ``mistag`` in the same domain, with a
+  bootstrap error that includes the cut's own fluctuation.
+* **Transport cost**: E‖T(z) − z‖².
+"""
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .roc import roc_auc
+
+COMPARISONS = ("sim vs data", "calibrated vs data", "data vs data")
+DOMAINS = ("sim", "data", "calibrated")
+
+
+def fit_pca(target, n_components: int = 5):
+    """(mean, projection) with u = (z − mean) @ projection: the ``n_components`` leading principal
+    axes of ``target`` scaled to unit variance (whitened). projection is (d, n)."""
+    t = np.asarray(target, dtype=np.float64)
+    mean = t.mean(0)
+    u, s, vt = np.linalg.svd(t - mean, full_matrices=False)
+    sd = s[:n_components] / np.sqrt(max(len(t) - 1, 1))
+    return mean, (vt[:n_components].T / np.maximum(sd, 1e-12))
+
+
+def project(z, mean, projection) -> np.ndarray:
+    """Whitened PCA coordinates of ``z`` (n, d) → (n, k)."""
+    return (np.asarray(z, dtype=np.float64) - mean) @ projection
+
+
+def discriminator_auc(a, b, seed: int = 0, hidden=(128, 128), max_iter: int = 200, train_fraction: float = 0.5) -> float:
+    """ROC AUC of a dense classifier separating sample ``a`` (label 1) from ``b`` (label 0): trained
+    (standardised inputs, Adam, early stopping) on ``train_fraction`` of each, AUC on the rest."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim == 1:
+        a, b = a[:, None], b[:, None]
+    rng = np.random.default_rng(seed)
+    ia, ib = rng.permutation(len(a)), rng.permutation(len(b))
+    na, nb = int(train_fraction * len(a)), int(train_fraction * len(b))
+    if min(na, nb, len(a) - na, len(b) - nb) < 10:
+        raise ValueError(f"discriminator_auc: too few points ({len(a)}, {len(b)}) for a train/test split")
+    x_tr = np.concatenate([a[ia[:na]], b[ib[:nb]]])
+    y_tr = np.r_[np.ones(na), np.zeros(nb)]
+    x_te = np.concatenate([a[ia[na:]], b[ib[nb:]]])
+    y_te = np.r_[np.ones(len(a) - na), np.zeros(len(b) - nb)]
+    scaler = StandardScaler().fit(x_tr)
+    clf = MLPClassifier(hidden_layer_sizes=tuple(hidden), max_iter=max_iter, early_stopping=True,
+                        n_iter_no_change=10, random_state=seed)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(scaler.transform(x_tr), y_tr)
+    return float(roc_auc(clf.predict_proba(scaler.transform(x_te))[:, 1], y_te))
+
+
+def threshold_at_mistag(score_background, mistag: float) -> float:
+    """The score cut above which a fraction ``mistag`` of the background lies."""
+    return float(np.quantile(np.asarray(score_background, dtype=np.float64), 1.0 - mistag))
+
+
+def efficiency_at_mistag(score_signal, score_background, mistag: float = 0.1, n_boot: int = 200,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """(ε_S, σ(ε_S), cut): signal efficiency at the cut with background efficiency ``mistag``, and its
+    bootstrap standard deviation (signal and background resampled, the cut recomputed each time)."""
+    s, bkg = np.asarray(score_signal, dtype=np.float64), np.asarray(score_background, dtype=np.float64)
+    cut = threshold_at_mistag(bkg, mistag)
+    eff = float(np.mean(s > cut))
+    rng = np.random.default_rng(seed)
+    boots = [np.mean(rng.choice(s, len(s)) > threshold_at_mistag(rng.choice(bkg, len(bkg)), mistag))
+             for _ in range(n_boot)]
+    return eff, float(np.std(boots, ddof=1)), cut
+
+
+def transport_cost(before, after) -> float:
+    """E‖T(z) − z‖² over paired rows."""
+    return float(np.mean(np.sum((np.asarray(after, float) - np.asarray(before, float)) ** 2, -1)))
+
+
+def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag: float = 0.1, seed: int = 0,
+                        hidden=(128, 128), max_iter: int = 200, max_points: int | None = None) -> xr.Dataset:
+    """All closure numbers of one calibration.
+
+    ``latents[domain][label]``: z₁₂₈ arrays (n, d) for domain ∈ sim, data, calibrated (calibrated =
+    T(sim), row for row) and label ∈ ``class_names`` (e.g. {1: "W", 0: "QCD"}); ``outputs[domain][label]``
+    the tagger head on them: dicts with ``z128p`` (n, d') and ``score`` (n,). Returns::
+
+        auc(label, space, comparison)     discriminator ROC AUC; space ∈ z128, z128p, score;
+                                          comparison ∈ sim vs data, calibrated vs data, data vs data
+                                          (the floor: the data's two halves)
+        transport_cost(label)             E‖T(z) − z‖² of the calibration
+        efficiency(domain), efficiency_error(domain), cut(domain)
+                                          signal efficiency at ``mistag`` background efficiency, per domain
+        n(label, domain)                  jets per set
+
+    For each label the data are split in two halves (D₁, D₂); every comparison uses |D₁| points per
+    side (sim and calibrated subsampled to that size), so the floor is measured at the same size."""
+    labels = list(class_names)
+    spaces = ("z128", "z128p", "score")
+    auc = np.full((len(labels), len(spaces), len(COMPARISONS)), np.nan)
+    cost = np.full(len(labels), np.nan)
+    n = np.zeros((len(labels), len(DOMAINS)), dtype=int)
+    rng = np.random.default_rng(seed)
+    for i, lab in enumerate(labels):
+        m_data = len(latents["data"][lab])
+        perm = rng.permutation(m_data)
+        half = m_data // 2
+        if max_points:
+            half = min(half, max_points)
+        d1, d2 = perm[:half], perm[half:2 * half]
+        m = min(half, len(latents["sim"][lab]))
+        pick = rng.permutation(len(latents["sim"][lab]))[:m]
+        d1, d2 = d1[:m], d2[:m]
+        cost[i] = transport_cost(latents["sim"][lab], latents["calibrated"][lab])
+        for j, dom in enumerate(DOMAINS):
+            n[i, j] = len(latents[dom][lab])
+
+        def space_of(dom, idx, space):
+            src = latents[dom][lab] if space == "z128" else outputs[dom][lab][space]
+            return np.asarray(src)[idx]
+
+        for k, space in enumerate(spaces):
+            pairs = {"sim vs data": (space_of("sim", pick, space), space_of("data", d1, space)),
+                     "calibrated vs data": (space_of("calibrated", pick, space), space_of("data", d1, space)),
+                     "data vs data": (space_of("data", d2, space), space_of("data", d1, space))}
+            for c, comp in enumerate(COMPARISONS):
+                auc[i, k, c] = discriminator_auc(*pairs[comp], seed=seed + 17 * c + k, hidden=hidden, max_iter=max_iter)
+    sig, bkg = labels[0], labels[1]
+    eff = np.zeros(len(DOMAINS))
+    err = np.zeros(len(DOMAINS))
+    cut = np.zeros(len(DOMAINS))
+    for j, dom in enumerate(DOMAINS):
+        eff[j], err[j], cut[j] = efficiency_at_mistag(outputs[dom][sig]["score"], outputs[dom][bkg]["score"],
+                                                      mistag, seed=seed)
+    label_names = [class_names[lab] for lab in labels]
+    ds = xr.Dataset(
+        {"auc": (("label", "space", "comparison"), auc), "transport_cost": ("label", cost),
+         "efficiency": ("domain", eff), "efficiency_error": ("domain", err), "cut": ("domain", cut),
+         "n": (("label", "domain"), n)},
+        coords={"label": label_names, "space": list(spaces), "comparison": list(COMPARISONS), "domain": list(DOMAINS)},
+        attrs={"mistag": float(mistag), "signal": class_names[sig], "background": class_names[bkg], "seed": int(seed),
+               "discriminator": f"sklearn MLPClassifier {tuple(hidden)}, early stopping, max_iter {max_iter}, "
+                                "standardised inputs, trained on half of each set, AUC on the other half"})
+    ds["auc"].attrs["long_name"] = "discriminator ROC AUC (0.5: indistinguishable)"
+    ds["transport_cost"].attrs["long_name"] = "transport cost E|T(z) - z|^2"
+    ds["efficiency"].attrs["long_name"] = f"signal efficiency at {mistag:g} mistag rate"
+    return ds
