@@ -198,7 +198,7 @@ register(Kind(
     config="otviz.train.tagger:TaggerConfig", run="otviz.train.tagger:TaggerRun",
     model="otviz.models.tagger:PFNTagger", presets={"tagger-wjets": "otviz.train.tagger:tagger_wjets_config"},
     train_command="otviz.cli:_cmd_train_tagger", cli_options=("epochs", "checkpoint_every", "lr"),
-    pages=(), label="Tagger", train_label="W-vs-QCD tagger",
+    pages=(), train_settings="otviz.ui.train_view:TaggerSettings", label="Tagger", train_label="W-vs-QCD tagger",
 ))
 
 register(Kind(
@@ -206,5 +206,8 @@ register(Kind(
     config="otviz.train.calibration:CalibrationConfig", run="otviz.train.calibration:CalibrationRun",
     model="otviz.train.calibration:CalibrationMaps", presets={"otcal-wjets": "otviz.train.calibration:otcal_wjets_config"},
     train_command="otviz.cli:_cmd_train_otcal", cli_options=("tagger", "steps", "lr", "checkpoint_every"),
-    picker="calibration_path", pages=(), label="OT calibration", train_label="OT calibration of tagger latents",
+    picker="calibration_path",
+    pages=(Page("Calibration", "calibration", "otviz.ui.calibration_view:CalibrationView"),),
+    train_settings="otviz.ui.train_view:CalibrationSettings",
+    label="OT calibration", train_label="OT calibration of tagger latents",
 ))

@@ -21,6 +21,7 @@ from ..losses.turbosim import TERM_LABELS, TERMS, TurboSimWeights
 from ..train.config import Stage, TrainConfig, TtbarConfig
 from ..train.turbosim import TurboSimConfig
 from ..viz.curves import gan_health_curves, has_critics, loss_curves
+from ..viz.corner import calibration_curves, is_calibration_history, is_tagger_history, tagger_curves
 from . import state as ui_state
 from .hosts import session_location
 from .notify import describe, guarded
@@ -259,6 +260,99 @@ class AnnealSettings(param.Parameterized):
                 f"width {self.width}")
 
 
+def _tagger_preset():
+    from ..train.tagger import tagger_wjets_config
+
+    return tagger_wjets_config()
+
+
+def _otcal_preset():
+    from ..train.calibration import otcal_wjets_config
+
+    return otcal_wjets_config()
+
+
+_TAGGER = _tagger_preset()  # defaults: `otviz train tagger-wjets`'s
+_OTCAL = _otcal_preset()  # defaults: `otviz train otcal-wjets`'s
+
+
+def _bounds_of(qualname: str, name: str, fallback: tuple, **kw) -> tuple:
+    return config_bounds(kinds.resolve(qualname), name, fallback, **kw)
+
+
+class TaggerSettings(param.Parameterized):
+    """A new W-vs-QCD jet tagger (issue 14; the ``tagger-wjets`` preset's defaults: a Particle Flow
+    Network trained by BCE on a signal and a background file of the simulation domain). Bounds come
+    from ``TaggerConfig.BOUNDS``; ``to_config`` validates through ``TaggerConfig``."""
+
+    TITLE = "New W-vs-QCD tagger run"
+    WIDGETS = {"epochs": pn.widgets.IntInput, "lr": pn.widgets.FloatInput, "batch_size": pn.widgets.IntInput,
+               "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
+               "signal": pn.widgets.TextInput, "background": pn.widgets.TextInput}
+
+    signal = param.String(default=_TAGGER.signal, doc="jet file of the signal class (label 1, W)")
+    background = param.String(default=_TAGGER.background, doc="jet file of the background class (label 0, QCD)")
+    epochs = param.Integer(default=_TAGGER.epochs,
+                           bounds=_bounds_of("otviz.train.tagger:TaggerConfig", "epochs", (1, 5000)))
+    lr = param.Number(default=_TAGGER.lr, bounds=_bounds_of("otviz.train.tagger:TaggerConfig", "lr", (1e-8, 1.0)))
+    batch_size = param.Integer(default=_TAGGER.batch_size,
+                               bounds=_bounds_of("otviz.train.tagger:TaggerConfig", "batch_size", (1, 1_000_000)))
+    max_events = param.Integer(default=_TAGGER.max_events or 0,
+                               bounds=_bounds_of("otviz.train.tagger:TaggerConfig", "max_events", (1, 100_000_000),
+                                                 zero_means_default=True),
+                               doc="jets per class, the first N of each file (0: all)")
+    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
+    seed = param.Integer(default=0, bounds=_bounds_of("otviz.train.tagger:TaggerConfig", "seed", (0, 2 ** 32 - 1)))
+
+    def to_config(self, state=None):
+        from ..train.tagger import tagger_wjets_config
+
+        return tagger_wjets_config(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                                   max_events=self.max_events or None, signal=self.signal.strip(),
+                                   background=self.background.strip(), device=self.device, seed=self.seed).validate()
+
+    def describe(self) -> str:
+        return f"W-vs-QCD tagger, {self.epochs} epochs, {self.max_events or 'all'} jets per class"
+
+
+class CalibrationSettings(param.Parameterized):
+    """A new OT calibration of a tagger's latents (issue 14; the ``otcal-wjets`` preset's defaults: one
+    ICNN OT map per class from simulation to data). Bounds come from ``CalibrationConfig.BOUNDS`` and
+    ``OTMapConfig.BOUNDS``; ``to_config`` validates through ``CalibrationConfig`` (a ``ConfigError``
+    names the field, ``map_config.steps`` for the map's)."""
+
+    TITLE = "New OT calibration run"
+    WIDGETS = {"latents": pn.widgets.TextInput, "tagger": pn.widgets.TextInput, "steps": pn.widgets.IntInput,
+               "lr": pn.widgets.FloatInput, "batch": pn.widgets.IntInput, "fit_fraction": pn.widgets.FloatInput,
+               "seed": pn.widgets.IntInput}
+
+    latents = param.String(default=_OTCAL.latents, doc="latents.nc of the tagger (otviz.train.tagger.write_latents)")
+    tagger = param.String(default=_OTCAL.tagger, doc="tagger run directory ('': the one the latents file names)")
+    steps = param.Integer(default=_OTCAL.map_config.steps,
+                          bounds=_bounds_of("otviz.ot.icnn:OTMapConfig", "steps", (1, 10_000_000)),
+                          doc="outer steps of each class's map")
+    lr = param.Number(default=_OTCAL.map_config.lr, bounds=_bounds_of("otviz.ot.icnn:OTMapConfig", "lr", (1e-8, 1.0)))
+    batch = param.Integer(default=_OTCAL.map_config.batch,
+                          bounds=_bounds_of("otviz.ot.icnn:OTMapConfig", "batch", (2, 1_000_000)))
+    fit_fraction = param.Number(default=_OTCAL.fit_fraction,
+                                bounds=_bounds_of("otviz.train.calibration:CalibrationConfig", "fit_fraction",
+                                                  (0.05, 0.95)),
+                                doc="of each (domain, class): fits the map; the rest evaluates it")
+    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
+    seed = param.Integer(default=0, bounds=_bounds_of("otviz.train.calibration:CalibrationConfig", "seed",
+                                                      (0, 2 ** 32 - 1)))
+
+    def to_config(self, state=None):
+        from ..train.calibration import otcal_wjets_config
+
+        return otcal_wjets_config(latents=self.latents.strip(), tagger=self.tagger.strip(),
+                                  fit_fraction=self.fit_fraction, device=self.device, seed=self.seed,
+                                  map_config={"steps": self.steps, "lr": self.lr, "batch": self.batch}).validate()
+
+    def describe(self) -> str:
+        return f"OT calibration, {self.steps} map steps per class, batches of {self.batch}"
+
+
 class TrainView(pn.viewable.Viewer):
     """Start/cancel a background run; live progress and streaming loss curves per term. Runs are
     queued in :mod:`otviz.train.registry` (one at a time by default); the list of the server's
@@ -305,6 +399,11 @@ class TrainView(pn.viewable.Viewer):
                           for p in gan_health_curves([])]
         self.gan_title = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.gan_box = pn.Column(self.gan_title, *self.gan_panes, visible=False, sizing_mode="stretch_width")
+        # tagger (loss, validation AUC per epoch) and calibration (transport cost, W₂ dual per class) curves
+        self.fit_panes = [pn.pane.HoloViews(p, linked_axes=False, sizing_mode="stretch_width")
+                          for p in calibration_curves([])]
+        self.fit_title = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.fit_box = pn.Column(self.fit_title, *self.fit_panes, visible=False, sizing_mode="stretch_width")
         self.runs_list = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.run_select = pn.widgets.Select(name="Queued and running dashboard runs", options={}, width=300)
         self.attach_button = pn.widgets.Button(name="Attach", width=80, disabled=True, align="end")
@@ -382,6 +481,7 @@ class TrainView(pn.viewable.Viewer):
         self._seen, self._points, self._beta_steps, self._done = 0, [], [], False
         self._epochs = []
         self._show_gan()
+        self._show_fit()
         self.steps_table.object = ""
         self._set_progress(0)
         self.progress.visible = True
@@ -463,6 +563,13 @@ class TrainView(pn.viewable.Viewer):
                                       f"{ev['events_per_s']:.0f} events/s, lr {ev['lr']:.2g}")
             elif ev["type"] == "epoch":
                 self._epochs.append(ev)
+                if "w2_dual" in ev:  # a calibration run's logged map step (it emits no "step" events)
+                    total = max(ev.get("total_epochs", 1), 1)
+                    self._set_progress(min(int(100 * ev["epoch"] / total), 99), f"map step {ev['epoch']}/{total}")
+                    self.status.object = (f"Fitting the {ev.get('class', '')} map: step {ev['step']}, transport cost "
+                                          f"{ev['cost']:.4g}, W₂²/2 dual estimate {ev['w2_dual']:.4g}")
+            elif ev["type"] == "evaluating":
+                self.status.object = "Maps fitted: evaluating (discriminator AUCs, efficiencies, points for the page) …"
             elif ev["type"] == "nan_rollback":
                 self._epochs = [e for e in self._epochs if e["epoch"] < ev["epoch"]]  # the rolled-back epochs
                 self.status.object = f"Non-finite loss: rolled back to epoch {ev['epoch']} with lr × {ev['lr_scale']}"
@@ -474,6 +581,7 @@ class TrainView(pn.viewable.Viewer):
             self.curve_box.visible, self.no_run.visible = shown, not shown
             if any(ev["type"] in ("epoch", "nan_rollback") for ev in events):
                 self._show_gan()
+                self._show_fit()
         if finished:
             self._finish(run.status, run.message)
 
@@ -508,6 +616,25 @@ class TrainView(pn.viewable.Viewer):
             return
         self._epochs = read_history(rundir)
         self._show_gan(f"the selected run `{Path(rundir).name}`")
+        self._show_fit(f"the selected run `{Path(rundir).name}`")
+
+    def _show_fit(self, what: str = "this run"):
+        """The tagger's (loss, validation loss, validation AUC per epoch) or the calibration's
+        (transport cost and W₂ dual estimate per logged step, one line per class) curves of
+        ``self._epochs``, shown when the records are of such a run, hidden otherwise."""
+        if is_calibration_history(self._epochs):
+            plots, title = calibration_curves(self._epochs), f"#### Map fitting of {what}, one line per class"
+        elif is_tagger_history(self._epochs):
+            plots, title = tagger_curves(self._epochs), f"#### Tagger training of {what}, per epoch"
+        else:
+            self.fit_box.visible = False
+            return
+        self.fit_title.object = title
+        if self.rundir is not None:
+            self.no_run.visible = False
+        for pane, plot in zip(self.fit_panes, plots):
+            pane.object = plot
+        self.fit_box.visible = True
 
     def _anneal_step(self, ev):
         """Progress of an annealing run: finished β steps plus the current step's epochs counted
@@ -565,7 +692,7 @@ class TrainView(pn.viewable.Viewer):
     def content(self):
         """Progress, loss curve, β steps and the server's dashboard runs."""
         return pn.Column(pn.Row(self.progress_text, self.progress, sizing_mode="stretch_width"), self.status,
-                         self.no_run, self.curve_box, self.gan_box, self.steps_table,
+                         self.no_run, self.curve_box, self.gan_box, self.fit_box, self.steps_table,
                          pn.pane.Markdown("#### Dashboard runs on this server"), self.runs_list,
                          pn.FlexBox(self.run_select, self.attach_button, self.cancel_other_button),
                          sizing_mode="stretch_width")
@@ -600,9 +727,13 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "steps_per_epoch": "batches per epoch (0: one pass)", "latent": "latent dimensions", "width": "network width",
            "critic_lr": "critic learning rate", "n_critic": "critic steps per generator step",
            "gp_weight": "λ_GP (gradient-penalty weight)", "paired_fraction": "paired fraction (0 … 1)",
+           "signal": "signal jets (W, label 1)", "background": "background jets (QCD, label 0)",
+           "latents": "latents file (latents.nc)", "tagger": "tagger run ('': the latents file's)",
+           "steps": "map steps per class", "batch": "batch size", "fit_fraction": "fit fraction (rest evaluates)",
            **TERM_LABELS}
-for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings):
+for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings):
     for _name, _text in _LABELS.items():
         if _name in _cls.param:
             _cls.param[_name].label = _text
 TurboSimSettings.param["lr"].label = "generator learning rate"
+TaggerSettings.param["max_events"].label = "jets per class (0: all)"
