@@ -14,6 +14,9 @@ if [ "${1:-}" = "calibration" ]; then
   $O generate wjets --events 20000 --seed 142 --workers 2 --centre --domain data --out data/calibration/wjets_data.nc --force --quiet --json
   $O generate qcd --events 20000 --seed 143 --workers 2 --centre --domain sim --out data/calibration/qcd_sim.nc --force --quiet --json
   $O generate qcd --events 20000 --seed 144 --workers 2 --centre --domain data --out data/calibration/qcd_data.nc --force --quiet --json
+  # independent simulation the tagger never saw: the source of the OT calibration
+  $O generate wjets --events 10000 --seed 145 --workers 2 --centre --domain sim --out data/calibration/wjets_simcal.nc --force --quiet --json
+  $O generate qcd --events 10000 --seed 146 --workers 2 --centre --domain sim --out data/calibration/qcd_simcal.nc --force --quiet --json
   exit 0
 fi
 OTVIZ_HOME="$PWD" $O data regenerate --workers 2 "$@"
