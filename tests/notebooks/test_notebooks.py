@@ -16,6 +16,9 @@ EXPECTED = {  # text each notebook's outputs must contain: its training cell fin
     "04_turbosim_vs_otus.ipynb": ["turbosim: done 1 epochs", "no-supervised: done 1 epochs", "Reconstructed physics",
                                   "Turbo-Sim: max(published Turbo-Sim, 1.5 × floor)", "OTUS: max(published OTUS, 1.5 × floor)", "systems ['OTUS', 'Turbo-Sim'] paired_fraction [0.0, 1.0]",
                                   "m_t_had"],
+    "05_ot_calibration.ipynb": ["ψ is convex along the line: True", "d =  16: L2-UVP", "calibration run: done",
+                                "toy, class QCD: L2-UVP of the fitted map", "discriminator ROC AUC",
+                                "signal efficiency at 0.1 mistag rate", "at mistag 0.1 (metrics.nc)"],
 }
 
 
