@@ -828,6 +828,26 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_latents(args) -> int:
+    """``otviz latents TAGGER_RUN FILE … --out LATENTS``: the tagger's z₁₂₈ of every jet of the files."""
+    from .models.tagger import PFNTagger
+    from .train.run import load_run
+    from .train.tagger import write_latents
+
+    run = load_run(args.rundir)
+    if not isinstance(run.model, PFNTagger):
+        raise ValueError(f"{args.rundir}: not a tagger run (otviz train tagger-wjets makes one)")
+    if args.labels is not None and len(args.labels) != len(args.files):
+        raise ValueError(f"--labels: {len(args.labels)} labels for {len(args.files)} files")
+    ds = write_latents(run, args.files, args.out, labels=args.labels, max_events=args.max_events)
+    counts = {}
+    for dom, lab in zip(ds["domain"].values, ds["label"].values):
+        counts[(str(dom), int(lab))] = counts.get((str(dom), int(lab)), 0) + 1
+    print(f"{args.out}: z128 of {ds.sizes['jet']} jets (" + ", ".join(
+        f"{dom} label {lab}: {n}" for (dom, lab), n in sorted(counts.items())) + ")")
+    return 0
+
+
 def _cmd_dimension(args) -> int:
     import time
 
@@ -1064,6 +1084,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print all numbers as JSON")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
+
+    la = sub.add_parser("latents", help="a tagger's 128-d latents of jet samples (the input of OT calibration)",
+                        parents=[common])
+    la.add_argument("rundir", help="tagger run directory")
+    la.add_argument("files", nargs="+", help="jet samples (otviz generate wjets|qcd --centre); each file's domain "
+                    "attribute (sim/data) and process (wjets: label 1, else 0) are recorded")
+    la.add_argument("--out", required=True, help="latents netCDF to write")
+    la.add_argument("--labels", type=int, nargs="+", help="class label per file (default: 1 for wjets, else 0)")
+    la.add_argument("--max-events", type=count, help="the first N jets of each file")
+    la.set_defaults(func=_cmd_latents)
 
     dm = sub.add_parser("dimension", help="D1/D2 vs β, KL per dimension and D_corr of an EMD-VAE run",
                         parents=[common])

@@ -119,3 +119,10 @@ def test_otviz_train_otcal(setup, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "one ICNN OT map per class" in text and "calibrated vs data" in text and "signal efficiency" in text
     assert (out / "metrics.nc").exists() and (out / "points.nc").exists()
+    # otviz latents: the tagger's z128 of jet files, domain from the file name's suffix
+    files = [str(setup / f"{n}.nc") for n in ("sig_sim", "bkg_data")]
+    assert main(["latents", str(setup / "tagger"), *files, "--labels", "1", "0", "--max-events", "100",
+                 "--out", str(tmp_path / "lat.nc")]) == 0
+    assert "z128 of 200 jets (data label 0: 100, sim label 1: 100)" in capsys.readouterr().out
+    assert main(["latents", str(out), *files, "--out", str(tmp_path / "x.nc")]) == 2
+    assert "not a tagger run" in capsys.readouterr().err
