@@ -10,7 +10,7 @@ import numpy as np
 import panel as pn
 import param
 
-from ..viz.corner import COLORS, LABELS, MASSES, corner_plot, displace, plot_ranges, score_histograms, whiten
+from ..viz.corner import COLORS, LABELS, MASSES, SHORT, corner_plot, displace, plot_ranges, score_histograms, whiten
 from . import cache
 from .notify import describe
 from .state import ExplorerState
@@ -69,18 +69,18 @@ def corner_sets(classes: dict, label: str, comparison: str, t: float, components
     idx = [int(n[2:]) - 1 for n in components]
     u = {k: v[:, idx] for k, v in c["u"].items()}
     moving = displace(u["sim"], u["mapped"], t)
-    sets = {LABELS["data"]: dict(points=u["data"], color=COLORS["data"])}
+    sets = {SHORT["data"]: dict(points=u["data"], color=COLORS["data"])}
     if comparison == "sim vs data":
         color = COLORS["sim"] if t == 0 else COLORS["calibrated"] if t == 1 else COLORS["moving"]
-        name = LABELS["sim"] if t == 0 else f"simulation moved to t = {t:.2f}"
+        name = SHORT["sim"] if t == 0 else f"sim. at t = {t:.2f}"
         sets[name] = dict(points=moving, color=color)
     elif comparison == "calibrated vs data":
-        sets[LABELS["calibrated"]] = dict(points=u["calibrated"], color=COLORS["calibrated"])
+        sets[SHORT["calibrated"]] = dict(points=u["calibrated"], color=COLORS["calibrated"])
     else:
-        sets[LABELS["sim"]] = dict(points=u["sim"], color=COLORS["sim"])
-        sets[LABELS["calibrated"]] = dict(points=u["calibrated"], color=COLORS["calibrated"])
+        sets[SHORT["sim"]] = dict(points=u["sim"], color=COLORS["sim"])
+        sets[SHORT["calibrated"]] = dict(points=u["calibrated"], color=COLORS["calibrated"])
         if 0 < t < 1:
-            sets[f"simulation moved to t = {t:.2f}"] = dict(points=moving, color=COLORS["moving"], line_dash="dashed")
+            sets[f"sim. at t = {t:.2f}"] = dict(points=moving, color=COLORS["moving"], line_dash="dashed")
     return sets
 
 

@@ -21,6 +21,8 @@ MASSES = (0.05, 0.5, 0.8, 0.9, 0.95)
 #: one colour per domain: the paper's (data black, simulation blue, calibrated red)
 COLORS = {"data": "black", "sim": "#1f77b4", "calibrated": "#d62728", "moving": "#9467bd"}
 LABELS = {"data": "data", "sim": "simulation", "calibrated": "calibrated simulation"}
+#: shorter names in the corner plot's legend (it sits in one panel)
+SHORT = {"data": "data", "sim": "simulation", "calibrated": "calibrated"}
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -52,10 +54,20 @@ def plot_ranges(arrays, quantiles=(0.003, 0.997), pad: float = 0.08) -> np.ndarr
     return np.stack([lo - pad * span, hi + pad * span], axis=1)
 
 
-def density_grid(x, y, x_range, y_range, bins: int = 80, smooth: float = 1.5):
+def scott_bins(x, y, x_range, y_range, bins: int) -> tuple[float, float]:
+    """Scott's rule for a 2-D Gaussian kernel, h = σ·n^(−1/6) per axis, in grid bins (y, x)."""
+    n = max(len(x), 2)
+    f = n ** (-1.0 / 6.0)
+    sx = f * float(np.std(x)) / ((x_range[1] - x_range[0]) / bins)
+    sy = f * float(np.std(y)) / ((y_range[1] - y_range[0]) / bins)
+    return max(sy, 0.5), max(sx, 0.5)
+
+
+def density_grid(x, y, x_range, y_range, bins: int = 80, smooth=None):
     """The smoothed point density of (x, y) on a ``bins`` × ``bins`` grid over the ranges: a
-    Datashader count aggregation, Gaussian-smoothed by ``smooth`` bins, normalised to sum 1 over
-    the grid. An ``xarray.DataArray`` with coordinates x, y (bin centres; rows run along y)."""
+    Datashader count aggregation, Gaussian-smoothed by ``smooth`` bins (None: Scott's rule,
+    :func:`scott_bins`; 0: not smoothed), normalised to sum 1 over the grid. An
+    ``xarray.DataArray`` with coordinates x, y (bin centres; rows run along y)."""
     import datashader as ds
     import pandas as pd
     from scipy.ndimage import gaussian_filter
@@ -65,7 +77,9 @@ def density_grid(x, y, x_range, y_range, bins: int = 80, smooth: float = 1.5):
                        y_range=tuple(map(float, y_range)))
     agg = canvas.points(frame, "x", "y", agg=ds.count())
     counts = np.asarray(agg.values, np.float64)
-    dens = gaussian_filter(counts, smooth, mode="constant") if smooth > 0 else counts
+    if smooth is None:
+        smooth = scott_bins(frame["x"].values, frame["y"].values, x_range, y_range, bins)
+    dens = gaussian_filter(counts, smooth, mode="constant") if np.any(np.asarray(smooth) > 0) else counts
     total = dens.sum()
     out = agg.astype(np.float64).copy(data=dens / total if total > 0 else dens)
     out.name = "density"
@@ -96,7 +110,7 @@ def enclosed_mass(density, level: float) -> float:
 
 
 def density_contours(x, y, x_range, y_range, label: str, color: str, masses=MASSES, bins: int = 80,
-                     smooth: float = 1.5, kdims=("x", "y"), line_dash: str = "solid"):
+                     smooth=None, kdims=("x", "y"), line_dash: str = "solid"):
     """``hv.Contours`` of the highest-density regions enclosing ``masses`` of the points (x, y): the
     :func:`density_grid` as an ``hv.Image``, contoured by ``holoviews.operation.contours`` at the
     :func:`hdr_levels`."""
@@ -106,22 +120,21 @@ def density_contours(x, y, x_range, y_range, label: str, color: str, masses=MASS
     img = hv.Image((grid["x"].values, grid["y"].values, grid.values), kdims=list(kdims), vdims=["density"])
     levels = sorted({float(v) for v in hdr_levels(grid.values, masses) if np.isfinite(v) and v > 0})
     if not levels:
-        return hv.Contours([], kdims=list(kdims), label=label).opts(line_color=color)
+        return hv.Contours([], kdims=list(kdims), label=label).opts(color=color)
     cont = contours(img, levels=levels, filled=False, overlaid=False)
-    return cont.relabel(label).opts(line_color=color, line_width=1.5, line_dash=line_dash,
-                                    show_legend=True)
+    return cont.relabel(label).opts(color=color, line_width=1.5, line_dash=line_dash, show_legend=True)
 
 
 def _legend_cell(entries, size: int):
     """An empty, axis-less panel holding the legend (one line per domain in its colour)."""
     curves = [hv.Curve([(0.0, 0.0), (0.0, 0.0)], label=lab).opts(color=c, line_width=3, line_dash=dash)
               for lab, c, dash in entries]
-    return hv.Overlay(curves).opts(width=size, height=size, xaxis=None, yaxis=None, show_frame=False,
+    return hv.Overlay(curves).opts(width=size + 40, height=size, xaxis=None, yaxis=None, show_frame=False,
                                    legend_position="top_left", toolbar=None, show_grid=False,
                                    title="")
 
 
-def corner_plot(sets: dict, components, ranges=None, masses=MASSES, bins: int = 80, smooth: float = 1.5,
+def corner_plot(sets: dict, components, ranges=None, masses=MASSES, bins: int = 80, smooth=None,
                 hist_bins: int = 40, size: int = 220, title: str = ""):
     """A corner plot: for each pair (i > j) of ``components`` density contours of every set, 1-D
     normalised step histograms on the diagonal, the legend in the top-right corner.
