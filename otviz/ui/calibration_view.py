@@ -10,6 +10,7 @@ import numpy as np
 import panel as pn
 import param
 
+from .. import kinds
 from ..viz.corner import COLORS, LABELS, MASSES, SHORT, corner_plot, displace, plot_ranges, score_histograms, whiten
 from . import cache
 from .notify import describe
@@ -31,8 +32,8 @@ def load_calibration(path) -> dict:
     p = Path(path)
     if not (p / "config.json").exists():
         raise FileNotFoundError(f"{p}: not a run directory (no config.json)")
-    kind = run_kind(p)
-    if kind != "otcal":
+    kind = run_kind(p)  # a run this page can show: its kind lists the Calibration page
+    if not any(page.view.endswith(":CalibrationView") for page in (kinds.get(kind).pages if kind else ())):
         raise ValueError(f"{p}: a {kind or 'unknown kind of'} run, not an OT calibration (otcal) run")
     for f in ("model.pt", METRICS_FILE, POINTS_FILE):
         if not (p / f).exists():
