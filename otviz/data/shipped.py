@@ -32,7 +32,7 @@ SAMPLES = (
     Sample("wjets_centred.nc", "wjets", 30_000, 6, centre=True),
 )
 RUNS = ("otus-zee", "otus-ttbar", "turbosim-ttbar", "paired-fraction-sweep", "emdvae-wjets-centred",
-        "emdvae-wjets")  # under data/pretrained/ (the last but two: sweep.nc of the paired-fraction sweeps)
+        "emdvae-wjets", "tagger-wjets", "otcal-wjets")  # under data/pretrained/ (paired-fraction-sweep: a sweep.nc)
 _RUN_SKIP = {"checkpoint.pt", "status.lock"}  # never part of a shipped run
 _CACHE_PREFIX = "derived-"  # arrays the dashboard derives and caches in a run: made again where needed
 

@@ -109,7 +109,7 @@ def working_point_markdown(metrics) -> str:
         rows.append(f"| {LABELS.get(str(dom), dom)} | {e:.3f} ± {s:.3f} | {cut:.3g} |")
     if "transport_cost" in metrics:
         costs = ", ".join(f"{lab} {float(metrics['transport_cost'].sel(label=lab)):.3g}" for lab in metrics.label.values)
-        rows += ["", f"Transport cost E‖x − T(x)‖²/2: {costs}"]
+        rows += ["", f"Transport cost E‖T(x) − x‖² (z₁₂₈ units²): {costs}"]
     return "\n".join(rows)
 
 
