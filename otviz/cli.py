@@ -548,12 +548,16 @@ def _cmd_train_otcal(args) -> int:
 
 def format_calibration_metrics(m) -> str:
     """The AUC table and the working point of a calibration's metrics.nc, as text."""
-    lines = ["discriminator ROC AUC (0.5: indistinguishable; data vs data: the floor)",
+    lines = ["discriminator ROC AUC ± its standard error (0.5: indistinguishable; data vs data: the floor)",
              f"{'class':<6} {'space':<7} " + " ".join(f"{c:>19}" for c in m.comparison.values)]
     for lab in m.label.values:
         for sp in m.space.values:
-            vals = " ".join(f"{float(m['auc'].sel(label=lab, space=sp, comparison=c)):>19.3f}" for c in m.comparison.values)
-            lines.append(f"{lab:<6} {sp:<7} {vals}")
+            cells = []
+            for c in m.comparison.values:
+                a = float(m["auc"].sel(label=lab, space=sp, comparison=c))
+                e = float(m["auc_error"].sel(label=lab, space=sp, comparison=c)) if "auc_error" in m else float("nan")
+                cells.append(f"{a:.3f} ± {e:.3f}".rjust(19))
+            lines.append(f"{lab:<6} {sp:<7} " + " ".join(cells))
     lines.append(f"signal efficiency at {m.attrs['mistag']:g} mistag rate: " + ", ".join(
         f"{d} {float(m['efficiency'].sel(domain=d)):.4f} ± {float(m['efficiency_error'].sel(domain=d)):.4f}"
         for d in m.domain.values))

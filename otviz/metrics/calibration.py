@@ -70,6 +70,15 @@ def discriminator_auc(a, b, seed: int = 0, hidden=(128, 128), max_iter: int = 20
     return float(roc_auc(clf.predict_proba(scaler.transform(x_te))[:, 1], y_te))
 
 
+def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of a ROC AUC from ``n_pos`` and ``n_neg`` test points (Hanley & McNeil 1982):
+    σ² = [A(1−A) + (n₁−1)(Q₁−A²) + (n₂−1)(Q₂−A²)]/(n₁n₂), Q₁ = A/(2−A), Q₂ = 2A²/(1+A)."""
+    a = float(auc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    return float(np.sqrt(max(a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a), 0.0)
+                         / (n_pos * n_neg)))
+
+
 def threshold_at_mistag(score_background, mistag: float) -> float:
     """The score cut above which a fraction ``mistag`` of the background lies."""
     return float(np.quantile(np.asarray(score_background, dtype=np.float64), 1.0 - mistag))
@@ -101,7 +110,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
     T(sim), row for row) and label ∈ ``class_names`` (e.g. {1: "W", 0: "QCD"}); ``outputs[domain][label]``
     the tagger head on them: dicts with ``z128p`` (n, d') and ``score`` (n,). Returns::
 
-        auc(label, space, comparison)     discriminator ROC AUC; space ∈ z128, z128p, score;
+        auc(label, space, comparison)     discriminator ROC AUC (auc_error: its standard error); space ∈ z128, z128p, score;
                                           comparison ∈ sim vs data, calibrated vs data, data vs data
                                           (the floor: the data's two halves)
         transport_cost(label)             E‖T(z) − z‖² of the calibration
@@ -114,6 +123,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
     labels = list(class_names)
     spaces = ("z128", "z128p", "score")
     auc = np.full((len(labels), len(spaces), len(COMPARISONS)), np.nan)
+    auc_err = np.full_like(auc, np.nan)
     cost = np.full(len(labels), np.nan)
     n = np.zeros((len(labels), len(DOMAINS)), dtype=int)
     rng = np.random.default_rng(seed)
@@ -140,7 +150,9 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
                      "calibrated vs data": (space_of("calibrated", pick, space), space_of("data", d1, space)),
                      "data vs data": (space_of("data", d2, space), space_of("data", d1, space))}
             for c, comp in enumerate(COMPARISONS):
-                auc[i, k, c] = discriminator_auc(*pairs[comp], seed=seed + 17 * c + k, hidden=hidden, max_iter=max_iter)
+                a, b = pairs[comp]
+                auc[i, k, c] = discriminator_auc(a, b, seed=seed + 17 * c + k, hidden=hidden, max_iter=max_iter)
+                auc_err[i, k, c] = auc_standard_error(auc[i, k, c], len(a) - len(a) // 2, len(b) - len(b) // 2)
     sig, bkg = labels[0], labels[1]
     eff = np.zeros(len(DOMAINS))
     err = np.zeros(len(DOMAINS))
@@ -150,7 +162,8 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
                                                       mistag, seed=seed)
     label_names = [class_names[lab] for lab in labels]
     ds = xr.Dataset(
-        {"auc": (("label", "space", "comparison"), auc), "transport_cost": ("label", cost),
+        {"auc": (("label", "space", "comparison"), auc), "auc_error": (("label", "space", "comparison"), auc_err),
+         "transport_cost": ("label", cost),
          "efficiency": ("domain", eff), "efficiency_error": ("domain", err), "cut": ("domain", cut),
          "n": (("label", "domain"), n)},
         coords={"label": label_names, "space": list(spaces), "comparison": list(COMPARISONS), "domain": list(DOMAINS)},
@@ -158,6 +171,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
                "discriminator": f"sklearn MLPClassifier {tuple(hidden)}, early stopping, max_iter {max_iter}, "
                                 "standardised inputs, trained on half of each set, AUC on the other half"})
     ds["auc"].attrs["long_name"] = "discriminator ROC AUC (0.5: indistinguishable)"
+    ds["auc_error"].attrs["long_name"] = "standard error of the AUC on the test half (Hanley & McNeil)"
     ds["transport_cost"].attrs["long_name"] = "transport cost E|T(z) - z|^2"
     ds["efficiency"].attrs["long_name"] = f"signal efficiency at {mistag:g} mistag rate"
     return ds

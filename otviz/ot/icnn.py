@@ -8,7 +8,7 @@ of a convex function, T = ∇ψ. With two convex potentials f, g the dual proble
 
 and at the optimum T = ∇g. Alternating steps (``../shared/REFERENCE.md`` §3): ``g_steps`` steps
 minimising E_P[f(∇g(x)) − ⟨∇g(x), x⟩], then ``f_steps`` steps minimising E_Q f(y) − E_P f(∇g(x)).
-½W₂² = ½E‖x‖² + ½E‖y‖² − V at the optimum: ``w2_dual`` in the history is that estimate, next to the
+At the optimum W₂² = E‖x‖² + E‖y‖² − 2V: ``w2_dual`` in the history is that estimate, next to the
 measured transport cost E‖T(x) − x‖² (``cost``) — they agree when the fit has converged.
 
 **ICNN** (Amos et al. 2017; layer i: z_{i+1} = σ(W_i^z⁺ z_i + W_i^x x + b_i), z₀ = 0):
@@ -122,6 +122,7 @@ class OTMapConfig:
         if unknown:
             raise ConfigError(f"OTMapConfig: unknown option {unknown[0]!r} (options: {', '.join(sorted(names))})",
                               unknown[0])
+        # (a misspelt option, e.g. step= for steps=, is named with the list of options)
         return cls(**d).validate()
 
 
@@ -218,7 +219,10 @@ class OTMap(nn.Module):
         return x
 
     def interpolate(self, x, t: float):
-        """(1 − t)·x + t·T(x): t = 0 the source, t = 1 the transported points."""
+        """(1 − t)·x + t·T(x): t = 0 the source, t = 1 the transported points (a tensor; a NumPy
+        array goes through :meth:`transport`)."""
+        if not torch.is_tensor(x):
+            return self.transport(x, t=t)
         return (1.0 - t) * x + t * self(x)
 
     @torch.no_grad()
@@ -226,6 +230,8 @@ class OTMap(nn.Module):
         """T(x) (or the interpolation at ``t``) of an (n, d) array, float32, in batches."""
         dev = next(self.parameters()).device
         x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"OTMap.transport: x must be (n, {self.dim}); got shape {x.shape}")
         out = np.empty_like(x)
         for i in range(0, len(x), batch):
             xb = torch.as_tensor(x[i:i + batch], device=dev)
@@ -252,7 +258,7 @@ def load_ot_map(path, device: str = "cpu") -> OTMap:
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as an otviz OT map: {exc}") from exc
+        raise ValueError(f"{path}: cannot be read as an otviz OT map ({type(exc).__name__})") from exc
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not an otviz OT map (format {blob.get('format') if isinstance(blob, dict) else None!r})")
     try:
@@ -392,21 +398,23 @@ class _StageFit:
 
 
 def _diagnostics(fit: _StageFit, stage: OTMapStage, src_val, tgt_val) -> dict:
-    """On standardised validation samples: the transport cost E‖T(x) − x‖² in original units and,
-    for a scalar (or no) standardisation, the dual estimate of W₂² in original units,
-    s²·(E‖u‖² + E‖v‖² − 2V) + ‖μ_P − μ_Q‖² (centring each domain moves W₂² by the mean shift only)."""
+    """On the standardised validation samples u (source), v (target): the transport cost E‖T(x) − x‖² and
+    the dual estimate of W₂², E‖u‖² + E‖v‖² − 2V (module docstring). With a scalar (or no)
+    standardisation both are in the inputs' units (× s², plus ‖μ_P − μ_Q‖² for W₂²: centring each
+    domain moves W₂² by the mean shift only); with ``"feature"`` there is no such conversion and both
+    are in standardised units (``units`` says which)."""
     x, y = src_val.to(fit.device), tgt_val.to(fit.device)
     gx = fit.g.gradient(x).detach()
     with torch.no_grad():
+        v = fit.f(y).mean() + ((x * gx).sum(-1) - fit.f(gx)).mean()
+        w2 = float(x.pow(2).sum(-1).mean() + y.pow(2).sum(-1).mean() - 2 * v)
+        if fit.cfg.standardise == "feature":
+            return {"cost": float((gx - x).pow(2).sum(-1).mean()), "w2_dual": w2, "units": "standardised"}
         moved = stage.target_mean + stage.target_scale * gx
         orig = stage.source_mean + stage.source_scale * x
-        out = {"cost": float((moved - orig).pow(2).sum(-1).mean())}
-        if fit.cfg.standardise != "feature":
-            v = fit.f(y).mean() + ((x * gx).sum(-1) - fit.f(gx)).mean()
-            w2 = float(x.pow(2).sum(-1).mean() + y.pow(2).sum(-1).mean() - 2 * v)
-            out["w2_dual"] = w2 * float(stage.target_scale[0]) ** 2 + float(
-                (stage.source_mean - stage.target_mean).pow(2).sum())
-    return out
+        s2 = float(stage.target_scale[0]) ** 2
+        return {"cost": float((moved - orig).pow(2).sum(-1).mean()),
+                "w2_dual": w2 * s2 + float((stage.source_mean - stage.target_mean).pow(2).sum()), "units": "input"}
 
 
 def fit_ot_map(source, target, *, progress: Callable[[dict], None] | None = None,
@@ -423,10 +431,7 @@ def fit_ot_map(source, target, *, progress: Callable[[dict], None] | None = None
     halved, at most ``max_nan_retries`` times (then :class:`FitFailed`)."""
     from ..train.trainer import atomic_torch_save, resolve_device
 
-    try:
-        cfg = OTMapConfig(**options).validate()
-    except TypeError as exc:
-        raise ConfigError(f"fit_ot_map: {exc}") from None
+    cfg = OTMapConfig.from_dict(options)
     src_all, tgt_all = _as_tensor(source, "source"), _as_tensor(target, "target")
     if src_all.shape[1] != tgt_all.shape[1]:
         raise ValueError(f"fit_ot_map: source has {src_all.shape[1]} features, target {tgt_all.shape[1]}")

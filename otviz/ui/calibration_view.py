@@ -72,7 +72,7 @@ def corner_sets(classes: dict, label: str, comparison: str, t: float, components
     moving = displace(u["sim"], u["mapped"], t)
     sets = {SHORT["data"]: dict(points=u["data"], color=COLORS["data"])}
     if comparison == "sim vs data":
-        color = COLORS["sim"] if t == 0 else COLORS["calibrated"] if t == 1 else COLORS["moving"]
+        color = COLORS["sim"] if t == 0 else COLORS["moving"]  # red stays the calibrated set's
         name = SHORT["sim"] if t == 0 else f"sim. at t = {t:.2f}"
         sets[name] = dict(points=moving, color=color)
     elif comparison == "calibrated vs data":
@@ -93,7 +93,10 @@ def auc_markdown(metrics) -> str:
     for lab in metrics.label.values:
         for sp in metrics.space.values:
             vals = [float(metrics["auc"].sel(label=lab, space=sp, comparison=c)) for c in comps]
-            rows.append(f"| {lab} | {SPACES.get(str(sp), sp)} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+            errs = ([float(metrics["auc_error"].sel(label=lab, space=sp, comparison=c)) for c in comps]
+                    if "auc_error" in metrics else [None] * len(comps))
+            rows.append(f"| {lab} | {SPACES.get(str(sp), sp)} | " + " | ".join(
+                f"{v:.3f}" + (f" ± {e:.3f}" if e is not None else "") for v, e in zip(vals, errs)) + " |")
     return "\n".join(rows)
 
 

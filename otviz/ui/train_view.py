@@ -567,7 +567,7 @@ class TrainView(pn.viewable.Viewer):
                     total = max(ev.get("total_epochs", 1), 1)
                     self._set_progress(min(int(100 * ev["epoch"] / total), 99), f"map step {ev['epoch']}/{total}")
                     self.status.object = (f"Fitting the {ev.get('class', '')} map: step {ev['step']}, transport cost "
-                                          f"{ev['cost']:.4g}, W₂²/2 dual estimate {ev['w2_dual']:.4g}")
+                                          f"{ev['cost']:.4g}, W₂² dual estimate {ev['w2_dual']:.4g}")
             elif ev["type"] == "evaluating":
                 self.status.object = "Maps fitted: evaluating (discriminator AUCs, efficiencies, points for the page) …"
             elif ev["type"] == "nan_rollback":

@@ -249,7 +249,7 @@ def _lines(series: dict, xlabel: str, ylabel: str, title: str, height: int, logy
 
 def calibration_curves(history: list[dict], height: int = 260):
     """Two plots of a calibration run's logged steps, one line per class: the transport cost
-    E‖x − T(x)‖²/2 and the dual estimate of W₂²/2 (keys ``cost``, ``w2_dual``), against the map's
+    E‖T(x) − x‖² and the dual estimate of W₂² (keys ``cost``, ``w2_dual``), against the map's
     step (a composition of maps counts its stages one after the other)."""
     def series(key):
         out = {}
@@ -261,8 +261,8 @@ def calibration_curves(history: list[dict], height: int = 260):
             out.setdefault(name, ([], CLASS_COLORS.get(name, "gray")))[0].append((x, r[key]))
         return out
 
-    return (_lines(series("cost"), "map step", "E‖x − T(x)‖² / 2", "transport cost per class", height),
-            _lines(series("w2_dual"), "map step", "W₂² / 2 (dual estimate)", "W₂ dual estimate per class", height))
+    return (_lines(series("cost"), "map step", "E‖T(x) − x‖²", "transport cost per class", height),
+            _lines(series("w2_dual"), "map step", "W₂² (dual estimate)", "W₂ dual estimate per class", height))
 
 
 def is_calibration_history(history: list[dict]) -> bool:

@@ -1,0 +1,47 @@
+"""Closure metrics of a calibration (otviz.metrics.calibration) against closed forms."""
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from otviz.metrics.calibration import (auc_standard_error, discriminator_auc, efficiency_at_mistag, fit_pca,
+                                       project, transport_cost)
+from otviz.metrics.roc import roc_auc
+
+
+def test_discriminator_reaches_the_bayes_auc_of_two_shifted_gaussians():
+    """N(Δ·e₁, I) vs N(0, I) in 8-d: the best AUC is Φ(Δ/√2); identical samples give 0.5."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 8))
+    a[:, 0] += 1.0
+    b = rng.standard_normal((4000, 8))
+    auc = discriminator_auc(a, b, hidden=(32,), max_iter=100)
+    assert auc == pytest.approx(norm.cdf(1 / np.sqrt(2)), abs=0.02)
+    same = discriminator_auc(rng.standard_normal((4000, 8)), b, hidden=(32,), max_iter=100)
+    assert abs(same - 0.5) < 3 * auc_standard_error(0.5, 2000, 2000) + 0.01
+
+
+def test_auc_standard_error_matches_the_spread_of_random_aucs():
+    rng = np.random.default_rng(1)
+    aucs = [roc_auc(rng.standard_normal(2000) + 0.5 * np.r_[np.ones(1000), np.zeros(1000)],
+                    np.r_[np.ones(1000), np.zeros(1000)]) for _ in range(300)]
+    assert auc_standard_error(np.mean(aucs), 1000, 1000) == pytest.approx(np.std(aucs), rel=0.15)
+    assert auc_standard_error(0.5, 1000, 1000) == pytest.approx(0.01291, abs=1e-4)
+
+
+def test_efficiency_at_fixed_mistag_of_gaussian_scores():
+    """Signal N(1, 1), background N(0, 1): at 10 % mistag the cut is Φ⁻¹(0.9) and ε_S = 1 − Φ(cut − 1)."""
+    rng = np.random.default_rng(2)
+    eff, err, cut = efficiency_at_mistag(rng.normal(1, 1, 50_000), rng.normal(0, 1, 50_000), 0.1, n_boot=100)
+    assert cut == pytest.approx(norm.ppf(0.9), abs=0.02)
+    assert eff == pytest.approx(1 - norm.cdf(norm.ppf(0.9) - 1), abs=3 * err + 0.002)
+    assert 0.001 < err < 0.01
+
+
+def test_pca_is_whitened_on_the_target_and_cost_is_the_mean_squared_move():
+    rng = np.random.default_rng(3)
+    t = rng.standard_normal((5000, 6)) @ rng.standard_normal((6, 6)) + 3.0
+    mean, proj = fit_pca(t, 3)
+    u = project(t, mean, proj)
+    np.testing.assert_allclose(u.mean(0), 0, atol=1e-10)
+    np.testing.assert_allclose(np.cov(u.T), np.eye(3), atol=1e-10)
+    assert transport_cost(np.zeros((3, 2)), np.ones((3, 2))) == 2.0
