@@ -203,23 +203,28 @@ def score_histograms(scores: dict, colors: dict, reference: str = "data", bins: 
     centres, bw = 0.5 * (edges[1:] + edges[:-1]), edges[1] - edges[0]
     dim = hv.Dimension("score", label=xlabel)
     h_ref, _ = np.histogram(ref, edges)
-    top, bottom, rs = [], [hv.HLine(1.0).opts(color="gray", line_width=1)], []
+    top, bottom, rs, dens = [], [hv.HLine(1.0).opts(color="gray", line_width=1)], [], []
     for lab, v in scores.items():
         v = np.asarray(v, float)
         h, _ = np.histogram(v, edges)
-        top.append(hv.Histogram((edges, h / max(len(v), 1) / bw), kdims=[dim], vdims=["density"], label=lab)
-                   .opts(fill_alpha=0, line_width=2, line_color=colors[lab]))
+        dens.append(h / max(len(v), 1) / bw)
+        # steps, not hv.Histogram: a histogram's bars start at 0, which a log axis cannot draw
+        top.append(hv.Curve((edges, np.r_[dens[-1], dens[-1][-1]]), kdims=[dim], vdims=["density"], label=lab)
+                   .opts(interpolation="steps-post", line_width=2, color=colors[lab]))
         if lab == reference:
             continue
         r, s = ratio_with_errors(h, h_ref, len(v), len(ref))
         rs.append((r, s))
         bottom += [hv.Scatter((centres, r), kdims=[dim], vdims=["ratio"], label=lab).opts(color=colors[lab], size=4),
                    hv.ErrorBars((centres, r, s), kdims=[dim], vdims=["ratio", "err"]).opts(color=colors[lab])]
-    ylim = ratio_range(np.concatenate([r for r, _ in rs]), np.concatenate([s for _, s in rs])) if rs else (0.5, 1.5)
+    rlim = ratio_range(np.concatenate([r for r, _ in rs]), np.concatenate([s for _, s in rs])) if rs else (0.5, 1.5)
     size = dict(width=width) if width else dict(responsive=True, min_width=360)
-    upper = hv.Overlay(top).opts(height=height, legend_position="top", xlabel="", ylabel="density", title=title,
-                                 show_grid=True, xformatter=tick_formatter(), yformatter=tick_formatter(), **size)
-    lower = hv.Overlay(bottom).opts(height=int(height * 0.45), ylim=tuple(ylim), xlabel=xlabel,
+    # a log density axis: tagger scores pile up near 0 and 1, and a linear axis hides everything else
+    positive = np.concatenate(dens)[np.concatenate(dens) > 0]
+    ylim = (float(positive.min()) / 2, float(positive.max()) * 2) if positive.size else (1e-3, 1.0)
+    upper = hv.Overlay(top).opts(height=height, legend_position="top", xlabel="", ylabel="density (log scale)",
+                                 title=title, show_grid=True, logy=True, ylim=ylim, xformatter=tick_formatter(), **size)
+    lower = hv.Overlay(bottom).opts(height=int(height * 0.5), ylim=tuple(rlim), xlabel=xlabel, yticks=4,
                                     ylabel=f"ratio to {reference}", show_legend=False, show_grid=True,
                                     xformatter=tick_formatter(), yformatter=tick_formatter("%.2g"), **size)
     return (upper + lower).cols(1).opts(shared_axes=True)
