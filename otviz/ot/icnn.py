@@ -122,7 +122,6 @@ class OTMapConfig:
         if unknown:
             raise ConfigError(f"OTMapConfig: unknown option {unknown[0]!r} (options: {', '.join(sorted(names))})",
                               unknown[0])
-        # (a misspelt option, e.g. step= for steps=, is named with the list of options)
         return cls(**d).validate()
 
 

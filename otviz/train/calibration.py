@@ -357,10 +357,7 @@ def evaluate_calibration(rundir, model: CalibrationMaps | None = None, latents=N
     n_min = min(n_keep.values())
     z_pts = np.stack([p[:, :n_min] for p in pts])  # (label, domain, point, latent)
     s_pts = np.stack([s[:, :n_min] for s in scores])
-    pca = {}
-    for i, lab in enumerate(CLASS_NAMES):
-        mean, proj = fit_pca(lat["data"][lab], 5)
-        pca[lab] = (mean, proj)
+    pca = {lab: fit_pca(lat["data"][lab], 5) for lab in CLASS_NAMES}
     points = xr.Dataset(
         {"z128": (("label", "domain", "point", "latent"), z_pts.astype(np.float32)),
          "score": (("label", "domain", "point"), s_pts.astype(np.float32)),

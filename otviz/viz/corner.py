@@ -13,6 +13,8 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
+from ..metrics.calibration import project
+
 from . import ensure_extension, tick_formatter
 
 #: probability masses enclosed by the contours (the paper's Fig. 3)
@@ -28,10 +30,7 @@ SHORT = {"data": "data", "sim": "simulation", "calibrated": "calibrated"}
 # ----------------------------------------------------------------------------- numbers
 
 
-def whiten(z, mean, projection) -> np.ndarray:
-    """Whitened PCA coordinates u = (z − mean) @ projection of latents ``z`` (n, d); ``projection``
-    (d, k) as stored in a calibration run's points.nc."""
-    return (np.asarray(z, np.float64) - np.asarray(mean, np.float64)) @ np.asarray(projection, np.float64)
+whiten = project  # whitened PCA coordinates u = (z − mean) @ projection (otviz.metrics.calibration.project)
 
 
 def displace(source, mapped, t: float) -> np.ndarray:
