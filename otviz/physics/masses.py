@@ -70,3 +70,32 @@ def mass_of(name: str) -> float:
 def masses_for(names) -> dict[str, float]:
     """{name: mass_of(name)} for each of ``names`` (GeV)."""
     return {str(n): mass_of(str(n)) for n in names}
+
+
+# Hadrons by PDG Monte Carlo id (PDG 2024), for the cluster model and HadML: |id| → mass in GeV.
+# Keyed by id, not name, so that π⁰ (111) and π± (211) can never be confused by name stripping.
+HADRON_MASSES: dict[int, float] = {
+    111: 0.1349768,  # π⁰
+    211: 0.13957039,  # π±
+    221: 0.547862,  # η
+    113: 0.77526,  # ρ⁰
+    213: 0.77526,  # ρ±
+    311: 0.497611,  # K⁰
+    321: 0.493677,  # K±
+}
+HADRON_NAMES: dict[int, str] = {111: "π⁰", 211: "π⁺", -211: "π⁻", 221: "η", 113: "ρ⁰", 213: "ρ⁺",
+                                -213: "ρ⁻", 311: "K⁰", -311: "K̄⁰", 321: "K⁺", -321: "K⁻"}
+
+
+def mass_of_pid(pid) -> "float | np.ndarray":
+    """Mass in GeV of the hadron(s) with PDG id ``pid`` (an int or an integer array; sign ignored).
+    Unknown ids raise KeyError naming them."""
+    import numpy as np
+
+    arr = np.abs(np.asarray(pid, dtype=np.int64))
+    unknown = sorted(set(np.unique(arr).tolist()) - set(HADRON_MASSES))
+    if unknown:
+        raise KeyError(f"no mass for PDG id(s) {unknown} in otviz.physics.masses.HADRON_MASSES "
+                       f"(known: {sorted(HADRON_MASSES)})")
+    out = np.vectorize(HADRON_MASSES.__getitem__, otypes=[float])(arr) if arr.size else arr.astype(float)
+    return float(out) if np.ndim(pid) == 0 else out

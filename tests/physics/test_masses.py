@@ -15,3 +15,16 @@ def test_table_values_and_name_lookup():
     assert masses_for(["e-", "MET"]) == {"e-": MASSES["e"], "MET": 0.0}
     with pytest.raises(KeyError, match="no mass"):
         mass_of("graviton")
+
+
+def test_hadron_masses_by_pdg_id():
+    import numpy as np
+
+    from otviz.physics.masses import mass_of_pid
+
+    assert mass_of_pid(111) == pytest.approx(0.1349768)
+    assert mass_of_pid(-211) == pytest.approx(0.13957039)
+    np.testing.assert_allclose(mass_of_pid(np.array([[211, -211], [111, 111]])),
+                               [[0.13957039, 0.13957039], [0.1349768, 0.1349768]])
+    with pytest.raises(KeyError, match="999"):
+        mass_of_pid([999])
