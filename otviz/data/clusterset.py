@@ -148,3 +148,29 @@ def event_hadrons(ds: xr.Dataset, hadrons=None):
     out = torch.zeros((n_ev, width, 4), dtype=h.dtype, device=h.device)
     out = out.index_put((torch.as_tensor(rows, device=h.device), torch.as_tensor(cols, device=h.device)), flat)
     return out, torch.as_tensor(mask, device=h.device), ids
+
+
+def decay_axis(ds: xr.Dataset, cluster=None, parton=None, perturbative=None):
+    """The z axis, in each cluster's rest frame, about which hadron 0's decay angles are measured
+    (HadML's generator output and the Hadronisation page alike), and whether it is a quark's:
+
+    - parton 0 perturbative: its direction in the cluster rest frame (hadron 0 holds its flavour
+      and Herwig emits it along that direction, smeared);
+    - else parton 1 perturbative: minus its direction (hadron 1 goes along it, hadron 0 opposite);
+    - else the helicity axis, the cluster's flight direction (``twobody.helicity_axis``).
+
+    Returns ``(axis (n, 3), from_quark (n,) bool)``. Arrays may replace the Dataset's variables.
+    """
+    from otviz.physics.twobody import boost_to_rest
+
+    cl = ds["cluster"].values if cluster is None else np.asarray(cluster, dtype=np.float64)
+    pa = ds["parton"].values if parton is None else np.asarray(parton, dtype=np.float64)
+    pert = ds["perturbative"].values if perturbative is None else np.asarray(perturbative, bool)
+    rest = boost_to_rest(pa, cl[:, None, :])[..., :3]
+    axis = cl[:, :3].copy()
+    axis = np.where(pert[:, 1, None], -rest[:, 1], axis)
+    axis = np.where(pert[:, 0, None], rest[:, 0], axis)
+    # a cluster at rest has no flight direction: the lab z axis
+    still = (axis**2).sum(-1) < 1e-24
+    axis[still] = (0.0, 0.0, 1.0)
+    return axis, pert.any(1)

@@ -47,3 +47,27 @@ def test_event_hadrons_numpy_and_torch():
     np.testing.assert_allclose(ht.detach().numpy(), h)
     ht.sum().backward()
     assert t.grad.shape == t.shape
+
+
+def test_decay_axis_follows_the_perturbative_quark():
+    from otviz.data.clusterset import decay_axis
+
+    rng = np.random.default_rng(3)
+    n = 300
+    q = np.concatenate([rng.normal(0, 3, (n, 3)), np.zeros((n, 1))], -1)
+    qb = np.concatenate([rng.normal(0, 3, (n, 3)), np.zeros((n, 1))], -1)
+    m = 0.325
+    q[:, 3] = np.sqrt(m**2 + (q[:, :3] ** 2).sum(-1))
+    qb[:, 3] = np.sqrt(m**2 + (qb[:, :3] ** 2).sum(-1))
+    cl = q + qb
+    pert = np.stack([rng.random(n) < 0.5, rng.random(n) < 0.5], -1)
+    ds = make_cluster_dataset(cl, np.zeros((n, 2, 4)), np.zeros((n, 2)), np.arange(n),
+                              parton=np.stack([q, qb], 1), parton_pid=np.tile([2, -2], (n, 1)), perturbative=pert)
+    axis, from_quark = decay_axis(ds)
+    rest_q = twobody.boost_to_rest(q, cl)[:, :3]
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    # in the cluster rest frame the two constituents are back to back: both rules give ±q's direction
+    sel = from_quark
+    np.testing.assert_allclose(unit(axis[sel]), unit(rest_q[sel]), atol=1e-9)
+    np.testing.assert_allclose(unit(axis[~sel]), unit(cl[~sel, :3]), atol=1e-12)
+    np.testing.assert_array_equal(from_quark, pert.any(1))
