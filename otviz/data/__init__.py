@@ -5,7 +5,8 @@
 :mod:`otviz.data.pythia` does not import xarray.
 """
 _IO = ("DataValidationError", "load", "make_dataset", "save", "validate")
-__all__ = list(_IO)
+_HERWIG = ("read_herwig_clusters", "write_herwig_clusters")
+__all__ = list(_IO) + list(_HERWIG)
 
 
 def __getattr__(name):
@@ -13,4 +14,8 @@ def __getattr__(name):
         from . import io
 
         return getattr(io, name)
+    if name in _HERWIG:
+        from . import herwig
+
+        return getattr(herwig, name)
     raise AttributeError(f"module 'otviz.data' has no attribute {name!r}")
