@@ -33,12 +33,16 @@ Momentum conservation. Per cluster and component the residual |cluster − hadro
 compared with the rounding of the printed numbers: tolerance = ulp(cluster) + ulp(hadron₀) +
 ulp(hadron₁), where ulp is one unit in the last printed decimal of that field (10⁻ᵈ for d
 decimals, 10⁻⁵·|x| for exponent notation). Exact decays printed with rounding stay within half of
-that; anything beyond is reported (``on_violation``: "warn", "error" or "ignore") and counted in
+that, for fixed decimals (``%.6f``) and significant digits (``%g``, Herwig's default stream format)
+alike. A ``%g`` field whose trailing zeros were dropped ("18.67") gets the coarser unit it shows —
+looser, never falsely strict. Anything beyond is reported (``on_violation``: "warn", "error" or "ignore") and counted in
 ``attrs["n_nonconserving"]``.
 """
 from __future__ import annotations
 
+import re
 import warnings
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +54,11 @@ from otviz.data.clusterset import (CLUSTER_PID, PLACEHOLDER_PID, ClusterDataErro
 
 _OBJECTS = ("parton 0", "parton 1", "cluster", "hadron 0", "hadron 1")
 _VIOLATION_MODES = ("warn", "error", "ignore")
+_FIELD = r"[^,;|\s]+"
+_OBJ = rf"{_FIELD}(?:,{_FIELD}){{4}}"
+_REC = rf"{_OBJ};{_OBJ};{_OBJ};{_OBJ};{_OBJ};?"
+_LINE = re.compile(rf"{_REC}(?:\|{_REC})*\|?")
+_SPACES = re.compile(r"\s*([,;|])\s*")
 
 
 def _is_triplet(pid):
@@ -61,13 +70,60 @@ def _is_antitriplet(pid):
     return ((pid < 0) & (pid > -10)) | (pid > 1000)
 
 
-def _ulp(fields: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """One unit in the last printed decimal of each numeric string."""
-    length = np.char.str_len(fields)
-    dot = np.char.find(fields, ".")
-    expo = (np.char.find(fields, "e") >= 0) | (np.char.find(fields, "E") >= 0)
-    decimals = np.where(dot >= 0, length - dot - 1, 0)
-    return np.where(expo, 1e-5 * np.abs(values), 10.0 ** (-decimals.astype(np.float64)))
+def _ulp(fields, values: np.ndarray, exponents: bool = True) -> np.ndarray:
+    """One unit in the last printed decimal of each numeric string (an object array of str)."""
+    n = len(fields)
+    length = np.fromiter(map(len, fields), np.int64, count=n)
+    dot = np.fromiter(map(str.find, fields, repeat(".")), np.int64, count=n)
+    ulp = 10.0 ** -np.where(dot >= 0, length - dot - 1, 0).astype(np.float64)
+    if exponents:
+        expo = np.fromiter((("e" in f) or ("E" in f) for f in fields), bool, count=n)
+        ulp = np.where(expo, 1e-5 * np.abs(values), ulp)
+    return ulp
+
+
+def _to_float(strings: list) -> np.ndarray:
+    """Parse numeric strings in C (``np.fromstring``); any string it cannot read completely
+    falls back to Python's ``float``, which raises ValueError for the caller to diagnose."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = np.fromstring(",".join(strings), dtype=np.float64, sep=",")
+    except (AttributeError, ValueError):  # a NumPy without text fromstring, or unreadable text
+        out = ()
+    if len(out) != len(strings):
+        out = np.fromiter(map(float, strings), np.float64, count=len(strings))
+    return out
+
+
+def _parse_general(path, line_no, line, numbers, perts):
+    """Per-object parse of a line (sixth Pert field on partons allowed); raises with the line,
+    record and problem when the line is malformed."""
+    records = line.split("|")
+    if not records[-1].strip():
+        records.pop()
+    if not records:
+        raise _diagnose(path, line_no, line)
+    new_numbers, new_perts = [], []
+    for rec in records:
+        objs = rec.split(";")
+        if not objs[-1].strip():
+            objs.pop()
+        if len(objs) != 5:
+            raise _diagnose(path, line_no, line)
+        for j, obj in enumerate(objs):
+            fields = obj.split(",")
+            if len(fields) == 5:
+                new_numbers.extend(fields)
+                if j < 2:
+                    new_perts.append("")
+            elif len(fields) == 6 and j < 2:
+                new_numbers.extend(fields[:5])
+                new_perts.append(fields[5])
+            else:
+                raise _diagnose(path, line_no, line)
+    numbers.extend(new_numbers)
+    perts.extend(new_perts)
 
 
 def _bad(path, line_no, record, msg):
@@ -136,38 +192,20 @@ def read_herwig_clusters(path, on_violation: str = "warn", perturbative: str = "
     perts: list[str] = []  # 2 per cluster ("" where absent)
     counts: list[int] = []  # clusters per event
     line_of_event: list[int] = []
-    for line_no, raw in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    for line_no, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line:
             continue
-        records = line.split("|")
-        if not records[-1].strip():
-            records.pop()
+        if " " in line or "\t" in line:
+            line = _SPACES.sub(r"\1", line)
         n_before = len(numbers)
-        ok = bool(records)
-        for rec in records:
-            objs = rec.split(";")
-            if not objs[-1].strip():
-                objs.pop()
-            if len(objs) != 5:
-                ok = False
-                break
-            for j, obj in enumerate(objs):
-                fields = obj.split(",")
-                if len(fields) == 5:
-                    numbers.extend(fields)
-                    if j < 2:
-                        perts.append("")
-                elif len(fields) == 6 and j < 2:
-                    numbers.extend(fields[:5])
-                    perts.append(fields[5])
-                else:
-                    ok = False
-                    break
-            if not ok:
-                break
-        if not ok:
-            raise _diagnose(path, line_no, line)
+        if _LINE.fullmatch(line):  # fast path: the plain five-field layout
+            parts = list(filter(None, line.replace("|", ",").replace(";", ",").split(",")))
+            numbers.extend(parts)
+            perts.extend([""] * (2 * (len(parts) // 25)))
+        else:
+            _parse_general(path, line_no, line, numbers, perts)
         counts.append((len(numbers) - n_before) // 25)
         line_of_event.append(line_no)
     if not counts:
@@ -175,17 +213,15 @@ def read_herwig_clusters(path, on_violation: str = "warn", perturbative: str = "
 
     event = np.repeat(np.arange(len(counts)), counts)
     line_of_cluster = np.repeat(np.asarray(line_of_event), counts)
-    strings = np.array(numbers, dtype=str)
     try:
-        values = strings.astype(np.float64).reshape(-1, 5, 5)
-        pert_values = np.array([p if p.strip() else "nan" for p in perts], dtype=str).astype(np.float64)
+        values = _to_float(numbers).reshape(-1, 5, 5)
+        pert_values = np.fromiter((float(p) if p else np.nan for p in perts), np.float64, count=len(perts))
         ok = np.isfinite(values).all((1, 2))
     except ValueError:
         ok = None
     if ok is None or not ok.all():
         # locate the offending line and let the slow path name the record and field
         bad_event = 0 if ok is None else event[np.argmin(ok)]
-        lines = text.splitlines()
         for ev, line_no in enumerate(line_of_event):
             if ok is not None and ev != bad_event:
                 continue
@@ -198,11 +234,11 @@ def read_herwig_clusters(path, on_violation: str = "warn", perturbative: str = "
     pid = values[:, :, 0]
     if np.any(pid != np.round(pid)):
         c = int(np.argmax((pid != np.round(pid)).any(1)))
-        raise _diagnose(path, int(line_of_cluster[c]), text.splitlines()[line_of_cluster[c] - 1].strip())
+        raise _diagnose(path, int(line_of_cluster[c]), lines[line_of_cluster[c] - 1].strip())
     pid = pid.astype(np.int64)
     if np.any(pid[:, 2] != CLUSTER_PID):
         c = int(np.argmax(pid[:, 2] != CLUSTER_PID))
-        raise _diagnose(path, int(line_of_cluster[c]), text.splitlines()[line_of_cluster[c] - 1].strip())
+        raise _diagnose(path, int(line_of_cluster[c]), lines[line_of_cluster[c] - 1].strip())
     # E-first → (px, py, pz, E)
     p4 = values[:, :, [2, 3, 4, 1]]
 
@@ -210,7 +246,9 @@ def read_herwig_clusters(path, on_violation: str = "warn", perturbative: str = "
     n_bad, max_res, first_lines = 0, 0.0, []
     if on_violation != "ignore" and len(p4):
         residual = np.abs(p4[:, 2] - p4[:, 3] - p4[:, 4])
-        ulp = _ulp(strings.reshape(-1, 5, 5)[:, 2:, 1:], values[:, 2:, 1:])[:, :, [1, 2, 3, 0]].sum(1)
+        idx = (25 * np.arange(len(p4))[:, None, None] + 5 * np.arange(2, 5)[:, None] + np.arange(1, 5)).ravel()
+        ulp = _ulp(np.asarray(numbers, dtype=object)[idx], values[:, 2:, 1:].ravel(), "e" in text or "E" in text)
+        ulp = ulp.reshape(-1, 3, 4)[:, :, [1, 2, 3, 0]].sum(1)
         bad = (residual > ulp).any(1)
         n_bad = int(bad.sum())
         max_res = float(residual.max())

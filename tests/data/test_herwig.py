@@ -45,6 +45,13 @@ def test_hand_written_file(tmp_path):
     assert load_clusters(_write(tmp_path, HAND, "c.txt")).sizes["cluster"] == 3
 
 
+def test_spaces_around_separators_and_missing_final_semicolon(tmp_path):
+    text = " 88 , 0,0,0,0 ; 88,0,0,0,0;81, 3.0 ,1.0,-1.0,0.5 ;111,1.0,0.5,-0.5,0.25;111,2.0,0.5,-0.5,0.25 | \n"
+    ds = read_herwig_clusters(_write(tmp_path, text), on_violation="error")
+    np.testing.assert_allclose(ds["cluster"].values, [[1.0, -1.0, 0.5, 3.0]])
+    assert ds.attrs["n_placeholder_partons"] == 2
+
+
 def test_pert_flag_field(tmp_path):
     text = "1,5,0,0,1,1;-1,6,0,0,-1,0;81,11,0,0,0;111,5.5,0,0,0.1;111,5.5,0,0,-0.1;\n"
     ds = read_herwig_clusters(_write(tmp_path, text))
@@ -62,9 +69,9 @@ def _decays(n=60, seed=1):
     return cl, had, pids
 
 
-def _herwig_text(cl, had, pids, per_event=4, decimals=6):
+def _herwig_text(cl, had, pids, per_event=4, fmt=".6f"):
     def obj(pid, p):
-        return f"{pid}," + ",".join(f"{x:.{decimals}f}" for x in (p[3], p[0], p[1], p[2]))
+        return f"{pid}," + ",".join(f"{x:{fmt}}" for x in (p[3], p[0], p[1], p[2]))
 
     lines = []
     for s in range(0, len(cl), per_event):
@@ -88,6 +95,19 @@ def test_printed_exact_decays_conserve(tmp_path):
     from otviz.physics.fourvec import mass
 
     np.testing.assert_allclose(mass(ds["hadron"].values), mass_of_pid(pids), atol=2e-3)  # m from 6-decimal E, p
+
+
+def test_significant_digit_printing_conserves(tmp_path):
+    """Herwig prints 6 significant digits (%g): the tolerance follows each field's last decimal."""
+    cl, had, pids = _decays(400, seed=2)
+    text = _herwig_text(cl, had, pids, fmt=".6g")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = read_herwig_clusters(_write(tmp_path, text), on_violation="error")
+    assert ds.attrs["n_nonconserving"] == 0
+    bad = text.replace(f"{cl[0, 3]:.6g}", f"{cl[0, 3] + 0.0123:.6g}", 1)  # E + 12 MeV
+    with pytest.raises(ClusterDataError, match=r"c\.dat:1: record 1: cluster four-momentum"):
+        read_herwig_clusters(_write(tmp_path, bad), on_violation="error")
 
 
 def test_nonconservation_modes(tmp_path):
