@@ -169,11 +169,48 @@ def _positive(args, name, flag, lo=1, hi=None):
         raise ValueError(f"{flag} {v}: allowed {rng}")
 
 
+def _cmd_generate_clusters(args) -> int:
+    from pathlib import Path
+
+    from .data.clusters import ClusterModelConfig, generate_clusters
+    from .data.clusterset import save_clusters
+
+    _positive(args, "events", "--events")
+    _positive(args, "chunk_size", "--chunk-size")
+    if not args.scheduler:
+        _positive(args, "workers", "--workers", 1, 256)
+    cfg = ClusterModelConfig() if args.smearing is None else ClusterModelConfig(smearing=args.smearing)
+    cfg.validate()
+    out = Path(args.out or f"runs/clusters_seed{args.seed}_n{args.events}.nc")
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out}: exists (pass --force to replace it)")
+    command = "otviz " + " ".join(shlex.quote(a) for a in args.argv)
+    ds = generate_clusters(args.events, seed=args.seed, config=cfg, workers=args.workers,
+                           chunk_size=args.chunk_size, progress=not args.quiet, scheduler=args.scheduler,
+                           command=command)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_clusters(ds, out, overwrite=args.force)
+    a = ds.attrs
+    stats = {"path": str(out), "events": a["n_events"], "clusters": a["n_clusters"],
+             "clusters_per_event": a["n_clusters"] / a["n_events"], "seconds": a["seconds"],
+             "events_per_s": a["events_per_s"], "bytes": out.stat().st_size, "smearing": cfg.smearing}
+    print(f"wrote {out}: {stats['events']} events, {stats['clusters']} clusters "
+          f"({stats['clusters_per_event']:.2f} per event), smearing {cfg.smearing:g}, in {stats['seconds']:.1f} s "
+          f"= {stats['events_per_s']:.0f} events/s, {stats['bytes'] / 1e6:.2f} MB")
+    if args.json:
+        print(json.dumps(stats))
+    return 0
+
+
 def _cmd_generate(args) -> int:
     from .data.detector import DetectorConfig
     from .data.domains import get_domain
     from .data.generate import generate_to_file
 
+    if args.process == "clusters":
+        return _cmd_generate_clusters(args)
+    if args.smearing is not None:
+        raise ValueError("--smearing applies to the clusters process only")
     get_domain(args.domain)  # "--domain 'x': unknown domain; choose one of …" before any work
     _positive(args, "events", "--events")
     _positive(args, "chunk_size", "--chunk-size")
@@ -998,9 +1035,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser
 
     g = sub.add_parser("generate", help="generate a Pythia 8 sample with the detector model", parents=[common])
-    g.add_argument("process", choices=["zee", "ttbar", "wjets", "qcd"],
+    g.add_argument("process", choices=["zee", "ttbar", "wjets", "qcd", "clusters"],
                    help="zee: Z/γ* → e⁺e⁻; ttbar: tt̄ → e⁻ν̄ bb̄ ud̄; wjets: boosted W → qq̄′ jets; "
-                        "qcd: boosted QCD jets (dijets, the same fat-jet selection as wjets)")
+                        "qcd: boosted QCD jets (dijets, the same fat-jet selection as wjets); "
+                        "clusters: the reference cluster model on e⁺e⁻ → Z → qq̄ partons (otviz.data.clusters)")
     g.add_argument("--events", type=count, required=True,
                    help="number of accepted events (refused when the memory or disk it needs is not free)")
     g.add_argument("--out", help="output netCDF file (default runs/PROCESS_seedS_nN.nc)")
@@ -1014,6 +1052,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim: today's settings; data: pseudo-data, FSR/ISR μ_R → 2μ_R (renormMultFac = 4) "
                         "and particle-flow resolutions × 1.25 (otviz.data.domains)")
     g.add_argument("--detector", help="JSON file with DetectorConfig overrides")
+    g.add_argument("--smearing", type=float,
+                   help="clusters: Herwig's ClSmrLight, the angular smearing of the decay along a perturbative quark "
+                        "(default 0.78)")
     g.add_argument("--force", action="store_true", help="replace an existing output file")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--json", action="store_true", help="also print the timing as JSON")
