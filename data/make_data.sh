@@ -4,6 +4,8 @@
 #   data/make_data.sh [--only FILE]   the shipped samples
 #   data/make_data.sh calibration     the issue-14 calibration samples in data/calibration/ (not
 #                                     shipped: git-ignored; W and QCD jets, sim and data domains)
+#   data/make_data.sh clusters        the issue-15 reference cluster-model samples in data/clusters/
+#                                     (shipped; HadML's training sample and v2's "data")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 O="${OTVIZ:-.venv/bin/otviz}"
@@ -17,6 +19,13 @@ if [ "${1:-}" = "calibration" ]; then
   # independent simulation the tagger never saw: the source of the OT calibration
   $O generate wjets --events 10000 --seed 145 --workers 2 --centre --domain sim --out data/calibration/wjets_simcal.nc --force --quiet --json
   $O generate qcd --events 10000 --seed 146 --workers 2 --centre --domain sim --out data/calibration/qcd_simcal.nc --force --quiet --json
+  exit 0
+fi
+if [ "${1:-}" = "clusters" ]; then
+  mkdir -p data/clusters
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  $O generate clusters --events 5000 --seed 1 --workers 2 --out data/clusters/zqq_clusters.nc --force --quiet --json
+  $O generate clusters --events 2500 --seed 2 --workers 2 --smearing 0.2 --out data/clusters/zqq_clusters_smear.nc --force --quiet --json
   exit 0
 fi
 OTVIZ_HOME="$PWD" $O data regenerate --workers 2 "$@"
