@@ -153,7 +153,7 @@ class ClusterModelConfig:
         if self.m_gluon < 2 * self.m_light:
             raise ConfigError(f"ClusterModelConfig.m_gluon = {self.m_gluon!r}: must be ≥ 2 × m_light "
                               f"= {2 * self.m_light:g} (a gluon splits into a light q q̄ pair)", "m_gluon",
-                              self.m_gluon, f"≥ {2 * self.m_light:g}", reason=f"must be ≥ 2 × m_light")
+                              self.m_gluon, f"≥ {2 * self.m_light:g}", reason="must be ≥ 2 × m_light")
         return self
 
     def to_json(self) -> str:
