@@ -61,6 +61,7 @@ def test_installed_otviz_reads_a_fetched_home_outside_the_checkout(installed):
     assert _run([otviz, "--version"], cwd=cwd, env=env).stdout.strip() == f"otviz {version('otviz')}"
     out = _run([otviz, "data", "fetch", "--from", ROOT], cwd=cwd, env=env).stdout
     assert out.startswith(f"{home / 'data'}: copied ")
+    assert (home / "data" / "clusters" / "zqq_clusters.nc").exists()  # the HadML cluster samples come too
     info = _run([otviz, "info", "data/zee_test.nc"], cwd=cwd, env=env).stdout.splitlines()
     assert info[0] == "data/zee_test.nc: process=zee events=50000 (valid)"
     peak = next(ln for ln in info if ln.strip().startswith("m_ee(z): peak"))

@@ -31,8 +31,9 @@ SAMPLES = (
     Sample("wjets.nc", "wjets", 30_000, 5),
     Sample("wjets_centred.nc", "wjets", 30_000, 6, centre=True),
 )
+CLUSTER_FILES = ("clusters/zqq_clusters.nc", "clusters/zqq_clusters_smear.nc")  # issue 15 (data/make_data.sh clusters)
 RUNS = ("otus-zee", "otus-ttbar", "turbosim-ttbar", "paired-fraction-sweep", "emdvae-wjets-centred",
-        "emdvae-wjets", "tagger-wjets", "otcal-wjets")  # under data/pretrained/ (paired-fraction-sweep: a sweep.nc)
+        "emdvae-wjets", "tagger-wjets", "otcal-wjets", "hadml-v1", "hadml-v2")  # under data/pretrained/ (paired-fraction-sweep: a sweep.nc)
 _RUN_SKIP = {"checkpoint.pt", "status.lock"}  # never part of a shipped run
 _CACHE_PREFIX = "derived-"  # arrays the dashboard derives and caches in a run: made again where needed
 
@@ -54,6 +55,7 @@ def fetch(src, dest, force: bool = False) -> list[Path]:
     if src.resolve() == dest.resolve():
         return []
     files = [src / s.name for s in SAMPLES if (src / s.name).exists()] + [src / "README.md"]
+    files += [src / name for name in CLUSTER_FILES if (src / name).exists()]
     for run in RUNS:
         base = src / "pretrained" / run
         if base.is_dir():
