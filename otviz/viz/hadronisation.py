@@ -181,11 +181,11 @@ def comparison_plot(reference, generated, observable: str, stats: dict | None = 
     stext = stats_text(stats)
     title = f"{title_prefix}{label}" + (f"\n{stext}" if stext else "")
     upper = hv.Overlay(top).opts(xlabel="", ylabel="density" + (" (log scale)" if "logy" in log else ""), title=title,
-                                 fontsize={"title": "10pt"},
+                                 fontsize={"title": "10pt"}, xlim=(lo, hi),
                                  show_grid=True, legend_position="top_right", toolbar=None,
                                  xformatter=tick_formatter(), yformatter=tick_formatter("%.3g"),
                                  **log, **_size(width, height))
-    lower = hv.Overlay(bottom).opts(ylim=tuple(rlim), xlabel=label, ylabel="HadML / ref.", yticks=4,
+    lower = hv.Overlay(bottom).opts(ylim=tuple(rlim), xlim=(lo, hi), xlabel=label, ylabel="HadML / ref.", yticks=4,
                                     show_legend=False, show_grid=True, toolbar=None,
                                     xformatter=tick_formatter(), yformatter=tick_formatter("%.2g"),
                                     **_size(width, int(height * 0.5)))
@@ -193,7 +193,7 @@ def comparison_plot(reference, generated, observable: str, stats: dict | None = 
 
 
 def rest_frame_plot(cluster, axis, decays: dict, from_quark: bool = False, index: int | None = None,
-                    width: int = 460, height: int = 380):
+                    width: int = 470, height: int = 380):
     """One cluster's decays in its rest frame (:func:`rest_frame_projection`): for each entry of
     ``decays`` ("reference"/"generated" → (hadrons (2, 4) lab GeV, pids (2,))) hadron 0 solid and
     hadron 1 thin, from the origin, lengths = |p*| in GeV, species at the tips; the decay axis ẑ
