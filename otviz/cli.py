@@ -535,6 +535,63 @@ def _cmd_train_tagger(args) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
+def _cmd_train_hadml(args) -> int:
+    """``otviz train hadml|hadml-v2``: one HadML run in this process (``--data FILE``: a cluster .nc or
+    Herwig .dat; v2 also ``--target FILE`` and ``--init-from RUN``)."""
+    if len(args.out) != 1 or (args.data and len(args.data) != 1):
+        raise ValueError(f"{args.model} trains one run: give one --out and at most one --data")
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from . import kinds
+
+    kind = kinds.for_preset(args.model)
+    out = Path(args.out[0])
+    overrides = {k: v for k, v in {
+        "data": args.data[0] if args.data else None, "target": args.target, "init_from": args.init_from,
+        "device": args.device, "seed": args.seed, "batch_size": args.batch_size, "max_events": args.max_events,
+        "checkpoint_every": args.checkpoint_every,
+    }.items() if v is not None}
+    if args.target is not None or args.init_from is not None:
+        overrides.setdefault("mode", "v2")
+    cfg = kind.preset(args.model)(**({"epochs": args.epochs} if args.epochs is not None else {}), **overrides)
+    run = _open_run(kind.run_class(), out, cfg, args, kind.config_class())
+    if run.finished:
+        print(f"{out}: already finished; nothing to do (--restart trains it again, replacing it)")
+        return 0
+    print(schedule_line(run.config))
+    if not run.fresh and (out / "checkpoint.pt").exists():
+        print(f"resuming the run in {out}", flush=True)
+    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
+               disable=args.quiet, file=sys.stderr)
+
+    def progress(ev):
+        if ev["type"] == "resumed":
+            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
+            bar.update(ev["epoch"])
+        elif ev["type"] == "epoch":
+            bar.update(1)
+            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("d_loss", "g_loss", "val_w1_cos_theta", "val_w1_phi")
+                             if k in ev} | {"clusters/s": f"{ev['events_per_s']:.0f}"})
+        elif ev["type"] == "nan_rollback" and not args.quiet:
+            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
+
+    try:
+        status = run.run_blocking(progress)
+    finally:
+        bar.close()
+    secs = sum(h["seconds"] for h in run.history)
+    goal = run.evaluation.get("goal") if run.evaluation else None
+    if goal:
+        print("test W1 per cluster-mass bin (value / truth-vs-truth floor; goal ≤ 2):")
+        for r in goal:
+            print(f"  {r['observable']:<10} {r['mass_bin']:<12} {r['value']:.4g} / {r['floor']:.4g} = "
+                  f"{r['ratio']:.2f}{'' if r['met'] else '  (above 2)'}")
+    print(f"{status}: {len(run.history)} epochs in {secs:.0f} s of training; run directory {out}")
+    return 0 if status == "done" else EXIT_FAILED
+
+
 def _cmd_train_otcal(args) -> int:
     """``otviz train otcal-wjets``: fit the per-class ICNN OT maps on a latents file (``--data LATENTS``,
     ``--tagger RUN``), then evaluate (metrics.nc, points.nc)."""
@@ -1083,6 +1140,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tagger", help="tagger run whose head scores the calibrated latents (default: the one the "
                    "latents file records)")
     c.add_argument("--steps", type=count, help="outer steps per class map (default 500)")
+    h = t.add_argument_group("hadml, hadml-v2 (HadML cluster hadronisation; --data FILE: a cluster .nc or Herwig "
+                             ".dat; --epochs, --checkpoint-every apply)")
+    h.add_argument("--target", help="v2: the cluster file whose events' hadrons are the real sample (implies v2)")
+    h.add_argument("--init-from", help="v2: the HadML v1 run the generator starts from (implies v2)")
     o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee (--epochs, --checkpoint-every: "
                              "also tagger-wjets)")
     o.add_argument("--epochs", type=count,

@@ -114,7 +114,7 @@ def test_a_registered_kind_trains_from_the_cli_and_loads(toy_kind, tmp_path, cap
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions
                  if a.dest == "model")
     assert list(train.choices) == ["otus-zee", "otus-ttbar", "emdvae-wjets", "turbosim-ttbar", "turbosim-zee",
-                                   "tagger-wjets", "otcal-wjets", "toy-preset"]
+                                   "tagger-wjets", "otcal-wjets", "hadml", "hadml-v2", "toy-preset"]
     assert main(["train", "toy-preset", "--out", str(tmp_path / "r"), "--epochs", "3"]) == 0
     assert run_kind(tmp_path / "r") == "toy"
     run = otviz.load_run(tmp_path / "r")
@@ -191,7 +191,7 @@ def test_no_module_outside_the_registry_branches_on_a_kind_name():
         for i, line in enumerate(f.read_text().splitlines(), 1):
             if branch.search(line):
                 found.append(f"{f.relative_to(ROOT)}:{i}: {line.strip()}")
-    assert len(own) == 11 and not found, "\n".join(found)  # kinds.py + 10 modules of the 7 kinds
+    assert len(own) == 13 and not found, "\n".join(found)  # kinds.py + 12 modules of the 8 kinds
     # the pattern does catch the branches the registry replaced
     assert branch.search('if args.model == "emdvae-wjets":') and branch.search('PRESETS["otus-zee"](epochs=1)')
     assert branch.search('return "emdvae" if isinstance(self.config, AnnealConfig) else "otus"')
