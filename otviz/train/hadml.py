@@ -238,6 +238,26 @@ def split_events(event, val_fraction: float, test_fraction: float, seed: int, sa
     return {k: np.flatnonzero(np.isin(event, parts[k])) for k in PARTS}
 
 
+def test_clusters(rundir):
+    """The test clusters of a HadML run directory, as its ``split.json`` records them: of its
+    ``data`` (v1) or of its ``target`` (v2) — what its ``metrics.nc`` was computed on. Raises a
+    one-line error naming the file when the split is missing or the cluster file has changed."""
+    rundir = Path(rundir)
+    cfg = HadMLConfig.from_json((rundir / "config.json").read_text())
+    try:
+        record = json.loads((rundir / SPLIT_FILE).read_text())
+        part = record["target" if cfg.mode == "v2" else "data"]
+        test = np.asarray(part["test"], np.int64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FileNotFoundError(f"{rundir / SPLIT_FILE}: no readable {cfg.mode} split ({type(exc).__name__}: {exc}); "
+                                "the run has not started or its directory is incomplete") from None
+    ds = load_cluster_data(part["file"], cfg.max_events)
+    if ds.sizes["cluster"] != part["n_clusters"] or (len(test) and test.max() >= ds.sizes["cluster"]):
+        raise ValueError(f"{part['file']}: holds {ds.sizes['cluster']} clusters, the run split "
+                         f"{part['n_clusters']} ({rundir / SPLIT_FILE}): the file changed since the run")
+    return ds.isel(cluster=test)
+
+
 def cluster_charge(ds) -> np.ndarray:
     """Cluster charge from the constituents where known, else from the Dataset's hadron pair."""
     q = parton_charge(ds["parton_pid"].values * ds["parton_mask"].values)
