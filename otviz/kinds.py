@@ -217,5 +217,6 @@ register(Kind(
     config="otviz.train.hadml:HadMLConfig", run="otviz.train.hadml:HadMLRun", model="otviz.models.hadml:HadML",
     presets={"hadml": "otviz.train.hadml:hadml_config", "hadml-v2": "otviz.train.hadml:hadml_v2_config"},
     train_command="otviz.cli:_cmd_train_hadml", cli_options=("epochs", "checkpoint_every", "target", "init_from"),
-    pages=(), train_settings=None, label="HadML", train_label="HadML cluster hadronisation",
+    picker="hadml_path", pages=(Page("Hadronisation", "hadronisation", "otviz.ui.hadronisation_view:HadronisationView"),),
+    train_settings="otviz.ui.train_view:HadMLSettings", label="HadML", train_label="HadML cluster hadronisation",
 ))
