@@ -22,6 +22,7 @@ from ..train.config import Stage, TrainConfig, TtbarConfig
 from ..train.turbosim import TurboSimConfig
 from ..viz.curves import gan_health_curves, has_critics, loss_curves
 from ..viz.corner import calibration_curves, is_calibration_history, is_tagger_history, tagger_curves
+from ..viz.hadronisation import hadml_curves, is_hadml_history
 from . import state as ui_state
 from .hosts import session_location
 from .notify import describe, guarded
@@ -353,6 +354,68 @@ class CalibrationSettings(param.Parameterized):
         return f"OT calibration, {self.steps} map steps per class, batches of {self.batch}"
 
 
+def _hadml_preset(mode: str = "v1"):
+    from ..train.hadml import hadml_config, hadml_v2_config
+
+    return hadml_v2_config() if mode == "v2" else hadml_config()
+
+
+_HADML = _hadml_preset()  # defaults: `otviz train hadml`'s
+_HADML_V2 = _hadml_preset("v2")  # the v2 choice's: `otviz train hadml-v2`'s
+GAN_LOSSES = {"d_loss": "discriminator loss", "g_loss": "generator loss"}  # a GAN step's losses in the live curve
+_HADML_CONFIG = "otviz.train.hadml:HadMLConfig"
+
+
+class HadMLSettings(param.Parameterized):
+    """A new HadML run (issue 15; the ``hadml`` preset's defaults): v1 fits the per-cluster cGAN on
+    the decays of a cluster file (an otviz cluster .nc or a Herwig .dat); v2 refits the generator
+    of a v1 run (``init_from``) against the event-level Deep Sets discriminator on the events of
+    ``target``. Bounds come from ``HadMLConfig.BOUNDS``; ``to_config`` validates through
+    ``HadMLConfig`` (v2 needs ``target`` and ``init_from``)."""
+
+    TITLE = "New HadML run (cluster hadronisation)"
+    WIDGETS = {"data": pn.widgets.TextInput, "target": pn.widgets.TextInput, "init_from": pn.widgets.TextInput,
+               "epochs": pn.widgets.IntInput, "batch_size": pn.widgets.IntInput, "lr_g": pn.widgets.FloatInput,
+               "lr_d": pn.widgets.FloatInput, "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}
+
+    data = param.String(default=_HADML.data, doc="cluster file: otviz cluster .nc or Herwig .dat (v2: the simulation)")
+    mode = param.Selector(default="v1", objects=["v1", "v2"], doc="v1: per-cluster cGAN; v2: event-level fit")
+    target = param.String(default=_HADML_V2.target, doc="v2: the 'data' whose events' hadrons are the real sample")
+    init_from = param.String(default=_HADML_V2.init_from, doc="v2: the v1 run the generator starts from")
+    epochs = param.Integer(default=_HADML.epochs, bounds=_bounds_of(_HADML_CONFIG, "epochs", (1, 100_000)))
+    batch_size = param.Integer(default=_HADML.batch_size, bounds=_bounds_of(_HADML_CONFIG, "batch_size", (2, 1_000_000)),
+                               doc="clusters (v1) or events (v2) per step")
+    lr_g = param.Number(default=_HADML.lr_g, bounds=_bounds_of(_HADML_CONFIG, "lr_g", (1e-8, 1.0)))
+    lr_d = param.Number(default=_HADML.lr_d, bounds=_bounds_of(_HADML_CONFIG, "lr_d", (1e-8, 1.0)))
+    max_events = param.Integer(default=0, bounds=_bounds_of(_HADML_CONFIG, "max_events", (1, 100_000_000),
+                                                            zero_means_default=True),
+                               doc="the first N events of each file (0: all)")
+    device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
+    seed = param.Integer(default=0, bounds=_bounds_of(_HADML_CONFIG, "seed", (0, 2 ** 32 - 1)))
+
+    @param.depends("mode", watch=True)
+    def _preset_of_mode(self):
+        """Choosing a mode sets epochs, batch size and learning rates to its preset's
+        (``hadml`` / ``hadml-v2``); edit them afterwards."""
+        p = _HADML_V2 if self.mode == "v2" else _HADML
+        self.param.update(epochs=p.epochs, batch_size=p.batch_size, lr_g=p.lr_g, lr_d=p.lr_d)
+
+    def to_config(self, state=None):
+        from ..train.hadml import hadml_config, hadml_v2_config
+
+        common = dict(data=self.data.strip(), batch_size=self.batch_size, lr_g=self.lr_g, lr_d=self.lr_d,
+                      max_events=self.max_events or None, device=self.device, seed=self.seed)
+        if self.mode == "v2":
+            return hadml_v2_config(epochs=self.epochs, target=self.target.strip() or None,
+                                   init_from=self.init_from.strip() or None, **common).validate()
+        return hadml_config(epochs=self.epochs, **common).validate()
+
+    def describe(self) -> str:
+        if self.mode == "v2":
+            return f"HadML v2 from {self.init_from or '?'} on {self.target or '?'}, {self.epochs} epochs"
+        return f"HadML v1 on {self.data}, {self.epochs} epochs, batches of {self.batch_size}"
+
+
 class TrainView(pn.viewable.Viewer):
     """Start/cancel a background run; live progress and streaming loss curves per term. Runs are
     queued in :mod:`otviz.train.registry` (one at a time by default); the list of the server's
@@ -555,12 +618,19 @@ class TrainView(pn.viewable.Viewer):
                 self.steps_table.object = self._steps_markdown()
             elif ev["type"] == "step":
                 epochs = ev["epoch"] + (ev["step"] + 1) / ev["steps"]  # epochs done, fractional
-                self._points.append({**{k: v for k, v in ev.items() if isinstance(v, float)}, "epoch": epochs})
+                point = {**{k: v for k, v in ev.items() if isinstance(v, float)}, "epoch": epochs}
+                if "loss" not in ev and "d_loss" in ev:  # a GAN step (HadML): its losses by name in the legend
+                    point.update({GAN_LOSSES[k]: ev[k] for k in GAN_LOSSES if k in ev})
+                self._points.append(point)
                 self._set_progress(int(100 * epochs / max(ev["total_epochs"], 1)),
                                    f"epoch {ev['epoch'] + 1}/{ev['total_epochs']}")
+                # a GAN step (HadML) logs its discriminator and generator losses and τ, not loss and lr
+                losses = (f"loss {ev['loss']:.4g}" if "loss" in ev else
+                          f"D loss {ev.get('d_loss', float('nan')):.4g}, G loss {ev.get('g_loss', float('nan')):.4g}")
+                rate = f", lr {ev['lr']:.2g}" if "lr" in ev else (f", τ {ev['tau']:.2g}" if "tau" in ev else "")
                 self.status.object = (f"Epoch {ev['epoch'] + 1}/{ev['total_epochs']} ({ev['stage']}), "
-                                      f"step {ev['step'] + 1}/{ev['steps']}: loss {ev['loss']:.4g}, "
-                                      f"{ev['events_per_s']:.0f} events/s, lr {ev['lr']:.2g}")
+                                      f"step {ev['step'] + 1}/{ev['steps']}: {losses}, "
+                                      f"{ev['events_per_s']:.0f} events/s{rate}")
             elif ev["type"] == "epoch":
                 self._epochs.append(ev)
                 if "w2_dual" in ev:  # a calibration run's logged map step (it emits no "step" events)
@@ -575,8 +645,11 @@ class TrainView(pn.viewable.Viewer):
                 self.status.object = f"Non-finite loss: rolled back to epoch {ev['epoch']} with lr × {ev['lr_scale']}"
         if events:
             anneal = bool(self._points) and "rate" in self._points[0]
+            gan = bool(self._points) and GAN_LOSSES["d_loss"] in self._points[0]
             self.curve.object = loss_curves(self._points, **(dict(terms=("rate", "distortion"), x="beta_step")
-                                                              if anneal else dict(x="epoch")))
+                                                              if anneal else dict(terms=tuple(GAN_LOSSES.values()),
+                                                                                  x="epoch")
+                                                              if gan else dict(x="epoch")))
             shown = len(self._points) >= 2
             self.curve_box.visible, self.no_run.visible = shown, not shown
             if any(ev["type"] in ("epoch", "nan_rollback") for ev in events):
@@ -626,6 +699,8 @@ class TrainView(pn.viewable.Viewer):
             plots, title = calibration_curves(self._epochs), f"#### Map fitting of {what}, one line per class"
         elif is_tagger_history(self._epochs):
             plots, title = tagger_curves(self._epochs), f"#### Tagger training of {what}, per epoch"
+        elif is_hadml_history(self._epochs):
+            plots, title = hadml_curves(self._epochs), f"#### HadML training of {what}, per epoch"
         else:
             self.fit_box.visible = False
             return
@@ -730,10 +805,15 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "signal": "signal jets (W, label 1)", "background": "background jets (QCD, label 0)",
            "latents": "latents file (latents.nc)", "tagger": "tagger run ('': the latents file's)",
            "steps": "map steps per class", "batch": "batch size", "fit_fraction": "fit fraction (rest evaluates)",
-           **TERM_LABELS}
-for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings):
+           "data": "cluster file (.nc or Herwig .dat)", "mode": "mode (v1 per cluster, v2 per event)",
+           "target": "v2: target cluster file ('data')", "init_from": "v2: start from v1 run",
+           "lr_g": "generator learning rate", "lr_d": "discriminator learning rate", **TERM_LABELS}
+for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings,
+             HadMLSettings):
     for _name, _text in _LABELS.items():
         if _name in _cls.param:
             _cls.param[_name].label = _text
 TurboSimSettings.param["lr"].label = "generator learning rate"
 TaggerSettings.param["max_events"].label = "jets per class (0: all)"
+HadMLSettings.param["max_events"].label = "events per file (0: all)"
+HadMLSettings.param["batch_size"].label = "batch size (clusters; v2: events)"
