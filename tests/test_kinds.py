@@ -257,15 +257,17 @@ def test_a_registered_kind_plugs_into_the_app(toy_kind, tmp_path, monkeypatch):
     assert ToyRun(tmp_path / "runs" / "first", ToyConfig(epochs=1)).run_blocking() == "done"
     app = LatentExplorer()
     assert [t for t, _ in app.pages()] == ["Data", "Train", "Transport", "Residuals", "Latent traversal",
-                                          "Dimensionality", "Calibration", "Toy page", "Compare runs", "Runs"]
-    assert [w.name for w in app.pickers()] == ["OTUS / Turbo-Sim run", "EMD-VAE run", "OT calibration run",
+                                          "Dimensionality", "Calibration", "Hadronisation", "Toy page", "Compare runs",
+                                          "Runs"]
+    assert [w.name for w in app.pickers()] == ["OTUS / Turbo-Sim run", "EMD-VAE run", "OT calibration run", "HadML run",
                                                     "Toy run"]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime((tmp_path / "runs" / "first" / "model.pt").stat().st_mtime))
     assert app.state.param.toy_path.names == {f"first · Toy · {when}": str(tmp_path / "runs" / "first")}
     assert isinstance(app.toy, ToyView) and app.toy.state.toy_path == str(tmp_path / "runs" / "first")
     train = app.train
     assert list(train.mode.options) == ["OTUS Z→ee", "OTUS tt̄", "EMD-VAE β-annealing", "Turbo-Sim tt̄", "W-vs-QCD tagger",
-                                        "OT calibration of tagger latents", "Toy training"]
+                                        "OT calibration of tagger latents", "HadML cluster hadronisation",
+                                        "Toy training"]
     train.mode.value = "Toy training"
     assert train._form(300)[0].object == "### New toy run"
     train.settings_for("toy").epochs = 3

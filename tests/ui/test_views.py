@@ -52,10 +52,10 @@ def test_the_template_has_a_header_a_sidebar_and_lazy_pages(app):
     assert tmpl.title == f"otviz latent explorer {__version__}"
     assert tmpl.header[0].object == "device: CPU"  # CI has no GPU
     pickers, controls = tmpl.sidebar
-    assert [w.name for w in pickers] == ["OTUS / Turbo-Sim run", "EMD-VAE run", "OT calibration run"]
+    assert [w.name for w in pickers] == ["OTUS / Turbo-Sim run", "EMD-VAE run", "OT calibration run", "HadML run"]
     tabs = tmpl.main[0][2]  # after the notices and the progress of what is being computed
     assert list(tabs._names) == ["Data", "Train", "Transport", "Residuals", "Latent traversal", "Dimensionality",
-                                  "Calibration", "Compare runs", "Runs"]
+                                  "Calibration", "Hadronisation", "Compare runs", "Runs"]
     assert tabs.sizing_mode == "stretch_width"
     assert sorted(app._views) == ["data"]  # only the shown page was made
     assert controls[0].object == "#### Data page"
