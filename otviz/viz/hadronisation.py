@@ -175,20 +175,21 @@ def comparison_plot(reference, generated, observable: str, stats: dict | None = 
     # head room above the curves for the legend (inside the plot, top right)
     allp = np.concatenate(dens)
     pos = allp[allp > 0]
-    log = dict(ylim=(0.0, 1.45 * float(allp.max()) if allp.size and allp.max() > 0 else 1.0))
+    room = 1.8 if width and width < 400 else 1.45  # a narrow plot's legend is relatively taller
+    log = dict(ylim=(0.0, room * float(allp.max()) if allp.size and allp.max() > 0 else 1.0))
     if LOG_Y.get(observable) and pos.size:
         log = dict(logy=True, ylim=(float(pos.min()) / 3, float(pos.max()) * 12))
     stext = stats_text(stats)
     title = f"{title_prefix}{label}" + (f"\n{stext}" if stext else "")
     upper = hv.Overlay(top).opts(xlabel="", ylabel="density" + (" (log scale)" if "logy" in log else ""), title=title,
-                                 fontsize={"title": "10pt"}, xlim=(lo, hi),
+                                 fontsize={"title": "9pt" if width and width < 400 else "10pt"}, xlim=(lo, hi),
                                  show_grid=True, legend_position="top_right", toolbar=None,
                                  xformatter=tick_formatter(), yformatter=tick_formatter("%.3g"),
                                  **log, **_size(width, height))
     lower = hv.Overlay(bottom).opts(ylim=tuple(rlim), xlim=(lo, hi), xlabel=label, ylabel="HadML / ref.", yticks=4,
                                     show_legend=False, show_grid=True, toolbar=None,
                                     xformatter=tick_formatter(), yformatter=tick_formatter("%.2g"),
-                                    **_size(width, int(height * 0.5)))
+                                    **_size(width, max(int(height * 0.5), 135)))
     return (upper + lower).cols(1).opts(shared_axes=True, toolbar=None)
 
 
