@@ -23,7 +23,7 @@ from .state import ExplorerState
 
 # fixed plot widths (px): a Bokeh grid of stretching plots put into a page already shown is drawn zero
 # pixels wide; these fit the content column of a 1440 px window beside the app's sidebar
-WIDE, THIRD = 530, 350
+WIDE, THIRD = 520, 325
 GOAL_NAMES = {"cos_theta": "cos θ*", "phi": "φ*", "E": "hadron E", "pT": "hadron pT"}
 SHIPPED_HINT = ("No HadML run yet: train one (`otviz train hadml`, or the Train page's *HadML* form); the "
                 "shipped `data/pretrained/hadml-v1` is shown when present.")
