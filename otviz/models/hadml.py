@@ -198,7 +198,8 @@ def hadron_features(hadron: torch.Tensor, species: torch.Tensor, mask: torch.Ten
     E = torch.where(mask, hadron[..., 3], torch.ones_like(pabs))
     with torch.no_grad():
         s = torch.einsum("bwi,bwj->bij", p, p) / (pabs * pabs * m).sum(1).clamp_min(1e-12)[:, None, None]
-        axis = torch.linalg.eigh(s.double())[1][..., -1].to(hadron.dtype)  # (B, 3)
+        s = torch.nan_to_num(s.double()) + 1e-9 * torch.eye(3, dtype=torch.float64, device=s.device)
+        axis = torch.linalg.eigh(s)[1][..., -1].to(hadron.dtype)  # (B, 3)
     u = p / pabs[..., None]
     cos_a = (u * axis[:, None, :]).sum(-1)
     pt_rel = pabs * torch.sqrt((1 - cos_a * cos_a).clamp_min(0) + 1e-12)
