@@ -19,6 +19,9 @@ EXPECTED = {  # text each notebook's outputs must contain: its training cell fin
     "05_ot_calibration.ipynb": ["ψ is convex along the line: True", "d =  16: L2-UVP", "calibration run: done",
                                 "toy, class QCD: L2-UVP of the fitted map", "discriminator ROC AUC",
                                 "signal efficiency at 0.1 mistag rate", "at mistag 0.1 (metrics.nc)"],
+    "06_hadml.ipynb": ["clusters per event", "max |Σ hadrons − cluster|", "p₀/2", "violating four-momentum conservation: 0",
+                       "v1 run: done", "test clusters", "cos_theta  1.5–3 GeV", "species (reference → generated)",
+                       "v2 run: done", "W₁ to data"],
 }
 
 
