@@ -379,7 +379,8 @@ class HadMLSettings(param.Parameterized):
                "lr_d": pn.widgets.FloatInput, "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput}
 
     data = param.String(default=_HADML.data, doc="cluster file: otviz cluster .nc or Herwig .dat (v2: the simulation)")
-    mode = param.Selector(default="v1", objects=["v1", "v2"], doc="v1: per-cluster cGAN; v2: event-level fit")
+    # not "mode": the Train page's URL parameter ?mode= names the model choice
+    version = param.Selector(default="v1", objects=["v1", "v2"], doc="v1: per-cluster cGAN; v2: event-level fit")
     target = param.String(default=_HADML_V2.target, doc="v2: the 'data' whose events' hadrons are the real sample")
     init_from = param.String(default=_HADML_V2.init_from, doc="v2: the v1 run the generator starts from")
     epochs = param.Integer(default=_HADML.epochs, bounds=_bounds_of(_HADML_CONFIG, "epochs", (1, 100_000)))
@@ -393,11 +394,11 @@ class HadMLSettings(param.Parameterized):
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
     seed = param.Integer(default=0, bounds=_bounds_of(_HADML_CONFIG, "seed", (0, 2 ** 32 - 1)))
 
-    @param.depends("mode", watch=True)
-    def _preset_of_mode(self):
-        """Choosing a mode sets epochs, batch size and learning rates to its preset's
+    @param.depends("version", watch=True)
+    def _preset_of_version(self):
+        """Choosing a version sets epochs, batch size and learning rates to its preset's
         (``hadml`` / ``hadml-v2``); edit them afterwards."""
-        p = _HADML_V2 if self.mode == "v2" else _HADML
+        p = _HADML_V2 if self.version == "v2" else _HADML
         self.param.update(epochs=p.epochs, batch_size=p.batch_size, lr_g=p.lr_g, lr_d=p.lr_d)
 
     def to_config(self, state=None):
@@ -405,13 +406,13 @@ class HadMLSettings(param.Parameterized):
 
         common = dict(data=self.data.strip(), batch_size=self.batch_size, lr_g=self.lr_g, lr_d=self.lr_d,
                       max_events=self.max_events or None, device=self.device, seed=self.seed)
-        if self.mode == "v2":
+        if self.version == "v2":
             return hadml_v2_config(epochs=self.epochs, target=self.target.strip() or None,
                                    init_from=self.init_from.strip() or None, **common).validate()
         return hadml_config(epochs=self.epochs, **common).validate()
 
     def describe(self) -> str:
-        if self.mode == "v2":
+        if self.version == "v2":
             return f"HadML v2 from {self.init_from or '?'} on {self.target or '?'}, {self.epochs} epochs"
         return f"HadML v1 on {self.data}, {self.epochs} epochs, batches of {self.batch_size}"
 
@@ -805,7 +806,7 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "signal": "signal jets (W, label 1)", "background": "background jets (QCD, label 0)",
            "latents": "latents file (latents.nc)", "tagger": "tagger run ('': the latents file's)",
            "steps": "map steps per class", "batch": "batch size", "fit_fraction": "fit fraction (rest evaluates)",
-           "data": "cluster file (.nc or Herwig .dat)", "mode": "mode (v1 per cluster, v2 per event)",
+           "data": "cluster file (.nc or Herwig .dat)", "version": "HadML v1 (per cluster) or v2 (per event)",
            "target": "v2: target cluster file ('data')", "init_from": "v2: start from v1 run",
            "lr_g": "generator learning rate", "lr_d": "discriminator learning rate", **TERM_LABELS}
 for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings,

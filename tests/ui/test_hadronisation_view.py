@@ -162,7 +162,7 @@ def test_errors_are_shown_in_the_page(rundir, tmp_path, monkeypatch):
 
 
 def test_the_train_form_and_curves(rundir, tmp_path, monkeypatch):
-    from otviz.train.hadml import HadMLConfig
+    from otviz.train.hadml import HadMLConfig, hadml_v2_config
     from otviz.ui.state import ExplorerState
     from otviz.ui.train_view import HadMLSettings, TrainView
 
@@ -171,9 +171,11 @@ def test_the_train_form_and_curves(rundir, tmp_path, monkeypatch):
     assert type(cfg) is HadMLConfig and cfg.mode == "v1"
     assert (cfg.data, cfg.epochs, cfg.batch_size, cfg.lr_g, cfg.lr_d, cfg.max_events) == ("c.nc", 3, 128, 1e-4, 3e-4, 50)
     assert HadMLSettings(max_events=0).to_config().max_events is None
-    form.mode = "v2"  # the v2 preset's schedule
-    v2 = form.to_config()
-    assert v2.mode == "v2" and v2.batch_size == 64 and v2.lr_g == 5e-5 and v2.target and v2.init_from
+    form.version = "v2"  # the v2 preset's schedule
+    v2, preset = form.to_config(), hadml_v2_config()
+    assert v2.mode == "v2" and v2.target and v2.init_from
+    assert (v2.epochs, v2.batch_size, v2.lr_g, v2.lr_d, v2.n_critic) == (preset.epochs, preset.batch_size, preset.lr_g,
+                                                                         preset.lr_d, preset.n_critic)
     form.init_from = " "
     with pytest.raises(ConfigError, match="init_from"):
         form.to_config()
