@@ -157,8 +157,10 @@ def test_errors_are_shown_in_the_page(rundir, tmp_path, monkeypatch):
         assert view.message.visible and text in view.message.object, view.message.object
         assert view.cluster_pane.object is None and view.goal.object == ""
         view.regenerate()  # nothing to regenerate: no error
+    state.hadml_path = None  # no run at all (a checkout without the shipped run, nothing trained)
+    assert view.title.object.startswith("No HadML run yet") and not view.body.visible
     state.hadml_path = str(rundir)
-    assert not view.message.visible and view.cluster_pane.object is not None
+    assert not view.message.visible and view.cluster_pane.object is not None and view.body.visible
 
 
 def test_the_train_form_and_curves(rundir, tmp_path, monkeypatch):
