@@ -190,10 +190,11 @@ def test_v2_smoke_changes_the_generator_with_finite_losses(toy, tmp_path):
     v1 = HadMLRun(tmp_path / "v1", small(toy, 1))
     assert v1.run_blocking() == "done"
     cfg = small(toy, 2, mode="v2", target=str(toy / "small_wide.nc"), init_from=str(tmp_path / "v1"),
-                batch_size=32, max_events=160, tau_start=0.1, tau_end=0.1)
+                batch_size=32, max_events=160, tau_start=0.1, tau_end=0.1, anchor_nonperturbative=1.0)
     run = HadMLRun(tmp_path / "v2", cfg)
     assert run.run_blocking() == "done", run.message
     assert all(np.isfinite([h["d_loss"], h["g_loss"], h["val_w1_cos_theta"]]).all() for h in run.history)
+    assert all(h["anchor_nonperturbative_penalty"] >= 0 for h in run.history)  # v1's outputs anchor the others
     a = torch.load(tmp_path / "v1" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "v2" / "model.pt", weights_only=True)["model"]
     assert torch.equal(a["cond_lo"], b["cond_lo"])  # v1's scaler kept
