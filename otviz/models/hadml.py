@@ -13,8 +13,9 @@ M scaled likewise, from_quark, the constituents' flavour one-hots (u, d, s, c, b
 antiquarks, per parton; zeros where unknown)] and noise z ~ N(0, 1)^{noise_dim}. The direction is that of a generated
 3-vector rather than the paper's cos θ = tanh(a), φ = π·tanh(b): φ is periodic, and the tanh forms
 starve the edges (cos θ = ±1, φ = ±π) of the isotropic decays of non-perturbative clusters, which
-a 3-vector gets from Gaussian noise alone (on a toy: W₁(cos θ) of the isotropic clusters 0.26 with
-tanh, see tests/train/test_hadml.py for the 3-vector's).
+a 3-vector gets from Gaussian noise alone (on the closed-form toy of tests/train/test_hadml.py,
+same plain-BCE training: W₁(cos θ) of the isotropic clusters 0.26 with tanh, 0.07–0.09 with the
+3-vector).
 
 Species: the pair (hadron 0, hadron 1) is one of ``PAIRS`` = π⁰π⁰, π⁺π⁻, π⁻π⁺, π⁺π⁰, π⁰π⁺, π⁻π⁰,
 π⁰π⁻. The cluster's charge Q (from its constituents' pids when known, else from the data's hadron
