@@ -289,6 +289,27 @@ def _info_path(path_text: str):
     return path
 
 
+def _describe_clusters(path_text: str, ds) -> None:
+    """``otviz info`` of a cluster file (otviz netCDF or Herwig .dat): its summary and attributes."""
+    from .data.clusterset import summary
+    from .physics.masses import HADRON_NAMES
+
+    s = summary(ds)
+    q = s["mass_quantiles_GeV"]
+    print(f"{path_text}: cluster file ({ds.attrs.get('source', 'clusters')}) events={s['events']} "
+          f"clusters={s['clusters']} (valid)")
+    print(f"  clusters per event: {s['clusters_per_event']:.2f}")
+    if q:
+        print("  cluster mass [GeV]: " + ", ".join(f"{k} {v:.2f}" for k, v in q.items()))
+    extra = f", made by fission {s['fission_fraction']:.1%}" if "fission_fraction" in s else ""
+    print(f"  with a perturbative constituent: {s['perturbative_fraction']:.1%}{extra}")
+    print(f"  four-momentum: max |cluster − hadron₀ − hadron₁| = {s['max_conservation_residual_GeV']:.2g} GeV")
+    print("  hadron species: " + ", ".join(f"{HADRON_NAMES.get(p, p)} {c}" for p, c in s["hadron_species"].items()))
+    print("  attributes:")
+    for k, v in ds.attrs.items():
+        print(f"    {k}: {format_attribute(k, v)}")
+
+
 def _describe_other(path_text: str, raw) -> None:
     """``otviz info`` of a netCDF file that is not a sample (a sweep.nc, metrics.nc, dimension.nc):
     its dimensions, coordinates, variables and attributes."""
@@ -317,7 +338,17 @@ def _cmd_info(args) -> int:
     from .physics import fourvec as fv
 
     path = _info_path(args.path)
+    if path.suffix.lower() in (".dat", ".txt"):  # a Herwig cluster file
+        from .data.clusterset import load_clusters
+
+        _describe_clusters(args.path, load_clusters(path))
+        return 0
     raw = open_raw(path)
+    if raw.attrs.get("kind") == "clusters":
+        from .data.clusterset import check_cluster_dataset
+
+        _describe_clusters(args.path, check_cluster_dataset(raw, args.path))
+        return 0
     if not is_sample(raw):
         _describe_other(args.path, raw)
         return 0

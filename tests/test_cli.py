@@ -497,3 +497,20 @@ def test_otus_train_states_its_schedule_warns_on_few_events_and_resume_names_the
     assert schedule_line(otus_zee_config(epochs=1, finetune_epochs=0)) == "schedule: 1 epoch, no decoder fine-tune"
     assert schedule_line(otus_zee_config(epochs=1)) == ("schedule: 1 epoch + 20 decoder fine-tune epochs = 21 "
                                                         "(--finetune-epochs 0 for none)")
+
+
+def test_info_of_cluster_files_netcdf_and_herwig(tmp_path, capsys):
+    from otviz.data.clusterset import load_clusters
+    from otviz.data.herwig import write_herwig_clusters
+    from otviz.paths import DATA
+
+    shipped = DATA / "clusters" / "zqq_clusters.nc"
+    assert main(["info", str(shipped)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("events=5000 clusters=41602 (valid)")
+    assert "clusters per event: 8.32" in out[1] and out[2].startswith("  cluster mass [GeV]: 5% ")
+    assert "made by fission" in out[3] and "GeV" in out[4] and "π⁰" in out[5]
+    dat = write_herwig_clusters(load_clusters(shipped).isel(cluster=slice(0, 30)), tmp_path / "c.dat")
+    assert main(["info", str(dat)]) == 0
+    out = capsys.readouterr().out
+    assert "cluster file (herwig)" in out and "max |cluster − hadron₀ − hadron₁|" in out

@@ -174,3 +174,28 @@ def decay_axis(ds: xr.Dataset, cluster=None, parton=None, perturbative=None):
     still = (axis**2).sum(-1) < 1e-24
     axis[still] = (0.0, 0.0, 1.0)
     return axis, pert.any(1)
+
+
+def summary(ds: xr.Dataset) -> dict:
+    """What ``otviz info`` prints of a cluster Dataset: counts, the cluster-mass quantiles (GeV),
+    the fractions with a perturbative constituent and made by fission, the largest four-momentum
+    mismatch per cluster (GeV) and the hadron species counts."""
+    from otviz.physics.fourvec import mass
+
+    n_clusters = int(ds.sizes["cluster"])
+    n_events = int(len(np.unique(ds["event"].values)))
+    m = mass(ds["cluster"].values)
+    pids, counts = np.unique(ds["hadron_pid"].values, return_counts=True)
+    out = {
+        "events": n_events,
+        "clusters": n_clusters,
+        "clusters_per_event": n_clusters / max(n_events, 1),
+        "mass_quantiles_GeV": dict(zip(("5%", "25%", "50%", "75%", "95%"),
+                                       np.quantile(m, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist() if n_clusters else [])),
+        "perturbative_fraction": float(ds["perturbative"].values.any(1).mean()) if n_clusters else 0.0,
+        "max_conservation_residual_GeV": float(conservation_residual(ds).max()) if n_clusters else 0.0,
+        "hadron_species": {int(p): int(c) for p, c in zip(pids, counts)},
+    }
+    if "fission" in ds:
+        out["fission_fraction"] = float(ds["fission"].values.mean()) if n_clusters else 0.0
+    return out
