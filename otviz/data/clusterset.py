@@ -96,7 +96,9 @@ def save_clusters(ds: xr.Dataset, path, overwrite: bool = False) -> Path:
     check_cluster_dataset(ds, f"refusing to write {path}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists (pass overwrite=True / --force to replace it)")
-    encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in ds.data_vars}
+    # cluster/hadron/parton share their names with dimensions, so xarray keeps them as coordinates:
+    # compress every variable but the component labels
+    encoding = {name: {"zlib": True, "complevel": 4, "shuffle": True} for name in ds.variables if name != "component"}
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
         load_clusters(tmp)
