@@ -44,6 +44,8 @@ UNITS = {"cos_theta": "", "phi": "rad", "E": "GeV", "pT": "GeV", "eta": "", "min
 LABELS = {"cos_theta": "cos θ*", "phi": "φ* [rad]", "E": "hadron E [GeV]", "pT": "hadron pT [GeV]",
           "eta": "hadron η", "min_dR": "min ΔR between hadrons"}
 GOAL_FACTOR = 2.0  # issue 15: W₁ within 2 × the truth-vs-truth floor
+MIN_PER_HALF = 2  # fewer finite values in a half (reference A, B or generated B): the statistic is NaN
+MIN_CLUSTERS = 4  # selections with fewer clusters (or events, for min ΔR) are not evaluated (NaN)
 
 
 def mass_bin_labels(edges=MASS_EDGES) -> list[str]:
@@ -90,12 +92,19 @@ def min_delta_r(ds: xr.Dataset, hadron=None) -> np.ndarray:
 
 def _stats_with_floor(ref: np.ndarray, gen: np.ndarray, index_sets) -> tuple[dict, dict]:
     """Mean over splits of S(ref[A], gen[B]) and S(ref[A], ref[B]); ``ref``/``gen`` rows are per
-    unit (cluster or event), columns flattened (both hadrons), NaNs dropped."""
+    unit (cluster or event), columns flattened (both hadrons), NaNs dropped. NaN for every
+    statistic when there is no split or a split leaves a half with fewer than ``MIN_PER_HALF``
+    finite values (too few to compare)."""
+    nan = dict.fromkeys(STATISTICS, float("nan"))
+    if not len(index_sets):
+        return nan, dict(nan)
     value = dict.fromkeys(STATISTICS, 0.0)
     floor = dict.fromkeys(STATISTICS, 0.0)
     for a, b in index_sets:
         ra, rb, gb = (x.reshape(-1) for x in (ref[a], ref[b], gen[b]))
         ra, rb, gb = ra[np.isfinite(ra)], rb[np.isfinite(rb)], gb[np.isfinite(gb)]
+        if min(len(ra), len(rb), len(gb)) < MIN_PER_HALF:
+            return nan, dict(nan)
         v, f = one_d_stats(ra, gb), one_d_stats(ra, rb)
         for s in STATISTICS:
             value[s] += v[s] / len(index_sets)
@@ -139,7 +148,7 @@ def hadronisation_metrics(reference: xr.Dataset, hadron, hadron_pid=None, mass_e
         for io, origin in enumerate(ORIGINS):
             sel = in_bin & (True if origin == "all" else (from_quark if origin == "perturbative" else ~from_quark))
             count[ib, io] = int(sel.sum())
-            if sel.sum() < 4:
+            if sel.sum() < MIN_CLUSTERS:
                 continue
             idx = np.flatnonzero(sel)
             sets = [(idx[np.isin(idx, a)], idx[np.isin(idx, b)]) for a, b in splits]
@@ -149,7 +158,7 @@ def hadronisation_metrics(reference: xr.Dataset, hadron, hadron_pid=None, mass_e
                 value[iobs, ib, io] = [v[s] for s in STATISTICS]
                 floor[iobs, ib, io] = [f[s] for s in STATISTICS]
     ref_dr, gen_dr = min_delta_r(reference), min_delta_r(reference, gen)
-    ev_sets = list(split_halves(len(ref_dr), n_splits, seed + 1))
+    ev_sets = list(split_halves(len(ref_dr), n_splits, seed + 1)) if len(ref_dr) >= MIN_CLUSTERS else []
     v, f = _stats_with_floor(ref_dr[:, None], gen_dr[:, None], ev_sets)
     value[-1, 0, 0] = [v[s] for s in STATISTICS]
     floor[-1, 0, 0] = [f[s] for s in STATISTICS]
@@ -178,13 +187,33 @@ def hadronisation_metrics(reference: xr.Dataset, hadron, hadron_pid=None, mass_e
 def goal_table(metrics: xr.Dataset, statistic: str = "w1", origin: str = "all",
                observables=("cos_theta", "phi", "E", "pT")) -> list[dict]:
     """Per observable and mass bin (not ``all``): value, floor, value/floor and whether it meets
-    value ≤ ``goal_factor`` × floor (issue 15's done-when)."""
+    value ≤ ``goal_factor`` × floor (issue 15's done-when), with ``n_clusters`` of the cell.
+
+    A cell whose value or floor is NaN (too few clusters, see ``MIN_CLUSTERS``) is not evaluable:
+    ``met`` None, ``ratio`` NaN (:func:`format_goal_row` prints "n/a (N clusters)")."""
     factor = float(metrics.attrs.get("goal_factor", GOAL_FACTOR))
     rows = []
     for obs in observables:
         for b in metrics["mass_bin"].values[1:]:
             sel = dict(observable=obs, mass_bin=b, origin=origin, statistic=statistic)
             v, f = float(metrics["value"].sel(sel)), float(metrics["floor"].sel(sel))
-            rows.append({"observable": obs, "mass_bin": str(b), "value": v, "floor": f,
-                         "ratio": v / f if f > 0 else np.inf, "met": bool(v <= factor * f)})
+            n = int(metrics["n_clusters"].sel(mass_bin=b, origin=origin)) if "n_clusters" in metrics else -1
+            if not (np.isfinite(v) and np.isfinite(f)):
+                ratio, met = float("nan"), None
+            else:
+                ratio, met = (v / f if f > 0 else float("inf")), bool(v <= factor * f)
+            rows.append({"observable": obs, "mass_bin": str(b), "value": v, "floor": f, "ratio": ratio,
+                         "met": met, "n_clusters": n})
     return rows
+
+
+def format_goal_row(row: dict) -> str:
+    """One goal-table row as text: ``cos_theta  0–1.5 GeV  0.01 / 0.008 = 1.25`` (W₁ in the
+    observable's unit, ``(above 2)`` when not met), or ``n/a (N clusters)`` when not evaluable."""
+    obs, unit = row["observable"], UNITS.get(row["observable"], "")
+    head = f"{obs:<10} {row['mass_bin']:<12}"
+    if row.get("met") is None:
+        return f"{head} n/a ({row.get('n_clusters', 0)} clusters)"
+    u = f" {unit}" if unit else ""
+    return (f"{head} {row['value']:.4g} / {row['floor']:.4g}{u} = {row['ratio']:.2f}"
+            f"{'' if row['met'] else f'  (above {GOAL_FACTOR:g})'}")

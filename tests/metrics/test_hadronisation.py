@@ -74,3 +74,47 @@ def test_min_delta_r_brute_force():
         eta, phi = fv.eta(h), fv.phi(h)
         best = min(fv.delta_r(eta[i], phi[i], eta[j], phi[j]) for i in range(6) for j in range(6) if i != j)
         assert got[e] == pytest.approx(best, rel=1e-9)
+
+
+def test_tiny_selections_give_nan_cells_not_errors_or_warnings():
+    """Six clusters in two events: mass bins with 0–3 clusters, and the event-level min ΔR with
+    two events, are NaN cells; the goal table marks them not evaluable ("n/a (N clusters)")
+    instead of raising, and no warning (scipy's SmallSampleWarning) leaks."""
+    import warnings
+
+    from otviz.metrics.hadronisation import format_goal_row
+
+    rng = np.random.default_rng(3)
+    M = np.array([0.8, 0.9, 1.0, 1.1, 1.2, 4.0])  # five in 0–1.5 GeV, none in 1.5–3, one above 3
+    P = rng.normal(0, 3, (6, 3))
+    cl = np.concatenate([P, np.sqrt(M**2 + (P**2).sum(-1))[:, None]], -1)
+    ref = _dataset(cl, _decay(cl, rng), events=np.array([0, 0, 0, 1, 1, 1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = hadronisation_metrics(ref, _decay(cl, rng), np.tile([211, -211], (6, 1)))
+        rows = goal_table(m)
+    assert m["n_clusters"].sel(origin="all").values.tolist() == [6, 5, 0, 1]
+    assert np.isnan(m["value"].sel(mass_bin=["1.5–3 GeV", "> 3 GeV"])).all()
+    assert np.isnan(m["value"].sel(observable="min_dR")).all()  # 2 events: not evaluated
+    low = [r for r in rows if r["mass_bin"] == "0–1.5 GeV"]
+    assert all(np.isfinite(r["value"]) and r["met"] is not None for r in low)  # 5 clusters: halves of 2
+    empty = [r for r in rows if r["mass_bin"] != "0–1.5 GeV"]
+    assert len(empty) == 8 and all(r["met"] is None and np.isnan(r["ratio"]) for r in empty)
+    assert format_goal_row(empty[0]) == "cos_theta  1.5–3 GeV    n/a (0 clusters)"
+    assert format_goal_row(empty[1]).endswith("n/a (1 clusters)")
+    # a selection whose halves hold no finite values (NaN generated hadrons): NaN, no error
+    gen = _decay(cl, rng)
+    gen[:, :, :] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bad = hadronisation_metrics(ref, gen)
+    assert np.isnan(bad["value"].sel(observable="E")).all() and all(r["met"] is None for r in goal_table(bad))
+
+
+def test_goal_row_text_carries_units():
+    from otviz.metrics.hadronisation import format_goal_row
+
+    row = {"observable": "phi", "mass_bin": "0–1.5 GeV", "value": 0.02, "floor": 0.01, "ratio": 2.5, "met": False}
+    assert format_goal_row(row) == "phi        0–1.5 GeV    0.02 / 0.01 rad = 2.50  (above 2)"
+    row = {"observable": "cos_theta", "mass_bin": "> 3 GeV", "value": 0.02, "floor": 0.015, "ratio": 4 / 3, "met": True}
+    assert format_goal_row(row) == "cos_theta  > 3 GeV      0.02 / 0.015 = 1.33"
