@@ -316,6 +316,28 @@ class HadML(nn.Module):
                               decay.phi.to(torch.float64), axis.to(torch.float64))
 
     # -------------------------------------------------------------- public sampling
+    def check_clusters(self, cluster: np.ndarray, mask: np.ndarray) -> None:
+        """Refuse clusters no pion pair can come from: non-finite components, not time-like
+        (E ≤ |p|), or M below m₀ + m₁ of the lightest pair ``mask`` allows (2 m_π⁰ = 0.26995 GeV
+        for neutral or unknown charge, m_π⁰ + m_π± for charged). ValueError naming how many and the
+        first index."""
+        c = np.asarray(cluster, np.float64)
+        finite = np.isfinite(c).all(1)
+        cf = np.where(finite[:, None], c, 0.0)
+        p2 = (cf[:, :3] ** 2).sum(1)
+        timelike = finite & (cf[:, 3] > np.sqrt(p2))
+        m = np.sqrt(np.clip(cf[:, 3] ** 2 - p2, 0, None))
+        thr = np.where(mask, self.pair_mass.sum(1).cpu().numpy()[None, :], np.inf).min(1)
+        for bad, what in ((~finite, "non-finite four-momentum components"),
+                          (finite & ~timelike, "space-like or light-like four-momenta (E ≤ |p|)"),
+                          (timelike & (m < thr), "masses below the lightest pion pair their charge allows "
+                                                 "(2 m_π⁰ neutral, m_π⁰ + m_π± charged)")):
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                detail = f"M = {m[i]:.5g} GeV < {thr[i]:.5g} GeV" if what.startswith("masses") else f"{c[i].tolist()}"
+                raise ValueError(f"HadML: {int(bad.sum())} of {len(c)} clusters have {what}; the first is index {i} "
+                                 f"({detail}); clusters are (px, py, pz, E) in GeV, E last")
+
     def _inputs(self, cluster, parton=None, parton_pid=None, perturbative=None, charge=None):
         from ..data.clusterset import decay_axis
 
@@ -325,12 +347,14 @@ class HadML(nn.Module):
             parton.detach().cpu().numpy() if torch.is_tensor(parton) else parton, np.float64).reshape(n, 2, 4)
         pert = np.zeros((n, 2), bool) if perturbative is None else np.asarray(perturbative, bool).reshape(n, 2)
         pid = np.zeros((n, 2), np.int64) if parton_pid is None else np.asarray(parton_pid, np.int64).reshape(n, 2)
-        axis, from_quark = decay_axis(None, cluster=c, parton=pa, perturbative=pert)
         if charge is None:
             q = parton_charge(pid)
         else:
             q = np.broadcast_to(np.asarray(charge, np.float64), (n,)).copy()
-        mask = torch.as_tensor(charge_mask(q), device=self.cond_lo.device)
+        allowed = charge_mask(q)
+        self.check_clusters(c, allowed)
+        axis, from_quark = decay_axis(None, cluster=c, parton=pa, perturbative=pert)
+        mask = torch.as_tensor(allowed, device=self.cond_lo.device)
         cond = self.condition(c, pid, from_quark)
         dev = self.cond_lo.device
         return (torch.as_tensor(c, device=dev), torch.as_tensor(axis, device=dev), cond, mask)

@@ -176,3 +176,42 @@ def test_model_config_errors_name_the_field():
         HadMLModelConfig(noise_dim=0)
     with pytest.raises(ValueError, match=r"\(n, 4\)"):
         model().sample(np.zeros((3, 3)))
+
+
+def test_sampling_refuses_impossible_clusters():
+    """Non-finite, space-like (e.g. Herwig's E-first order read as px, py, pz, E) and
+    below-threshold clusters are refused naming how many and the first index; at the threshold of
+    the lightest pair the charge allows they decay, with the exact masses."""
+    import xarray as xr
+
+    m = model()
+    m_pi0, m_pic = mass_of_pid(111), mass_of_pid(211)
+    ok, _ = clusters(5, 1)
+    herwig_order = ok[:, [3, 0, 1, 2]]  # E first
+    with pytest.raises(ValueError, match=r"5 of 5 clusters have space-like .* first is index 0 .*\(px, py, pz, E\)"):
+        m.sample(herwig_order)
+    bad = ok.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 of 5 clusters have non-finite .* first is index 3"):
+        m.sample_with_pid(bad)
+    low = np.array([[0.0, 0.0, 0.0, 2 * m_pi0 - 1e-4], *ok])
+    with pytest.raises(ValueError, match=r"1 of 6 clusters have masses below .* index 0 \(M = 0.26985 GeV < 0.26995"):
+        m.sample(low)
+    # charged: π⁰π± threshold; a neutral cluster between 2 m_π⁰ and m_π⁰ + m_π± still decays (π⁰π⁰)
+    between = np.array([[0.0, 0.0, 0.0, m_pi0 + m_pic - 1e-4]])
+    with pytest.raises(ValueError, match="index 0"):
+        m.sample(between, charge=1.0)
+    h, pid = m.sample_with_pid(between, charge=0.0)
+    assert pid.tolist() == [[111, 111]] and np.abs(h.sum(1) - between).max() < 1e-12
+    at = np.array([[0.0, 0.0, 0.0, m_pi0 + m_pic + 1e-9]])
+    h, pid = m.sample_with_pid(at, charge=1.0)
+    assert np.abs(h.sum(1) - at).max() < 1e-12
+    # sample_dataset goes through the same check
+    ds = xr.Dataset({"cluster": (("cluster", "component"), herwig_order),
+                     "parton_pid": (("cluster", "parton"), np.zeros((5, 2), int)),
+                     "parton_mask": (("cluster", "parton"), np.zeros((5, 2), bool)),
+                     "parton": (("cluster", "parton", "component"), np.zeros((5, 2, 4))),
+                     "perturbative": (("cluster", "parton"), np.zeros((5, 2), bool)),
+                     "hadron_pid": (("cluster", "hadron"), np.tile([111, 111], (5, 1)))})
+    with pytest.raises(ValueError, match="space-like"):
+        m.sample_dataset(ds)
