@@ -208,6 +208,11 @@ def _cmd_generate(args) -> int:
     from .data.generate import generate_to_file
 
     if args.process == "clusters":
+        typed_domain = _typed(getattr(args, "argv", []), "--domain") is not None
+        for flag, given in (("--full", args.full), ("--centre", args.centre),
+                            ("--domain", typed_domain or args.domain != "sim"), ("--detector", args.detector)):
+            if given:
+                raise ValueError(f"{flag} applies to the Pythia processes (zee, ttbar, wjets, qcd), not clusters")
         return _cmd_generate_clusters(args)
     if args.smearing is not None:
         raise ValueError("--smearing applies to the clusters process only")
@@ -586,6 +591,10 @@ def _cmd_train_hadml(args) -> int:
     }.items() if v is not None}
     if args.target is not None or args.init_from is not None:
         overrides.setdefault("mode", "v2")
+        if args.model == "hadml" and (args.target is None or args.init_from is None):
+            given, missing = (("--target", "--init-from RUN (the v1 run v2 starts from)") if args.init_from is None
+                              else ("--init-from", "--target FILE (the cluster file whose events are the data)"))
+            raise ValueError(f"{given} trains v2, which also needs {missing}")
     cfg = kind.preset(args.model)(**({"epochs": args.epochs} if args.epochs is not None else {}), **overrides)
     run = _open_run(kind.run_class(), out, cfg, args, kind.config_class())
     if run.finished:
@@ -615,11 +624,18 @@ def _cmd_train_hadml(args) -> int:
     secs = sum(h["seconds"] for h in run.history)
     goal = run.evaluation.get("goal") if run.evaluation else None
     if goal:
-        print("test W1 per cluster-mass bin (value / truth-vs-truth floor; goal ≤ 2):")
+        from .metrics.hadronisation import format_goal_row
+        from .train.hadml import CLOSURE_KEY, closure_line
+
+        ref = (f"the target's (\"data\", {run.config.target}) test split" if run.config.mode == "v2"
+               else f"{run.config.data}'s test split")
+        print(f"test W1 per cluster-mass bin against {ref} (value / truth-vs-truth floor; goal ≤ 2):")
         for r in goal:
-            print(f"  {r['observable']:<10} {r['mass_bin']:<12} {r['value']:.4g} / {r['floor']:.4g} = "
-                  f"{r['ratio']:.2f}{'' if r['met'] else '  (above 2)'}")
-    print(f"{status}: {len(run.history)} epochs in {secs:.0f} s of training; run directory {out}")
+            print(f"  {format_goal_row(r)}")
+        if CLOSURE_KEY in run.evaluation:
+            print(closure_line(run.evaluation[CLOSURE_KEY]))
+    n = len(run.history)
+    print(f"{status}: {n} epoch{'s' * (n != 1)} in {secs:.0f} s of training; run directory {out}")
     return 0 if status == "done" else EXIT_FAILED
 
 
@@ -1179,7 +1195,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "also tagger-wjets)")
     o.add_argument("--epochs", type=count,
                    help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 250, turbosim-zee 100; "
-                        "tagger-wjets 20)")
+                        "tagger-wjets 20; hadml 30, hadml-v2 60)")
     o.add_argument("--paired-fraction", type=float,
                    help="share of the training events also seen as (z, x) pairs by the supervised terms, 0 … 1 "
                         "(default: OTUS 0, unsupervised; Turbo-Sim 1)")

@@ -173,3 +173,15 @@ def test_cli_writes_a_loadable_file(tmp_path):
     bad = subprocess.run(cmd[:-4] + ["--smearing", "-1", "--out", str(tmp_path / "b.nc")], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode != 0 and "smearing" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags", [["--full"], ["--domain", "data"], ["--domain", "sim"], ["--centre"],
+                                   ["--detector", "x.json"]])
+def test_cli_refuses_the_pythia_only_flags(tmp_path, capsys, flags):
+    from otviz.cli import main
+
+    out = tmp_path / "cl.nc"
+    assert main(["generate", "clusters", "--events", "5", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"otviz generate: {flags[0]} applies to the Pythia processes (zee, ttbar, wjets, qcd), not clusters"]
+    assert not out.exists()
