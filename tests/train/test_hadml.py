@@ -23,7 +23,8 @@ from otviz.errors import ConfigError
 from otviz.models.hadml import HadML, pair_index, true_decay_angles
 from otviz.physics.masses import mass_of_pid
 from otviz.physics.twobody import boost_from_rest, two_body_decay
-from otviz.train.hadml import HadMLConfig, HadMLRun, hadml_config, hadml_v2_config, split_events
+from otviz.train.hadml import (HadMLConfig, HadMLRun, closure_line, hadml_config, hadml_v2_config, smearing_closure,
+                               split_events)
 
 S = 0.1  # the perturbative law's width
 
@@ -165,7 +166,8 @@ def test_cli_trains_loads_and_samples(toy, tmp_path, capsys):
     assert main(["train", "hadml", "--data", str(toy / "small.nc"), "--epochs", "1", "--out", str(out),
                  "--device", "cpu", "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "v1 cGAN" in text and "done: 1 epochs" in text
+    assert "v1 cGAN" in text and "done: 1 epoch in" in text
+    assert f"against {toy / 'small.nc'}'s test split" in text and " rad = " in text  # φ* W₁ in rad
     run = otviz.load_run(out)
     assert run.kind == "hadml" and run.config.epochs == 1 and run.config.data == str(toy / "small.nc")
     c = toy_clusters(10, 3)["cluster"].values
@@ -201,6 +203,36 @@ def test_v2_smoke_changes_the_generator_with_finite_losses(toy, tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("generator."))
     assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("discriminator."))  # v1's critic untouched
     assert otviz.load_run(tmp_path / "v2").model.sample(toy_clusters(5, 4)["cluster"].values).shape == (5, 2, 4)
+    # the smearing closure in evaluation.json: recomputable from the run directory, consistent
+    ev = json.loads((tmp_path / "v2" / "evaluation.json").read_text())
+    closure = ev["smearing_closure"]
+    again = smearing_closure(tmp_path / "v2")
+    from otviz.train.hadml import test_clusters
+    test = test_clusters(tmp_path / "v2")
+    _, fq = decay_axis(test)
+    cos, _ = true_decay_angles(test)
+    for origin, sel in (("perturbative", fq), ("non-perturbative", ~fq)):
+        rec = closure[origin]
+        assert rec["n_clusters"] == int(sel.sum()) > 0
+        assert rec["mean_cos_theta"]["data"] == pytest.approx(cos[sel].mean(), abs=1e-12)
+        for k in ("data", "start", "fitted"):
+            assert rec["mean_cos_theta"][k] == pytest.approx(again[origin]["mean_cos_theta"][k], abs=1e-12)
+            assert sum(rec["hist"][k]) == pytest.approx(1.0) and len(rec["hist"][k]) == 10
+        for k in ("start", "fitted"):
+            assert rec["w1_to_data"][k] == pytest.approx(again[origin]["w1_to_data"][k], abs=1e-12)
+        assert rec["floor"] > 0
+    import xarray as xr
+    m = xr.open_dataset(tmp_path / "v2" / "metrics.nc", engine="h5netcdf")
+    w1 = float(m["value"].sel(observable="cos_theta", mass_bin="all", origin="perturbative", statistic="w1"))
+    assert closure["perturbative"]["w1_to_data"]["fitted"] == pytest.approx(w1, abs=1e-12)
+    assert closure_line(closure).startswith(f"perturbative clusters ({closure['perturbative']['n_clusters']}): "
+                                            "mean cos θ* data ")
+    m.close()
+    # the CLI's v2 summary: the reference is the target's test split, the closure line
+    from otviz.cli import main
+    assert main(["train", "hadml", "--data", str(toy / "small.nc"), "--target", str(toy / "small_wide.nc"),
+                 "--out", str(tmp_path / "nov1")]) == 2
+    assert not (tmp_path / "nov1").exists()
 
 
 def test_config_round_trip_presets_and_errors_name_the_field(toy, tmp_path):
@@ -218,3 +250,28 @@ def test_config_round_trip_presets_and_errors_name_the_field(toy, tmp_path):
         HadMLRun(tmp_path / "r", small(toy, data=str(tmp_path / "nope.nc")))
     with pytest.raises(FileNotFoundError, match="init_from"):
         HadMLRun(tmp_path / "r", small(toy, mode="v2", target=str(toy / "small.nc"), init_from=str(tmp_path)))
+
+
+def test_tiny_files_train_or_are_refused_in_one_line(toy, tmp_path, capsys):
+    """A 4-event Herwig file trains and evaluates (empty mass bins: "n/a (N clusters)", no
+    warnings); a 2-event file (no test split) is refused before a run directory exists."""
+    import warnings
+
+    from otviz.cli import main
+    from otviz.data.herwig import write_herwig_clusters
+
+    write_herwig_clusters(toy_clusters(32, 5), tmp_path / "four.dat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["train", "hadml", "--data", str(tmp_path / "four.dat"), "--epochs", "1", "--out",
+                     str(tmp_path / "four"), "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "clusters)" in out and "n/a (" in out and "done: 1 epoch in" in out
+    ev = json.loads((tmp_path / "four" / "evaluation.json").read_text())
+    assert ev["goal_not_evaluable"] > 0 and ev["goal_met"] is False
+    write_herwig_clusters(toy_clusters(16, 6), tmp_path / "two.dat")
+    assert main(["train", "hadml", "--data", str(tmp_path / "two.dat"), "--out", str(tmp_path / "two")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"otviz train: {tmp_path / 'two.dat'} (data): 2 events — too few for train / validation / test "
+                   "splits (at least 3 events)"]
+    assert not (tmp_path / "two").exists()
