@@ -591,7 +591,7 @@ def _cmd_train_hadml(args) -> int:
     }.items() if v is not None}
     if args.target is not None or args.init_from is not None:
         overrides.setdefault("mode", "v2")
-        if args.model == "hadml" and (args.target is None or args.init_from is None):
+        if kind.preset(args.model)().mode == "v1" and (args.target is None or args.init_from is None):
             given, missing = (("--target", "--init-from RUN (the v1 run v2 starts from)") if args.init_from is None
                               else ("--init-from", "--target FILE (the cluster file whose events are the data)"))
             raise ValueError(f"{given} trains v2, which also needs {missing}")
