@@ -16,7 +16,7 @@ from .. import kinds
 from ..metrics.hadronisation import ANGLES, LAB, MASS_EDGES, goal_table, mass_bin_labels
 from ..physics.observables import readable
 from ..viz.hadronisation import (ORIGINS, comparison_plot, cluster_mass_plot, pair_name, rest_frame_plot,
-                                 select_clusters)
+                                 select_clusters, selection_name)
 from . import cache
 from .notify import describe
 from .state import ExplorerState
@@ -159,8 +159,12 @@ class HadronisationView(pn.viewable.Viewer):
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.title = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.selection_text = pn.pane.Markdown("", css_classes=["otviz-hadml-selection"], sizing_mode="stretch_width")
+        self.spinner = pn.indicators.LoadingSpinner(value=False, size=22, name="", width=260,
+                                                    css_classes=["otviz-hadml-busy"])
         opts = dict(linked_axes=False)
         self.mass_pane = pn.pane.HoloViews(None, css_classes=["otviz-hadml-mass"], **opts)
+        # dimmed through this Column: styles set on a HoloViews pane reach its Bokeh figure ("design")
+        self.mass_box = pn.Column(self.mass_pane, margin=0)
         self.cluster_pane = pn.pane.HoloViews(None, css_classes=["otviz-hadml-cluster"], **opts)
         self.cluster_text = pn.pane.Markdown("", css_classes=["otviz-hadml-cluster-text"], sizing_mode="stretch_width")
         self.angle_panes = [SplitPlot(f"otviz-hadml-{k}") for k in ANGLES]
@@ -175,6 +179,7 @@ class HadronisationView(pn.viewable.Viewer):
         self.regenerate_button.on_click(self.regenerate)
         self.body = self._body()  # the plots, hidden while no run is shown
         self._data = None
+        self._pending = 0  # selection changes: a deferred histogram redraw draws only the latest
         self._generated = None  # this cluster's (hadrons, pids) after Regenerate; None: the cached decay
         self._draws = 0  # Regenerate presses: each draws with a new seed
         if "hadml_path" in state.param:
@@ -216,8 +221,14 @@ class HadronisationView(pn.viewable.Viewer):
                              "Angles: hadron 0 in the cluster rest frame about the decay axis ẑ (the perturbative "
                              "quark's direction, else the cluster's flight direction).")
         self.goal.object = goal_markdown(d["metrics"])
+        try:  # all events, whatever the selection: drawn once per run
+            self.dr_pane.object = comparison_plot(d["obs"]["reference"]["min_dR"], d["obs"]["generated"]["min_dR"],
+                                                  "min_dR", stats_for(d["metrics"], "min_dR", "all", "all"), bins=30,
+                                                  width=WIDE, height=240, title_prefix="all events")
+        except Exception as exc:
+            self._error("Plots", exc)
         self.body.visible = True
-        self._redraw()
+        self._redraw(defer=False)
 
     def _clear(self):
         self.body.visible = False
@@ -231,32 +242,31 @@ class HadronisationView(pn.viewable.Viewer):
         return np.flatnonzero(select_clusters(d["mass"], d["from_quark"], self.mass_bin, self.origin, MASS_EDGES))
 
     # ------------------------------------------------------------------ drawing
+    def _hist_boxes(self):
+        """What a selection change redraws after the cluster view: the mass plot and the angle and
+        lab-frame histograms (min ΔR covers all events and stays)."""
+        return [self.mass_box, *(p._box for p in (*self.angle_panes, *self.lab_panes))]
+
     @param.depends("mass_bin", "origin", watch=True)
-    def _redraw(self):
+    def _on_selection(self):
+        self._redraw(defer=True)
+
+    def _redraw(self, defer: bool = False):
+        """The selection text and the single-cluster view first, then the histograms. With
+        ``defer`` in a served session the histograms are drawn in the next tick of the server's
+        event loop, so the browser gets the new text and cluster view at once; meanwhile the
+        histograms are dimmed and a spinner turns beside the selection text (:meth:`_busy`; a
+        newer selection supersedes an older pending redraw)."""
         if self._data is None:
             return
         d = self._data
         try:
             idx = self.selection()
-            self.selection_text.object = (f"**{self.mass_bin}**, {self.origin} clusters: {len(idx)} of "
-                                          f"{len(d['mass'])} test clusters")
-            self.mass_pane.object = cluster_mass_plot(d["mass"], MASS_EDGES, selected=self.mass_bin, width=WIDE, height=280)
-            ref, gen = d["obs"]["reference"], d["obs"]["generated"]
-            prefix = "" if self.mass_bin == "all" else f"{self.mass_bin}: "
-            for pane, obs in zip(self.angle_panes, ANGLES):
-                pane.object = comparison_plot(ref[obs][idx], gen[obs][idx], obs,
-                                              stats_for(d["metrics"], obs, self.mass_bin, self.origin),
-                                              bins=25, width=WIDE, height=260, title_prefix=prefix)
-            for pane, obs in zip(self.lab_panes, LAB):
-                pane.object = comparison_plot(ref[obs][idx], gen[obs][idx], obs,
-                                              stats_for(d["metrics"], obs, self.mass_bin, self.origin),
-                                              bins=30, width=THIRD, height=240, title_prefix=prefix)
-            self.dr_pane.object = comparison_plot(ref["min_dR"], gen["min_dR"], "min_dR",
-                                                  stats_for(d["metrics"], "min_dR", "all", "all"), bins=30,
-                                                  width=WIDE, height=240, title_prefix="all events: ")
         except Exception as exc:
             self._error("Plots", exc)
             return
+        self.selection_text.object = (f"**{self.mass_bin}**, {self.origin} clusters: {len(idx)} of "
+                                      f"{len(d['mass'])} test clusters")
         n = len(idx)
         self.cluster_input.end = max(n - 1, 0)
         self._generated = None
@@ -265,6 +275,46 @@ class HadronisationView(pn.viewable.Viewer):
             self.cluster_input.value = 0
         else:
             self._draw_cluster()
+        self._pending += 1
+        ticket = self._pending
+        doc = pn.state.curdoc
+        if defer and doc is not None and doc.session_context is not None:
+            self._busy(True)
+            pn.state.execute(lambda: self._draw_histograms(ticket), schedule=True)
+        else:
+            self._draw_histograms(ticket)
+
+    def _draw_histograms(self, ticket: int | None = None):
+        """The mass plot and the angle and lab-frame histograms of the selection; a no-op when a
+        newer selection's redraw is pending (``ticket`` ≠ the latest)."""
+        if self._data is None or (ticket is not None and ticket != self._pending):
+            return
+        d = self._data
+        try:
+            idx = self.selection()
+            self.mass_pane.object = cluster_mass_plot(d["mass"], MASS_EDGES, selected=self.mass_bin, width=WIDE, height=280)
+            ref, gen = d["obs"]["reference"], d["obs"]["generated"]
+            prefix = selection_name(self.mass_bin, self.origin)
+            for pane, obs in zip(self.angle_panes, ANGLES):
+                pane.object = comparison_plot(ref[obs][idx], gen[obs][idx], obs,
+                                              stats_for(d["metrics"], obs, self.mass_bin, self.origin),
+                                              bins=25, width=WIDE, height=260, title_prefix=prefix)
+            for pane, obs in zip(self.lab_panes, LAB):
+                pane.object = comparison_plot(ref[obs][idx], gen[obs][idx], obs,
+                                              stats_for(d["metrics"], obs, self.mass_bin, self.origin),
+                                              bins=30, width=THIRD, height=270, title_prefix=prefix)
+        except Exception as exc:
+            self._error("Plots", exc)
+        finally:
+            self._busy(False)
+
+    def _busy(self, on: bool):
+        """The page's sign that the histograms are being redrawn: a spinning indicator beside the
+        selection text and the histograms dimmed (a CSS opacity: Panel's ``loading`` overlay on
+        these panes made Chromium spend seconds more per redraw)."""
+        self.spinner.param.update(value=on, name="redrawing the histograms …" if on else "")
+        for box in self._hist_boxes():
+            box.styles = {"opacity": "0.35" if on else "1"}  # {} would leave the last opacity set
 
     @param.depends("cluster", watch=True)
     def _on_cluster(self):
@@ -340,8 +390,8 @@ class HadronisationView(pn.viewable.Viewer):
 
     def _body(self):
         return pn.Column(
-            self.selection_text,
-            pn.Row(pn.Column(self.mass_pane, self.goal, width=WIDE + 20),
+            pn.Row(self.selection_text, self.spinner, sizing_mode="stretch_width"),
+            pn.Row(pn.Column(self.mass_box, self.goal, width=WIDE + 20),
                    pn.Column(self.cluster_pane, self.cluster_text, width=480), sizing_mode="stretch_width"),
             pn.pane.Markdown("#### Decay angles in the cluster rest frame (hadron 0 about ẑ)"),
             pn.Row(*self.angle_panes, sizing_mode="stretch_width"),

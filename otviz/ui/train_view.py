@@ -394,12 +394,25 @@ class HadMLSettings(param.Parameterized):
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"])
     seed = param.Integer(default=0, bounds=_bounds_of(_HADML_CONFIG, "seed", (0, 2 ** 32 - 1)))
 
+    V2_ONLY = ("target", "init_from")  # shown in the form only while v2 is chosen
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._show_v2_fields()
+
     @param.depends("version", watch=True)
     def _preset_of_version(self):
         """Choosing a version sets epochs, batch size and learning rates to its preset's
         (``hadml`` / ``hadml-v2``); edit them afterwards."""
         p = _HADML_V2 if self.version == "v2" else _HADML
         self.param.update(epochs=p.epochs, batch_size=p.batch_size, lr_g=p.lr_g, lr_d=p.lr_d)
+        self._show_v2_fields()
+
+    def _show_v2_fields(self):
+        """The v2 fields (target, init_from) are hidden (precedence below the form's display
+        threshold 0; this instance only) while v1 is chosen; the form follows the change."""
+        for name in self.V2_ONLY:
+            self.param[name].precedence = None if self.version == "v2" else -1
 
     def to_config(self, state=None):
         from ..train.hadml import hadml_config, hadml_v2_config

@@ -38,6 +38,10 @@ HADRON_NAMES = {111: "π⁰", 211: "π⁺", -211: "π⁻", 221: "η", 113: "ρ�
 #: fixed binning of the decay angles; lab quantities span the reference's quantiles
 ANGLE_RANGES = {"cos_theta": (-1.0, 1.0), "phi": (-np.pi, np.pi)}
 LOG_Y = {"E": True, "pT": True, "eta": False, "min_dR": False, "cos_theta": False, "phi": False}
+#: units of the density axis (1 / the observable's unit); cos θ*, η and ΔR are unitless
+DENSITY_UNITS = {"E": "1/GeV", "pT": "1/GeV", "phi": "1/rad"}
+#: characters of a title line that fit a plot of width < 400 px (9 pt) and a wider one (10 pt)
+TITLE_CHARS = {"narrow": 40, "wide": 64}
 
 
 def hadron_name(pid: int) -> str:
@@ -86,6 +90,39 @@ def stats_text(stats: dict | None) -> str:
     return " · ".join(parts)
 
 
+def selection_name(mass_bin: str = "all", origin: str = "all") -> str:
+    """"1.5–3 GeV, perturbative" — the mass bin and origin of a selection in words ("all clusters"
+    for all/all)."""
+    if mass_bin == "all" and origin == "all":
+        return "all clusters"
+    return f"{'all masses' if mass_bin == 'all' else mass_bin}, {'all origins' if origin == 'all' else origin}"
+
+
+def title_lines(parts, max_chars: int) -> str:
+    """``parts`` (a list of lists of strings) as a title: the strings of one part are joined on one
+    line by their separator (" · " between statistics, ": " after the selection) while the line holds at
+    most ``max_chars`` characters, else each goes on a line of its own."""
+    lines = []
+    for sep, items in parts:
+        items = [t for t in items if t]
+        if not items:
+            continue
+        joined = sep.join(items)
+        lines += [joined] if len(joined) <= max_chars else items
+    return "\n".join(lines)
+
+
+def legend_side(densities) -> str:
+    """"top_left" when the histograms reach higher in their right 40 % than in their left 40 %
+    (a rising spectrum such as cos θ*'s forward peak), else "top_right": the legend goes above the
+    lower side so that it hides no data."""
+    d = np.nan_to_num(np.asarray(densities, float))
+    if d.ndim == 1:
+        d = d[None, :]
+    k = max(1, int(round(0.4 * d.shape[1])))
+    return "top_left" if d[:, -k:].max(initial=0.0) > d[:, :k].max(initial=0.0) else "top_right"
+
+
 def rest_frame_projection(hadron, cluster, axis) -> np.ndarray:
     """(2, 2) drawing coordinates (along ẑ, transverse) in GeV of the two hadrons (2, 4) of one
     cluster (4,) in its rest frame, ẑ = ``axis`` (3,): hadron 0 at (p*·ẑ, |p* × ẑ|) ≥ 0 above the
@@ -104,6 +141,20 @@ def _size(width, height):
     return dict(width=width, height=height) if width else dict(responsive=True, min_width=300, height=height)
 
 
+def mass_axis_max(mass) -> float:
+    """Upper end of the cluster-mass axis (GeV): 2 % beyond the largest mass, so that the whole
+    > 3 GeV tail is drawn, unless a few outliers lie beyond twice the 99.5 % quantile — then 2 %
+    beyond the 99.9 % quantile."""
+    mass = np.asarray(mass, float)
+    mass = mass[np.isfinite(mass)]
+    if not len(mass):
+        return 10.0
+    top = float(mass.max())
+    if top > 2.0 * float(np.quantile(mass, 0.995)):
+        top = float(np.quantile(mass, 0.999))
+    return max(1.02 * top, 1e-3)
+
+
 def cluster_mass_plot(mass, edges=MASS_EDGES, bins: int = 60, selected: str | None = None, width: int | None = None,
                       height: int = 300):
     """The reference cluster-mass spectrum (normalised steps, GeV) with the mass-bin edges as
@@ -111,9 +162,8 @@ def cluster_mass_plot(mass, edges=MASS_EDGES, bins: int = 60, selected: str | No
     ensure_extension()
     mass = np.asarray(mass, float)
     mass = mass[np.isfinite(mass)]
-    hi = float(np.quantile(mass, 0.995)) if len(mass) else 10.0
-    lo = 0.0
-    e = np.linspace(lo, max(hi, 1e-3), bins + 1)
+    hi = mass_axis_max(mass)
+    e = np.linspace(0.0, hi, bins + 1)
     h, _ = np.histogram(mass, e)
     dens = h / max(len(mass), 1) / (e[1] - e[0])
     dim = hv.Dimension("cluster_mass", label="cluster mass [GeV]")
@@ -138,8 +188,10 @@ def comparison_plot(reference, generated, observable: str, stats: dict | None = 
     """Reference vs generated normalised step histograms of ``observable`` (a key of
     ``metrics.hadronisation.LABELS``: cos_theta, phi, E, pT, eta, min_dR) above the ratio
     generated / reference ± stat. error; ``stats`` {"w1": (value, floor), "ks": (value, floor)}
-    in the title. Angles use fixed ranges, the rest the reference's 0.2–99.8 % quantiles; E and pT
-    a log density axis."""
+    in the title under ``title_prefix`` (the selection, e.g. "1.5–3 GeV, perturbative"), lines
+    broken to fit the plot's width (:func:`title_lines`). Angles use fixed ranges, the rest the
+    reference's 0.2–99.8 % quantiles; E and pT a log density axis; the density axis carries
+    1/(the observable's unit); the legend sits above the lower side (:func:`legend_side`)."""
     ensure_extension()
     ref = np.asarray(reference, float).ravel()
     gen = np.asarray(generated, float).ravel()
@@ -158,7 +210,8 @@ def comparison_plot(reference, generated, observable: str, stats: dict | None = 
     edges = np.linspace(lo, hi, bins + 1)
     centres, bw = 0.5 * (edges[1:] + edges[:-1]), edges[1] - edges[0]
     dim = hv.Dimension(observable, label=label)
-    ydim = hv.Dimension(f"density_{observable}", label="density")  # own name: no axis linked to another plot
+    unit = f" [{DENSITY_UNITS[observable]}]" if observable in DENSITY_UNITS else ""
+    ydim = hv.Dimension(f"density_{observable}", label=f"density{unit}")  # own name: no axis linked to another plot
     h_ref, _ = np.histogram(ref, edges)
     h_gen, _ = np.histogram(gen, edges)
     top, dens = [], []
@@ -179,11 +232,14 @@ def comparison_plot(reference, generated, observable: str, stats: dict | None = 
     log = dict(ylim=(0.0, room * float(allp.max()) if allp.size and allp.max() > 0 else 1.0))
     if LOG_Y.get(observable) and pos.size:
         log = dict(logy=True, ylim=(float(pos.min()) / 3, float(pos.max()) * 12))
+    narrow = bool(width and width < 400)
     stext = stats_text(stats)
-    title = f"{title_prefix}{label}" + (f"\n{stext}" if stext else "")
-    upper = hv.Overlay(top).opts(xlabel="", ylabel="density" + (" (log scale)" if "logy" in log else ""), title=title,
-                                 fontsize={"title": "9pt" if width and width < 400 else "10pt"}, xlim=(lo, hi),
-                                 show_grid=True, legend_position="top_right", toolbar=None,
+    prefix = title_prefix.rstrip().rstrip(":")
+    title = title_lines([(": ", [prefix, label]), (" · ", stext.split(" · ") if stext else [])],
+                        TITLE_CHARS["narrow" if narrow else "wide"])
+    upper = hv.Overlay(top).opts(xlabel="", ylabel=f"density{unit}" + (" (log)" if "logy" in log else ""),
+                                 title=title, fontsize={"title": "9pt" if narrow else "10pt"}, xlim=(lo, hi),
+                                 show_grid=True, legend_position=legend_side(dens), toolbar=None,
                                  xformatter=tick_formatter(), yformatter=tick_formatter("%.3g"),
                                  **log, **_size(width, height))
     lower = hv.Overlay(bottom).opts(ylim=tuple(rlim), xlim=(lo, hi), xlabel=label, ylabel="HadML / ref.", yticks=4,
@@ -222,14 +278,16 @@ def rest_frame_plot(cluster, axis, decays: dict, from_quark: bool = False, index
                    .opts(color=color, line_width=3, line_dash=DASH[key]))
         els.append(hv.Scatter((xy[:, 0], xy[:, 1]), kdims=[xdim], vdims=[ydim]).opts(color=color, size=9))
         texts += [(float(xy[k, 0]), float(xy[k, 1]), f"{hadron_name(pid[k])} ({k})", color) for k in range(2)]
-    lim = 1.3 * pmax
+    lim = 1.6 * pmax  # room beyond the tips for the species labels (drawn outwards)
     axis_name = "ẑ: perturbative quark direction" if from_quark else "ẑ: cluster flight direction"
     els.insert(0, hv.Segments([(-lim * 0.95, 0.0, lim * 0.95, 0.0)], kdims=[xdim, ydim, "x1", "y1"], label=axis_name)
                .opts(color="gray", line_width=1.5, line_dash="dotted"))
     els.insert(1, hv.Scatter([(lim * 0.95, 0.0)], kdims=[xdim], vdims=[ydim])
                .opts(color="gray", marker="triangle", angle=-90, size=10))
-    for x, y, t, c in texts:
-        els.append(hv.Text(x, y + (0.07 if y >= 0 else -0.07) * lim, t, fontsize=10).opts(color=c))
+    for x, y, t, c in texts:  # beyond the tip, away from the origin: the label never covers the marker
+        r = max(float(np.hypot(x, y)), 1e-12)
+        els.append(hv.Text(x + 0.06 * lim * x / r, y + 0.06 * lim * y / r, t, fontsize=10,
+                           halign="left" if x >= 0 else "right", valign="bottom" if y >= 0 else "top").opts(color=c))
     origin = "perturbative" if from_quark else "non-perturbative"
     which = f"cluster {index}: " if index is not None else ""
     title = f"{which}M = {readable(mass, 3)} GeV, {origin} (rest frame)"

@@ -117,6 +117,10 @@ def test_hadronisation_page_changes_mass_bin_and_regenerates_a_cluster(server, b
     # another cluster-mass bin (sidebar)
     page.locator(".otviz-hadml-massbin").get_by_text("1.5–3 GeV", exact=True).click()
     page.get_by_text("1.5–3 GeV, all clusters:").wait_for(timeout=30_000)
+    # the selection text and cluster view come first, the histograms after: the busy indicator goes
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text("redrawing the histograms")).to_have_count(0, timeout=60_000)
     page.wait_for_timeout(2000)  # the new plots drawn
     angles_after = angles.screenshot()
     assert angles_after != angles_before, "the cos θ* plot did not change with the mass bin"

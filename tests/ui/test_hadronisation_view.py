@@ -107,12 +107,19 @@ def test_the_page_shows_the_run_and_follows_the_widgets(rundir, monkeypatch):
     view.mass_bin = "1.5–3 GeV"
     sel = (d["mass"] >= 1.5) & (d["mass"] < 3.0)
     assert f"{int(sel.sum())} of {n} test clusters" in view.selection_text.object
-    assert _title(view.angle_panes[0]).startswith("1.5–3 GeV: cos θ*")
+    assert _title(view.angle_panes[0]).startswith("1.5–3 GeV, all origins: cos θ*")
     curves = [el for el in list(view.angle_panes[0].object)[0] if el.label.startswith("reference")]
     assert curves[0].label == f"reference ({int(sel.sum())})"
     view.origin = "perturbative"
     both = sel & d["from_quark"]
     assert f"{int(both.sum())} of {n}" in view.selection_text.object
+    # every histogram title names the mass bin and the origin; no title line is wider than its plot
+    for pane in (*view.angle_panes, *view.lab_panes):
+        title = _title(pane)
+        assert "1.5–3 GeV" in title and "perturbative" in title, title
+        assert max(map(len, title.split("\n"))) <= 64, title
+    for pane in view.lab_panes:
+        assert max(map(len, _title(pane).split("\n"))) <= 40, _title(pane)
     i = int(np.flatnonzero(both)[0])
     assert f"(test cluster {i}," in view.cluster_text.object
     assert "perturbative" in view.cluster_pane.object.opts.get().kwargs["title"]
@@ -173,11 +180,23 @@ def test_the_train_form_and_curves(rundir, tmp_path, monkeypatch):
     assert type(cfg) is HadMLConfig and cfg.mode == "v1"
     assert (cfg.data, cfg.epochs, cfg.batch_size, cfg.lr_g, cfg.lr_d, cfg.max_events) == ("c.nc", 3, 128, 1e-4, 3e-4, 50)
     assert HadMLSettings(max_events=0).to_config().max_events is None
+    # the v2 fields are hidden while v1 is chosen (precedence below the form's threshold), shown for v2
+    import panel as pn
+
+    def shown(f):
+        return {w.name for w in pn.Param(f, show_name=False).layout}
+
+    labels = {HadMLSettings.param[n].label for n in ("target", "init_from")}
+    assert not labels & shown(form) and HadMLSettings.param["target"].precedence is None
     form.version = "v2"  # the v2 preset's schedule
+    assert labels <= shown(form)
     v2, preset = form.to_config(), hadml_v2_config()
     assert v2.mode == "v2" and v2.target and v2.init_from
     assert (v2.epochs, v2.batch_size, v2.lr_g, v2.lr_d, v2.n_critic) == (preset.epochs, preset.batch_size, preset.lr_g,
                                                                          preset.lr_d, preset.n_critic)
+    form.version = "v1"
+    assert not labels & shown(form)
+    form.version = "v2"
     form.init_from = " "
     with pytest.raises(ConfigError, match="init_from"):
         form.to_config()
@@ -201,3 +220,4 @@ def test_the_train_form_and_curves(rundir, tmp_path, monkeypatch):
     other = TrainView(ExplorerState())
     other.show_selected(str(rundir))
     assert other.fit_box.visible and "HadML training" in other.fit_title.object
+

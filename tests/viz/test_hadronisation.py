@@ -8,7 +8,8 @@ import pytest
 from otviz.metrics.hadronisation import MASS_EDGES, mass_bin_labels
 from otviz.physics import twobody
 from otviz.viz.hadronisation import (cluster_mass_plot, comparison_plot, hadml_curves, is_hadml_history, pair_name,
-                                     rest_frame_plot, rest_frame_projection, select_clusters, stats_text)
+                                     rest_frame_plot, rest_frame_projection, select_clusters, selection_name,
+                                     stats_text, title_lines)
 
 M_PI, M_PI0 = 0.13957039, 0.1349768
 
@@ -85,6 +86,33 @@ def test_comparison_plot_densities_ratio_and_title():
     e = comparison_plot(rng.exponential(3, 3000), rng.exponential(3, 3000), "E")
     top_e = list(e)[0]
     assert _opts(top_e)["logy"] and "[GeV]" in _opts(list(e)[1])["xlabel"]
+    # density units: 1/GeV for E (and pT), 1/rad for φ*, none for cos θ*
+    assert _opts(top_e)["ylabel"].startswith("density [1/GeV]")
+    assert _opts(top)["ylabel"] == "density"
+    assert _opts(list(comparison_plot(ref * 3, gen * 3, "phi"))[0])["ylabel"] == "density [1/rad]"
+
+
+def test_legend_sits_above_the_lower_side_and_titles_fit():
+    rng = np.random.default_rng(3)
+    # a forward peak (cos θ* rising to +1): the legend goes top left, away from the peak
+    fwd = 2 * np.sqrt(rng.uniform(0, 1, 5000)) - 1  # density (1 + x)/2
+    plot = comparison_plot(fwd, fwd, "cos_theta", width=520)
+    assert _opts(list(plot)[0])["legend_position"] == "top_left"
+    falling = rng.exponential(3, 3000)
+    assert _opts(list(comparison_plot(falling, falling, "E", width=325))[0])["legend_position"] == "top_right"
+    # the selection in words, and titles broken to fit a narrow plot
+    assert selection_name() == "all clusters"
+    assert selection_name("1.5–3 GeV", "perturbative") == "1.5–3 GeV, perturbative"
+    assert selection_name("all", "non-perturbative") == "all masses, non-perturbative"
+    assert selection_name("> 3 GeV", "all") == "> 3 GeV, all origins"
+    stats = {"w1": (0.11, 0.12), "ks": (0.012, 0.013)}
+    narrow = _opts(list(comparison_plot(falling, falling, "pT", stats, width=325,
+                                        title_prefix="1.5–3 GeV, non-perturbative"))[0])["title"]
+    assert narrow.split("\n") == ["1.5–3 GeV, non-perturbative", "hadron pT [GeV]", "W₁ 0.11 (floor 0.12)",
+                                   "KS 0.012 (floor 0.013)"]
+    wide = _opts(list(comparison_plot(fwd, fwd, "cos_theta", stats, width=520, title_prefix="0–1.5 GeV, perturbative"))[0])
+    assert wide["title"] == "0–1.5 GeV, perturbative: cos θ*\nW₁ 0.11 (floor 0.12) · KS 0.012 (floor 0.013)"
+    assert title_lines([(": ", ["a", "b"]), (" · ", [])], 10) == "a: b"
 
 
 def test_mass_and_rest_frame_plots_render():
@@ -92,6 +120,10 @@ def test_mass_and_rest_frame_plots_render():
     mass = rng.gamma(2.0, 0.9, 2000) + 0.3
     m = cluster_mass_plot(mass, MASS_EDGES, selected="1.5–3 GeV", width=400)
     assert "peak at" in _opts(m)["title"]
+    # the mass axis reaches beyond the largest mass: the whole > 3 GeV tail is drawn
+    curve = [el for el in m if isinstance(el, hv.Curve)][0]
+    assert curve.dimension_values(0).max() >= mass.max()
+    assert _opts(m)["ylabel"] == "density [1/GeV]"
     assert sum(isinstance(el, hv.VLine) for el in m) == 2 and sum(isinstance(el, hv.VSpan) for el in m) == 1
     cluster = np.array([1.0, -2.0, 5.0, np.sqrt(2.2 ** 2 + 30.0)])
     axis = np.array([0.0, 0.6, 0.8])
@@ -104,6 +136,10 @@ def test_mass_and_rest_frame_plots_render():
     assert labels[0] == "ẑ: perturbative quark direction"
     assert labels[1].startswith("reference π⁺π⁻: cos θ* = 0.90, φ* = 0.20 rad")
     assert labels[2].startswith("HadML π⁰π⁰: cos θ* = -0.40, φ* = 2.00 rad")
+    # species labels beyond each tip, away from the origin (never on the marker): aligned outwards
+    for t in (el for el in plot if isinstance(el, hv.Text)):
+        assert (t.halign == "left") == (t.x >= 0) and (t.valign == "bottom") == (t.y >= 0)
+    assert {t.text.split(" ")[0] for t in plot if isinstance(t, hv.Text)} == {"π⁺", "π⁻", "π⁰"}
     hv.renderer("bokeh").get_plot(plot)  # draws without error
 
 
