@@ -111,10 +111,12 @@ def goal_markdown(metrics) -> str:
     out = [f"#### Goal: W₁ ≤ {factor:g} × truth-vs-truth floor (test clusters, all origins)",
            "| observable | cluster mass | W₁ | floor | W₁ / floor | met |", "|---|---|---|---|---|---|"]
     for r in rows:
+        mark = "✓" if r["met"] is True else ("✗" if r["met"] is False else f"n/a ({r.get('n_clusters', 0)} clusters)")
         out.append(f"| {GOAL_NAMES.get(r['observable'], r['observable'])} | {r['mass_bin']} | {readable(r['value'])} | "
-                   f"{readable(r['floor'])} | {readable(r['ratio'], 2)} | {'✓' if r['met'] else '✗'} |")
-    met = sum(r["met"] for r in rows)
-    out += ["", f"{met} of {len(rows)} met."]
+                   f"{readable(r['floor'])} | {readable(r['ratio'], 2)} | {mark} |")
+    met = sum(r["met"] is True for r in rows)
+    open_ = sum(r["met"] is None for r in rows)
+    out += ["", f"{met} of {len(rows)} met" + (f" ({open_} not evaluable: too few test clusters)." if open_ else ".")]
     return "\n".join(out)
 
 

@@ -221,3 +221,23 @@ def test_the_train_form_and_curves(rundir, tmp_path, monkeypatch):
     other.show_selected(str(rundir))
     assert other.fit_box.visible and "HadML training" in other.fit_title.object
 
+
+
+def test_goal_markdown_marks_cells_without_clusters_not_evaluable():
+    import numpy as np
+
+    from otviz.data.clusterset import make_cluster_dataset
+    from otviz.metrics.hadronisation import hadronisation_metrics
+    from otviz.physics import twobody
+    from otviz.ui.hadronisation_view import goal_markdown
+
+    rng = np.random.default_rng(0)
+    n = 40  # all below 1.5 GeV: the other two mass bins are empty
+    M = rng.uniform(0.6, 1.4, n)
+    P = rng.normal(0, 3, (n, 3))
+    cl = np.concatenate([P, np.sqrt(M**2 + (P**2).sum(-1))[:, None]], -1)
+    m = np.full(n, 0.13957039)
+    had = twobody.two_body_decay(cl, m, m, rng.uniform(-1, 1, n), rng.uniform(-3, 3, n))
+    ds = make_cluster_dataset(cl, had, np.tile([211, -211], (n, 1)), event=np.arange(n) // 4)
+    text = goal_markdown(hadronisation_metrics(ds, had))
+    assert "n/a (0 clusters)" in text and "not evaluable" in text
