@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import ConfigError, check_bounds
 from ..ot.icnn import FitCancelled, OTMap, OTMapConfig, fit_ot_map
 from ..paths import resolve as resolve_path
-from .config import _check_str, check_device
+from .config import _check_str, check_device, config_to_json, tagged_config_from_json
 from .trainer import BackgroundRun, atomic_torch_save, atomic_write_json
 
 TAG = "otcal"
@@ -161,24 +161,7 @@ class CalibrationConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "CalibrationConfig":
-        d = json.loads(text)
-        if not isinstance(d, dict) or d.get("kind") != TAG:
-            got = d.get("kind") if isinstance(d, dict) else None
-            raise ConfigError(f"not a {TAG} config (its kind field is {got!r})", "kind", got, TAG)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown calibration config fields: {sorted(unknown)}", sorted(unknown)[0])
-        try:
-            if "map_config" in d:
-                try:
-                    d["map_config"] = OTMapConfig.from_dict(d["map_config"])
-                except ConfigError as exc:
-                    raise exc.nested("map_config")
-            return cls(**d).validate()
-        except ConfigError:
-            raise
-        except (TypeError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"malformed calibration config: {type(exc).__name__}: {exc}") from exc
+        return tagged_config_from_json(cls, text, TAG, "calibration", {"map_config": OTMapConfig.from_dict}).validate()
 
 
 def otcal_wjets_config(**overrides) -> CalibrationConfig:

@@ -297,3 +297,34 @@ def otus_ttbar_config(epochs: int = 600, finetune_epochs: int = 10, **overrides)
 
 
 PRESETS = {"otus-zee": otus_zee_config, "otus-ttbar": otus_ttbar_config}
+
+
+def config_to_json(cfg) -> str:
+    """A config dataclass as indented JSON (``dataclasses.asdict``: nested configs become objects)."""
+    return json.dumps(dataclasses.asdict(cfg), indent=2)
+
+
+def tagged_config_from_json(cls, text: str, tag: str, what: str, nested=None):
+    """``cls`` from the JSON of its ``to_json``: the ``kind`` field must be ``tag``; unknown fields,
+    a nested config's errors (``nested``: field → factory from a dict, e.g. ``ModelConfig.from_dict``,
+    its ConfigError re-raised as ``field.sub``) and malformed values are a ConfigError naming the
+    field; ``what`` names the config in messages ("tagger", "Turbo-Sim", …)."""
+    d = json.loads(text)
+    if not isinstance(d, dict) or d.get("kind") != tag:
+        got = d.get("kind") if isinstance(d, dict) else None
+        raise ConfigError(f"not a {tag} config (its kind field is {got!r})", "kind", got, tag)
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {what} config fields: {sorted(unknown)}", sorted(unknown)[0])
+    try:
+        for name, make in (nested or {}).items():
+            if name in d:
+                try:
+                    d[name] = make(d[name])
+                except ConfigError as exc:
+                    raise exc.nested(name)
+        return cls(**d)
+    except ConfigError:
+        raise
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ConfigError(f"malformed {what} config: {type(exc).__name__}: {exc}") from exc

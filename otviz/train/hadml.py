@@ -27,7 +27,6 @@ an uninterrupted one), NaN roll-back and ``--device auto`` as in :mod:`otviz.tra
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -43,7 +42,7 @@ from ..losses import hadml as L
 from ..models.hadml import (PAIRS, SPECIES, HadML, HadMLModelConfig, charge_mask, hadron_charge, pair_index,
                             parton_charge, true_decay_angles)
 from ..paths import resolve as resolve_path
-from .config import _check_str, check_device
+from .config import _check_str, check_device, config_to_json, tagged_config_from_json
 from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json
 
 TAG = "hadml"
@@ -153,28 +152,11 @@ class HadMLConfig:
         return 0, self.epochs
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return config_to_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> "HadMLConfig":
-        d = json.loads(text)
-        if not isinstance(d, dict) or d.get("kind") != TAG:
-            got = d.get("kind") if isinstance(d, dict) else None
-            raise ConfigError(f"not a {TAG} config (its kind field is {got!r})", "kind", got, TAG)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown hadml config fields: {sorted(unknown)}", sorted(unknown)[0])
-        try:
-            if "model_config" in d:
-                try:
-                    d["model_config"] = HadMLModelConfig(**d["model_config"])
-                except ConfigError as exc:
-                    raise exc.nested("model_config")
-            return cls(**d)
-        except ConfigError:
-            raise
-        except (TypeError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"malformed hadml config: {type(exc).__name__}: {exc}") from exc
+        return tagged_config_from_json(cls, text, TAG, "hadml", {"model_config": lambda d: HadMLModelConfig(**d)})
 
 
 def _apply(cfg: HadMLConfig, overrides) -> HadMLConfig:

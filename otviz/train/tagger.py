@@ -15,7 +15,6 @@ input of OT calibration, issue 14).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -30,7 +29,7 @@ from ..errors import ConfigError, check_bounds, check_number
 from ..metrics.roc import roc_auc
 from ..models.tagger import LATENT, PFNTagger, TaggerModelConfig, tagger_latents
 from ..paths import resolve as resolve_path
-from .config import _check_str, check_device
+from .config import _check_str, check_device, config_to_json, tagged_config_from_json
 from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json
 
 TAG = "tagger"
@@ -103,28 +102,11 @@ class TaggerConfig:
         return 0, self.epochs
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return config_to_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> "TaggerConfig":
-        d = json.loads(text)
-        if not isinstance(d, dict) or d.get("kind") != TAG:
-            got = d.get("kind") if isinstance(d, dict) else None
-            raise ConfigError(f"not a {TAG} config (its kind field is {got!r})", "kind", got, TAG)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown tagger config fields: {sorted(unknown)}", sorted(unknown)[0])
-        try:
-            if "model_config" in d:
-                try:
-                    d["model_config"] = TaggerModelConfig(**d["model_config"])
-                except ConfigError as exc:
-                    raise exc.nested("model_config")
-            return cls(**d)
-        except ConfigError:
-            raise
-        except (TypeError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"malformed tagger config: {type(exc).__name__}: {exc}") from exc
+        return tagged_config_from_json(cls, text, TAG, "tagger", {"model_config": lambda d: TaggerModelConfig(**d)})
 
 
 def tagger_wjets_config(epochs: int = 20, **overrides) -> TaggerConfig:

@@ -16,8 +16,6 @@ retries, learning rates × ``nan_lr_factor``) and ``--device auto`` are those of
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from ..errors import ConfigError, check_bounds, check_number
 from ..losses.turbosim import SUPERVISED, TERMS, TurboSimWeights, critic_loss, generator_loss
 from ..models.turbosim import TurboSim, TurboSimModelConfig
 from ..paths import resolve as resolve_path
-from .config import TTBAR_X, TTBAR_Z, _check_str, check_device
+from .config import TTBAR_X, TTBAR_Z, _check_str, check_device, config_to_json, tagged_config_from_json
 from .pairing import PairedSampler
 from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json, check_sample, four_vectors
 
@@ -116,29 +114,12 @@ class TurboSimConfig:
         return 0, self.epochs
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return config_to_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> "TurboSimConfig":
-        d = json.loads(text)
-        if not isinstance(d, dict) or d.get("kind") != TAG:
-            got = d.get("kind") if isinstance(d, dict) else None
-            raise ConfigError(f"not a {TAG} config (its kind field is {got!r})", "kind", got, TAG)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown Turbo-Sim config fields: {sorted(unknown)}", sorted(unknown)[0])
-        try:
-            for name, sub in (("weights", TurboSimWeights), ("model_config", TurboSimModelConfig)):
-                if name in d:
-                    try:
-                        d[name] = sub(**d[name])
-                    except ConfigError as exc:
-                        raise exc.nested(name)
-            return cls(**d)
-        except ConfigError:
-            raise
-        except (TypeError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"malformed Turbo-Sim config: {type(exc).__name__}: {exc}") from exc
+        return tagged_config_from_json(cls, text, TAG, "Turbo-Sim", {"weights": lambda d: TurboSimWeights(**d),
+                                                                     "model_config": lambda d: TurboSimModelConfig(**d)})
 
 
 def _preset_weights() -> TurboSimWeights:
