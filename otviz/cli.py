@@ -459,13 +459,44 @@ def schedule_line(cfg) -> str:
             f"(--finetune-epochs 0 for none){pairs}")
 
 
+def _train_epochs(run, out, args, postfix_keys, rate_label: str = "ev/s") -> str:
+    """Train an opened epoch-based ``run`` in this process behind an epoch bar whose postfix shows
+    ``postfix_keys`` of each epoch event (those present) and its ``events_per_s`` as ``rate_label``;
+    resumes and NaN roll-backs are written out. Returns the status."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
+               disable=args.quiet, file=sys.stderr)
+
+    def progress(ev):
+        if ev["type"] == "resumed":
+            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
+            bar.update(ev["epoch"])
+        elif ev["type"] == "epoch":
+            bar.update(1)
+            bar.set_postfix({k: f"{ev[k]:.4g}" for k in postfix_keys if k in ev}
+                            | {rate_label: f"{ev['events_per_s']:.0f}"})
+        elif ev["type"] == "nan_rollback" and not args.quiet:
+            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
+
+    try:
+        return run.run_blocking(progress)
+    finally:
+        bar.close()
+
+
+def _print_start(run, out) -> None:
+    """The schedule line, and "resuming" when the run continues from a checkpoint."""
+    print(schedule_line(run.config))
+    if not run.fresh and (out / "checkpoint.pt").exists():
+        print(f"resuming the run in {out}", flush=True)  # at once: a run killed while loading still said so
+
+
 def _cmd_train_otus(args) -> int:
     """``otviz train otus-zee|otus-ttbar``: one OTUS run in this process."""
     if len(args.out) != 1 or (args.data and len(args.data) != 1):
         raise ValueError(f"{args.model} trains one run: give one --out and at most one --data")
     from pathlib import Path
-
-    from tqdm.auto import tqdm
 
     from . import kinds
 
@@ -490,32 +521,12 @@ def _cmd_train_otus(args) -> int:
         print(f"{out}: already finished ({len(json.loads((out / 'history.json').read_text() or '[]'))} epochs); "
               "nothing to do (--restart trains it again, replacing it)")
         return 0
-    print(schedule_line(run.config))
-    if not run.fresh and (out / "checkpoint.pt").exists():
-        print(f"resuming the run in {out}", flush=True)  # at once: a run killed while loading still said so
+    _print_start(run, out)
     n_events = run.config.max_events
     if n_events is not None and n_events < run.config.batch_size:
         print(f"otviz train: warning: --max-events {n_events} is below the batch size {run.config.batch_size}: "
               f"each epoch is one batch of {n_events} events", file=sys.stderr)
-    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
-               disable=args.quiet, file=sys.stderr)
-
-    def progress(ev):
-        if ev["type"] == "resumed":
-            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
-            bar.update(ev["epoch"])
-        elif ev["type"] == "epoch":
-            bar.update(1)
-            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "mse", "sw_z", "sw_x", "p_accept", "w_x_tilde", "w_z_tilde")
-                             if k in ev}
-                            | {"ev/s": f"{ev['events_per_s']:.0f}"})
-        elif ev["type"] == "nan_rollback" and not args.quiet:
-            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
-
-    try:
-        status = run.run_blocking(progress)
-    finally:
-        bar.close()
+    status = _train_epochs(run, out, args, ("loss", "mse", "sw_z", "sw_x", "p_accept", "w_x_tilde", "w_z_tilde"))
     secs = sum(h["seconds"] for h in run.history)
     print(f"{status}: {len(run.history)} epochs in {secs:.0f} s of training; run directory {out}")
     return 0 if status == "done" else EXIT_FAILED
@@ -526,8 +537,6 @@ def _cmd_train_tagger(args) -> int:
     if len(args.out) != 1 or (args.data and len(args.data) != 2):
         raise ValueError(f"{args.model} trains one run: give one --out and --data SIGNAL BACKGROUND (or neither)")
     from pathlib import Path
-
-    from tqdm.auto import tqdm
 
     from . import kinds
 
@@ -543,27 +552,8 @@ def _cmd_train_tagger(args) -> int:
     if run.finished:
         print(f"{out}: already finished; nothing to do (--restart trains it again, replacing it)")
         return 0
-    print(schedule_line(run.config))
-    if not run.fresh and (out / "checkpoint.pt").exists():
-        print(f"resuming the run in {out}", flush=True)
-    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
-               disable=args.quiet, file=sys.stderr)
-
-    def progress(ev):
-        if ev["type"] == "resumed":
-            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
-            bar.update(ev["epoch"])
-        elif ev["type"] == "epoch":
-            bar.update(1)
-            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("loss", "val_loss", "val_auc")}
-                            | {"jets/s": f"{ev['events_per_s']:.0f}"})
-        elif ev["type"] == "nan_rollback" and not args.quiet:
-            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
-
-    try:
-        status = run.run_blocking(progress)
-    finally:
-        bar.close()
+    _print_start(run, out)
+    status = _train_epochs(run, out, args, ("loss", "val_loss", "val_auc"), 'jets/s')
     secs = sum(h["seconds"] for h in run.history)
     test = (f"; test AUC {run.evaluation['test_auc']:.4f} (loss {run.evaluation['test_loss']:.4f})"
             if run.evaluation else "")
@@ -577,8 +567,6 @@ def _cmd_train_hadml(args) -> int:
     if len(args.out) != 1 or (args.data and len(args.data) != 1):
         raise ValueError(f"{args.model} trains one run: give one --out and at most one --data")
     from pathlib import Path
-
-    from tqdm.auto import tqdm
 
     from . import kinds
 
@@ -600,27 +588,8 @@ def _cmd_train_hadml(args) -> int:
     if run.finished:
         print(f"{out}: already finished; nothing to do (--restart trains it again, replacing it)")
         return 0
-    print(schedule_line(run.config))
-    if not run.fresh and (out / "checkpoint.pt").exists():
-        print(f"resuming the run in {out}", flush=True)
-    bar = tqdm(total=run.config.total_epochs, unit="epoch", desc=f"otviz train {run.config.model}",
-               disable=args.quiet, file=sys.stderr)
-
-    def progress(ev):
-        if ev["type"] == "resumed":
-            bar.write(f"  from epoch {ev['epoch']}, its last checkpoint", file=sys.stdout)
-            bar.update(ev["epoch"])
-        elif ev["type"] == "epoch":
-            bar.update(1)
-            bar.set_postfix({k: f"{ev[k]:.4g}" for k in ("d_loss", "g_loss", "val_w1_cos_theta", "val_w1_phi")
-                             if k in ev} | {"clusters/s": f"{ev['events_per_s']:.0f}"})
-        elif ev["type"] == "nan_rollback" and not args.quiet:
-            bar.write(f"non-finite loss: rolled back to epoch {ev['epoch']}, lr × {ev['lr_scale']}", file=sys.stderr)
-
-    try:
-        status = run.run_blocking(progress)
-    finally:
-        bar.close()
+    _print_start(run, out)
+    status = _train_epochs(run, out, args, ("d_loss", "g_loss", "val_w1_cos_theta", "val_w1_phi"), 'clusters/s')
     secs = sum(h["seconds"] for h in run.history)
     goal = run.evaluation.get("goal") if run.evaluation else None
     if goal:
