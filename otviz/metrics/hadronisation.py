@@ -56,11 +56,13 @@ def mass_bin_labels(edges=MASS_EDGES) -> list[str]:
     return out
 
 
-def decay_observables(ds: xr.Dataset, hadron=None) -> dict[str, np.ndarray]:
+def decay_observables(ds: xr.Dataset, hadron=None, axis=None) -> dict[str, np.ndarray]:
     """cos θ* and φ* of hadron 0 about ``decay_axis`` in the cluster rest frame, per cluster, for
-    the Dataset's hadrons or the given (n, 2, 4) ``hadron`` array."""
+    the Dataset's hadrons or the given (n, 2, 4) ``hadron`` array (``axis``: ``decay_axis(ds)``'s
+    axes when already computed)."""
     h = ds["hadron"].values if hadron is None else np.asarray(hadron, dtype=np.float64)
-    axis, _ = decay_axis(ds)
+    if axis is None:
+        axis, _ = decay_axis(ds)
     c, p = twobody.decay_angles(h[:, 0], ds["cluster"].values, axis)
     return {"cos_theta": c, "phi": p}
 
@@ -90,25 +92,32 @@ def min_delta_r(ds: xr.Dataset, hadron=None) -> np.ndarray:
     return out
 
 
-def _stats_with_floor(ref: np.ndarray, gen: np.ndarray, index_sets) -> tuple[dict, dict]:
-    """Mean over splits of S(ref[A], gen[B]) and S(ref[A], ref[B]); ``ref``/``gen`` rows are per
-    unit (cluster or event), columns flattened (both hadrons), NaNs dropped. NaN for every
-    statistic when there is no split or a split leaves a half with fewer than ``MIN_PER_HALF``
+def statistics_with_floor(ref, gen, selection, splits) -> tuple[dict, dict]:
+    """Mean over ``splits`` of S(ref[A], gen[B]) (value) and S(ref[A], ref[B]) (floor), each half
+    restricted to the units (clusters or events) of the boolean ``selection``; ``ref``/``gen``
+    hold one row per unit (columns, e.g. both hadrons, are pooled), NaNs dropped; ``splits`` are
+    (A, B) index arrays over all units (``fidelity.split_halves``). NaN for every statistic when the
+    selection holds fewer than ``MIN_CLUSTERS`` units or a half has fewer than ``MIN_PER_HALF``
     finite values (too few to compare)."""
+    selection = np.asarray(selection, bool)
+    n = len(selection)
+    ref, gen = np.asarray(ref).reshape(n, -1), np.asarray(gen).reshape(n, -1)
     nan = dict.fromkeys(STATISTICS, float("nan"))
-    if not len(index_sets):
+    idx = np.flatnonzero(selection)
+    if len(idx) < MIN_CLUSTERS or not len(splits):
         return nan, dict(nan)
     value = dict.fromkeys(STATISTICS, 0.0)
     floor = dict.fromkeys(STATISTICS, 0.0)
-    for a, b in index_sets:
+    for a, b in splits:
+        a, b = idx[np.isin(idx, a)], idx[np.isin(idx, b)]
         ra, rb, gb = (x.reshape(-1) for x in (ref[a], ref[b], gen[b]))
         ra, rb, gb = ra[np.isfinite(ra)], rb[np.isfinite(rb)], gb[np.isfinite(gb)]
         if min(len(ra), len(rb), len(gb)) < MIN_PER_HALF:
             return nan, dict(nan)
         v, f = one_d_stats(ra, gb), one_d_stats(ra, rb)
         for s in STATISTICS:
-            value[s] += v[s] / len(index_sets)
-            floor[s] += f[s] / len(index_sets)
+            value[s] += v[s] / len(splits)
+            floor[s] += f[s] / len(splits)
     return value, floor
 
 
@@ -129,37 +138,29 @@ def hadronisation_metrics(reference: xr.Dataset, hadron, hadron_pid=None, mass_e
     n = reference.sizes["cluster"]
     if gen.shape != (n, 2, 4):
         raise ValueError(f"hadron has shape {gen.shape}; expected ({n}, 2, 4) for the reference's clusters")
-    ref_h = reference["hadron"].values
     mass = fv.mass(reference["cluster"].values)
-    _, from_quark = decay_axis(reference)
-    per_cluster = {**{k: (v, None) for k, v in decay_observables(reference).items()}}
-    gen_angles = decay_observables(reference, gen)
-    per_cluster = {k: (per_cluster[k][0], gen_angles[k]) for k in ANGLES}
-    ref_lab, gen_lab = lab_observables(ref_h), lab_observables(gen)
-    per_cluster.update({k: (ref_lab[k], gen_lab[k]) for k in LAB})
+    axis, from_quark = decay_axis(reference)
+    ref_ang, gen_ang = decay_observables(reference, axis=axis), decay_observables(reference, gen, axis=axis)
+    ref_lab, gen_lab = lab_observables(reference["hadron"].values), lab_observables(gen)
+    per_cluster = {k: (ref_ang[k], gen_ang[k]) for k in ANGLES} | {k: (ref_lab[k], gen_lab[k]) for k in LAB}
 
     bins = mass_bin_labels(mass_edges)
     shape = (len(OBSERVABLES), len(bins), len(ORIGINS), len(STATISTICS))
     value, floor = np.full(shape, np.nan), np.full(shape, np.nan)
     count = np.zeros((len(bins), len(ORIGINS)), np.int64)
     splits = list(split_halves(n, n_splits, seed))
-    for ib, label in enumerate(bins):
+    for ib in range(len(bins)):
         in_bin = np.ones(n, bool) if ib == 0 else (mass >= mass_edges[ib - 1]) & (mass < mass_edges[ib])
         for io, origin in enumerate(ORIGINS):
             sel = in_bin & (True if origin == "all" else (from_quark if origin == "perturbative" else ~from_quark))
             count[ib, io] = int(sel.sum())
-            if sel.sum() < MIN_CLUSTERS:
-                continue
-            idx = np.flatnonzero(sel)
-            sets = [(idx[np.isin(idx, a)], idx[np.isin(idx, b)]) for a, b in splits]
             for iobs, obs in enumerate(OBSERVABLES[:-1]):
-                r, g = per_cluster[obs]
-                v, f = _stats_with_floor(np.asarray(r).reshape(n, -1), np.asarray(g).reshape(n, -1), sets)
+                v, f = statistics_with_floor(*per_cluster[obs], sel, splits)
                 value[iobs, ib, io] = [v[s] for s in STATISTICS]
                 floor[iobs, ib, io] = [f[s] for s in STATISTICS]
     ref_dr, gen_dr = min_delta_r(reference), min_delta_r(reference, gen)
-    ev_sets = list(split_halves(len(ref_dr), n_splits, seed + 1)) if len(ref_dr) >= MIN_CLUSTERS else []
-    v, f = _stats_with_floor(ref_dr[:, None], gen_dr[:, None], ev_sets)
+    ev_splits = list(split_halves(len(ref_dr), n_splits, seed + 1))
+    v, f = statistics_with_floor(ref_dr, gen_dr, np.ones(len(ref_dr), bool), ev_splits)
     value[-1, 0, 0] = [v[s] for s in STATISTICS]
     floor[-1, 0, 0] = [f[s] for s in STATISTICS]
 

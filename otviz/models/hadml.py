@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..physics.masses import mass_of_pid
-from ..physics.twobody import decay_angles, two_body_decay
+from ..physics.twobody import two_body_decay
 
 PAIRS = ((111, 111), (211, -211), (-211, 211), (211, 111), (111, 211), (-211, 111), (111, -211))
 PAIR_NAMES = ("π⁰π⁰", "π⁺π⁻", "π⁻π⁺", "π⁺π⁰", "π⁰π⁺", "π⁻π⁰", "π⁰π⁻")
@@ -125,7 +125,6 @@ def parton_charge(parton_pid) -> np.ndarray:
     antiquarks); a float NaN where a constituent is unknown or not a light/heavy quark."""
     pid = np.asarray(parton_pid, np.int64).reshape(-1, 2)
     q3 = np.zeros(pid.shape)
-    ok = np.ones(pid.shape, bool)
     for f, c in _QUARK_CHARGE3.items():
         q3[pid == f], q3[pid == -f] = c, -c
     ok = np.isin(np.abs(pid), list(_QUARK_CHARGE3))
@@ -395,12 +394,3 @@ class HadML(nn.Module):
         gen = torch.Generator().manual_seed(int(seed))
         return self.sample_with_pid(ds["cluster"].values, ds["parton"].values, pid, ds["perturbative"].values,
                                     charge, generator=gen)
-
-
-def true_decay_angles(ds) -> tuple[np.ndarray, np.ndarray]:
-    """(cos θ, φ) of hadron 0 about ``clusterset.decay_axis`` in each cluster's rest frame."""
-    from ..data.clusterset import decay_axis
-
-    axis, _ = decay_axis(ds)
-    return decay_angles(ds["hadron"].values[:, 0], ds["cluster"].values, axis)
-

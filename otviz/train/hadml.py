@@ -40,7 +40,7 @@ import torch
 from ..errors import ConfigError, check_bounds, check_number
 from ..losses import hadml as L
 from ..models.hadml import (PAIRS, SPECIES, HadML, HadMLModelConfig, charge_mask, hadron_charge, pair_index,
-                            parton_charge, true_decay_angles)
+                            parton_charge)
 from ..paths import resolve as resolve_path
 from .config import _check_str, check_device, config_to_json, tagged_config_from_json
 from .trainer import BackgroundRun, TrainingFailed, atomic_torch_save, atomic_write_json
@@ -308,27 +308,24 @@ def smearing_closure(rundir, model=None, test=None, fitted=None, start=None) -> 
     if start is None:
         src = load_run(resolve_path(cfg.init_from), device="cpu").model
         start = src.sample_dataset(test, seed=seed, charge_from_hadrons=True)[0]
-    cos = {"data": H.decay_observables(test)["cos_theta"],
-           "start": H.decay_observables(test, start)["cos_theta"],
-           "fitted": H.decay_observables(test, fitted)["cos_theta"]}
-    _, from_quark = decay_axis(test)
-    n = len(from_quark)
-    splits = list(split_halves(n, N_SPLITS, cfg.seed))
+    axis, from_quark = decay_axis(test)
+    cos = {k: H.decay_observables(test, h, axis=axis)["cos_theta"]
+           for k, h in (("data", None), ("start", start), ("fitted", fitted))}
+    splits = list(split_halves(len(from_quark), N_SPLITS, cfg.seed))
     edges = np.linspace(-1.0, 1.0, CLOSURE_BINS + 1)
     out = {"reference": f"{cfg.target}: the run's target test split ({SPLIT_FILE})", "init_from": cfg.init_from,
            "sample_seed": seed, "n_splits": N_SPLITS, "hist_edges": edges.tolist()}
     for origin, sel in (("perturbative", from_quark), ("non-perturbative", ~from_quark)):
-        idx = np.flatnonzero(sel)
-        sets = [(idx[np.isin(idx, a)], idx[np.isin(idx, b)]) for a, b in splits] if len(idx) >= H.MIN_CLUSTERS else []
-        rec = {"n_clusters": int(len(idx)),
-               "mean_cos_theta": {k: float(v[sel].mean()) if len(idx) else float("nan") for k, v in cos.items()},
+        n_sel = int(sel.sum())
+        rec = {"n_clusters": n_sel,
+               "mean_cos_theta": {k: float(v[sel].mean()) if n_sel else float("nan") for k, v in cos.items()},
                "w1_to_data": {}, "floor": float("nan"), "hist": {}}
         for k in ("start", "fitted"):
-            v, f = H._stats_with_floor(cos["data"][:, None], cos[k][:, None], sets)
+            v, f = H.statistics_with_floor(cos["data"], cos[k], sel, splits)
             rec["w1_to_data"][k], rec["floor"] = v["w1"], f["w1"]
         for k, v in cos.items():
             h, _ = np.histogram(v[sel], bins=edges)
-            rec["hist"][k] = (h / max(len(idx), 1)).tolist()
+            rec["hist"][k] = (h / max(n_sel, 1)).tolist()
         out[origin] = rec
     return out
 
@@ -404,8 +401,11 @@ class HadMLRun(BackgroundRun):
 
         dev = self.device
         pid = ds["parton_pid"].values * ds["parton_mask"].values
+        from ..metrics.hadronisation import decay_observables
+
         axis, from_quark = decay_axis(ds)
-        cos, phi = true_decay_angles(ds)
+        angles = decay_observables(ds, axis=axis)
+        cos, phi = angles["cos_theta"], angles["phi"]
         pair = pair_index(ds["hadron_pid"].values)
         onehot = np.zeros((len(pair), len(PAIRS)))
         onehot[pair >= 0, pair[pair >= 0]] = 1.0
@@ -709,8 +709,11 @@ class HadMLRun(BackgroundRun):
 
     # -------------------------------------------------------------- evaluation
     def _evaluate(self, model, test) -> dict:
-        """Test-split numbers (``evaluation.json``) and ``metrics.nc`` via
-        ``otviz.metrics.hadronisation`` when that module is present."""
+        """Test-split numbers (``evaluation.json``) and ``metrics.nc``
+        (``otviz.metrics.hadronisation``; v2 also its ``smearing_closure``)."""
+        from ..atomic import atomic_path
+        from ..metrics import hadronisation as H
+
         cfg = self.config
         t0 = time.perf_counter()
         hadrons, pids = model.sample_dataset(test, seed=cfg.seed + 11, charge_from_hadrons=True)
@@ -718,23 +721,16 @@ class HadMLRun(BackgroundRun):
         q = cluster_charge(test)
         known = np.isfinite(q)
         out = {"n_test_clusters": int(test.sizes["cluster"]), "n_test_pion_pairs": int(pairs.sum()),
-               "charge_conserved": bool(np.all(_charge(pids)[known] == q[known])),
+               "charge_conserved": bool(np.all(hadron_charge(pids)[known] == q[known])),
                "train_seconds": sum(h["seconds"] for h in self.history)}
-        try:
-            from ..metrics import hadronisation as H
-        except ImportError:  # the metrics module is optional for training
-            H = None
-        if H is not None:
-            from ..atomic import atomic_path
-
-            m = H.hadronisation_metrics(test, hadrons, pids, seed=cfg.seed)
-            with atomic_path(self.rundir / "metrics.nc") as tmp:
-                m.to_netcdf(tmp, engine="h5netcdf")
-            out["goal"] = H.goal_table(m)
-            if cfg.mode == "v2":
-                out[CLOSURE_KEY] = smearing_closure(self.rundir, model, test, fitted=hadrons)
-            out["goal_met"] = bool(all(r["met"] is True for r in out["goal"]))
-            out["goal_not_evaluable"] = sum(r["met"] is None for r in out["goal"])
+        m = H.hadronisation_metrics(test, hadrons, pids, seed=cfg.seed)
+        with atomic_path(self.rundir / "metrics.nc") as tmp:
+            m.to_netcdf(tmp, engine="h5netcdf")
+        out["goal"] = H.goal_table(m)
+        if cfg.mode == "v2":
+            out[CLOSURE_KEY] = smearing_closure(self.rundir, model, test, fitted=hadrons)
+        out["goal_met"] = bool(all(r["met"] is True for r in out["goal"]))
+        out["goal_not_evaluable"] = sum(r["met"] is None for r in out["goal"])
         out["evaluate_seconds"] = time.perf_counter() - t0
         return out
 
@@ -744,11 +740,6 @@ class HadMLRun(BackgroundRun):
             self.evaluation = json.loads((self.rundir / EVALUATION_FILE).read_text())
         except (OSError, ValueError):
             pass
-
-
-def _charge(pids) -> np.ndarray:
-    pids = np.asarray(pids)
-    return (pids == 211).sum(1) - (pids == -211).sum(1)
 
 
 def _event_index(event) -> tuple[np.ndarray, np.ndarray]:

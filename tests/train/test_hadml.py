@@ -20,7 +20,8 @@ from scipy.stats import wasserstein_distance
 import otviz
 from otviz.data.clusterset import decay_axis, make_cluster_dataset, save_clusters
 from otviz.errors import ConfigError
-from otviz.models.hadml import HadML, pair_index, true_decay_angles
+from otviz.metrics.hadronisation import decay_observables
+from otviz.models.hadml import HadML, pair_index
 from otviz.physics.masses import mass_of_pid
 from otviz.physics.twobody import boost_from_rest, two_body_decay
 from otviz.train.hadml import (HadMLConfig, HadMLRun, closure_line, hadml_config, hadml_v2_config, smearing_closure,
@@ -89,7 +90,7 @@ def test_v1_learns_the_closed_form_decay_laws(toy, tmp_path):
     assert loaded.kind == "hadml" and isinstance(loaded.model, HadML)
     ds = toy_clusters(16000, 0).isel(cluster=split["test"])
     h, pid = loaded.model.sample_dataset(ds, seed=5)
-    cos, _ = true_decay_angles(ds.assign(hadron=(("cluster", "hadron", "component"), h)))
+    cos = decay_observables(ds, h)["cos_theta"]
     _, from_quark = decay_axis(ds)
     rng = np.random.default_rng(11)
     laws = {True: lambda k: np.clip(1 + S * np.log(rng.random(k)), -1, 1), False: lambda k: rng.uniform(-1, 1, k)}
@@ -210,7 +211,7 @@ def test_v2_smoke_changes_the_generator_with_finite_losses(toy, tmp_path):
     from otviz.train.hadml import test_clusters
     test = test_clusters(tmp_path / "v2")
     _, fq = decay_axis(test)
-    cos, _ = true_decay_angles(test)
+    cos = decay_observables(test)["cos_theta"]
     for origin, sel in (("perturbative", fq), ("non-perturbative", ~fq)):
         rec = closure[origin]
         assert rec["n_clusters"] == int(sel.sum()) > 0
