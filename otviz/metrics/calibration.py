@@ -8,6 +8,12 @@ Pure functions on arrays; :func:`calibration_metrics` gathers them into one xarr
 * **Discriminator AUC** (paper Fig. 4, Table 3): :func:`discriminator_auc` trains a dense network
   (scikit-learn ``MLPClassifier``) to separate two samples on one half and returns the ROC AUC on the
   other half. 0.5 = indistinguishable. The floor is the AUC between two halves of the target itself.
+* **Whitened view** (otviz's addition): a tagger's pre-activation latent fills a thin curved sheet —
+  a few principal axes carry nearly all of the variance — so a map's errors *across* the sheet are
+  invisible to a discriminator on per-feature-standardised z₁₂₈, though they separate the samples
+  almost perfectly. Space ``z128w`` repeats the z₁₂₈ comparison in the data's whitened principal
+  coordinates (:func:`fit_whitening`, all components, one transform for both sides): an optimal
+  classifier does not care about an invertible linear transform, a trained MLP does.
 * **Working point**: :func:`efficiency_at_mistag` — the tagger's signal efficiency ε_S at the score
   cut where the background efficiency (mistag rate) is ``mistag`` in the same domain, with a
   bootstrap error that includes the cut's own fluctuation.
@@ -21,6 +27,8 @@ import xarray as xr
 from .roc import roc_auc
 
 COMPARISONS = ("sim vs data", "calibrated vs data", "data vs data")
+SPACES = ("z128", "z128w", "z128p", "score")
+SEED_OFFSET = {"z128": 0, "z128p": 1, "score": 2, "z128w": 3}  # each space's discriminator seed
 DOMAINS = ("sim", "data", "calibrated")
 
 
@@ -37,6 +45,16 @@ def fit_pca(target, n_components: int = 5):
 def project(z, mean, projection) -> np.ndarray:
     """Whitened PCA coordinates of ``z`` (n, d) → (n, k)."""
     return (np.asarray(z, dtype=np.float64) - mean) @ projection
+
+
+def fit_whitening(target, floor: float = 1e-12):
+    """(mean, W) with u = (z − mean) @ W in whitened coordinates of ``target``: all d principal axes,
+    each scaled to unit variance (eigenvalues below ``floor`` × the largest are raised to it)."""
+    t = np.asarray(target, dtype=np.float64)
+    mean = t.mean(0)
+    lam, vec = np.linalg.eigh(np.cov(t - mean, rowvar=False))
+    lam = np.maximum(lam, floor * max(float(lam.max()), 1e-300))
+    return mean, vec / np.sqrt(lam)
 
 
 def discriminator_auc(a, b, seed: int = 0, hidden=(128, 128), max_iter: int = 200, train_fraction: float = 0.5) -> float:
@@ -110,7 +128,8 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
     T(sim), row for row) and label ∈ ``class_names`` (e.g. {1: "W", 0: "QCD"}); ``outputs[domain][label]``
     the tagger head on them: dicts with ``z128p`` (n, d') and ``score`` (n,). Returns::
 
-        auc(label, space, comparison)     discriminator ROC AUC (auc_error: its standard error); space ∈ z128, z128p, score;
+        auc(label, space, comparison)     discriminator ROC AUC (auc_error: its standard error); space ∈ z128, z128w
+                                          (z₁₂₈ in the data's whitened principal coordinates), z128p, score;
                                           comparison ∈ sim vs data, calibrated vs data, data vs data
                                           (the floor: the data's two halves)
         transport_cost(label)             E‖T(z) − z‖² of the calibration
@@ -121,7 +140,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
     For each label the data are split in two halves (D₁, D₂); every comparison uses |D₁| points per
     side (sim and calibrated subsampled to that size), so the floor is measured at the same size."""
     labels = list(class_names)
-    spaces = ("z128", "z128p", "score")
+    spaces = SPACES
     auc = np.full((len(labels), len(spaces), len(COMPARISONS)), np.nan)
     auc_err = np.full_like(auc, np.nan)
     cost = np.full(len(labels), np.nan)
@@ -141,7 +160,11 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
         for j, dom in enumerate(DOMAINS):
             n[i, j] = len(latents[dom][lab])
 
+        w_mean, w_proj = fit_whitening(latents["data"][lab])
+
         def space_of(dom, idx, space):
+            if space == "z128w":
+                return (np.asarray(latents[dom][lab], dtype=np.float64)[idx] - w_mean) @ w_proj
             src = latents[dom][lab] if space == "z128" else outputs[dom][lab][space]
             return np.asarray(src)[idx]
 
@@ -151,7 +174,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
                      "data vs data": (space_of("data", d2, space), space_of("data", d1, space))}
             for c, comp in enumerate(COMPARISONS):
                 a, b = pairs[comp]
-                auc[i, k, c] = discriminator_auc(a, b, seed=seed + 17 * c + k, hidden=hidden, max_iter=max_iter)
+                auc[i, k, c] = discriminator_auc(a, b, seed=seed + 17 * c + SEED_OFFSET[space], hidden=hidden, max_iter=max_iter)
                 auc_err[i, k, c] = auc_standard_error(auc[i, k, c], len(a) - len(a) // 2, len(b) - len(b) // 2)
     sig, bkg = labels[0], labels[1]
     eff = np.zeros(len(DOMAINS))

@@ -18,7 +18,7 @@ from .state import ExplorerState
 
 COMPARISONS = ("sim vs data", "calibrated vs data", "all three")
 COMPONENTS = tuple(f"PC{k}" for k in range(1, 6))
-SPACES = {"z128": "z₁₂₈", "z128p": "z′₁₂₈", "score": "score"}
+SPACES = {"z128": "z₁₂₈", "z128w": "z₁₂₈ whitened", "z128p": "z′₁₂₈", "score": "score"}
 
 
 def load_calibration(path) -> dict:

@@ -70,6 +70,30 @@ def test_gaussian_to_gaussian_recovers_the_closed_form_map(d, steps, bound):
     assert last["step"] == steps and last["w2_dual"] == pytest.approx(w2, rel=0.1)
 
 
+def test_whitened_fit_recovers_the_mahalanobis_ot_map_of_two_gaussians():
+    """standardise="whiten": OT for the cost (x − y)ᵀΣ⁻¹(x − y), Σ the pooled covariance. In
+    whitened coordinates u = Λ^{-1/2}Vᵀ(x − μ) it is the Bures map between the whitened laws, so
+    T*(x) = μ₂ + V Λ^{1/2} A_u Λ^{-1/2} Vᵀ (x − μ₁) in closed form. A map saved before the rotation
+    buffer existed (no ``rotation`` in its state) loads as the identity rotation."""
+    d = 8
+    rng = np.random.default_rng(11)
+    m1, c1 = random_gaussian(d, rng)
+    m2, c2 = random_gaussian(d, rng)
+    lam, vec = np.linalg.eigh(0.5 * (c1 + c2))
+    w = vec / np.sqrt(lam)  # u = (x − μ) @ w
+    a_u, _ = gaussian_ot_map(np.zeros(d), w.T @ c1 @ w, np.zeros(d), w.T @ c2 @ w)
+    src, tgt = sample_gaussian(m1, c1, 20_000, rng), sample_gaussian(m2, c2, 20_000, rng)
+    x = sample_gaussian(m1, c1, 4000, rng)
+    exact = m2 + ((x - m1) @ w @ a_u.T) @ np.linalg.inv(w)
+    m = fit_ot_map(src, tgt, steps=150, standardise="whiten", **FAST)
+    uvp = l2_uvp(m.transport(x), exact, np.trace(c2))
+    assert uvp < 1.0, f"L2-UVP {uvp:.2f} % against the Mahalanobis OT map"
+    state = {k: v for k, v in m.state_dict().items() if not k.endswith("rotation")}
+    old = OTMap(d, m.config)
+    old.load_state_dict(state)
+    assert torch.equal(old.stages[0].rotation, torch.eye(d))
+
+
 def test_a_known_convex_map_of_non_gaussian_data_is_recovered():
     """Source uniform on [-1, 1]³ (not Gaussian), target T*(source) with T*(x) = A x + b, A symmetric
     positive definite: T* = ∇(½xᵀAx + bᵀx) is the gradient of a convex function, so by Brenier's
