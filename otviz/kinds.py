@@ -55,9 +55,13 @@ class Kind:
     train_settings: str | None = None  # the Train page's settings class (param.Parameterized; see otviz.ui.train_view)
     label: str = ""  # short name in the app ("OTUS": its picker is "OTUS run"); default ``name``
     train_label: str = ""  # its choice on the Train page ("OTUS Z→ee"); default ``label``
+    variant_field: str = ""  # a config.json field naming the run's variant in run menus ("HadML v2")
 
-    def ui_label(self) -> str:
-        return self.label or self.name
+    def ui_label(self, config: dict | None = None) -> str:
+        """The kind's short name; with a run's ``config`` dict also its variant (``variant_field``)."""
+        base = self.label or self.name
+        variant = (config or {}).get(self.variant_field) if self.variant_field else None
+        return f"{base} {variant}" if isinstance(variant, str) and variant else base
 
     def train_choice(self) -> str:
         return self.train_label or self.ui_label()
@@ -219,4 +223,5 @@ register(Kind(
     train_command="otviz.cli:_cmd_train_hadml", cli_options=("epochs", "checkpoint_every", "target", "init_from"),
     picker="hadml_path", pages=(Page("Hadronisation", "hadronisation", "otviz.ui.hadronisation_view:HadronisationView"),),
     train_settings="otviz.ui.train_view:HadMLSettings", label="HadML", train_label="HadML cluster hadronisation",
+    variant_field="mode",
 ))

@@ -197,6 +197,22 @@ def test_no_module_outside_the_registry_branches_on_a_kind_name():
     assert branch.search('return "emdvae" if isinstance(self.config, AnnealConfig) else "otus"')
 
 
+def test_run_menus_name_a_runs_variant_from_its_config():
+    """HadML v1 and v2 runs are one kind; the run menu tells them apart by the config's ``mode``
+    (``Kind.variant_field``), not by a branch on the kind."""
+    import json
+
+    from otviz.ui.state import run_label
+
+    hadml = kinds.get("hadml")
+    assert hadml.ui_label({"mode": "v2"}) == "HadML v2" and hadml.ui_label() == "HadML"
+    assert kinds.get("otus").ui_label({"mode": "v2"}) == "OTUS"  # no variant field: the label alone
+    root = ROOT / "data" / "pretrained"
+    for name, variant in (("hadml-v1", "v1"), ("hadml-v2", "v2")):
+        assert json.loads((root / name / "config.json").read_text())["mode"] == variant
+        assert run_label(root / name, root, shipped=True) == f"pretrained/{name} · HadML {variant} (shipped)"
+
+
 def test_no_ui_module_branches_on_a_kind_label():
     """otviz/ui shows kinds by their labels (``Kind.label``, ``train_label``) and never tests them:
     the Train page once picked its form by ``self.mode.value.startswith("EMD-VAE")``."""

@@ -25,8 +25,9 @@ def run_label(path, base, shipped: bool = False) -> str:
 
     d = Path(path)
     name = str(d.relative_to(base))
-    k = kinds.for_config_dict(_config_dict(d))
-    what = k.ui_label() if k is not None else "unknown kind"
+    cfg = _config_dict(d)
+    k = kinds.for_config_dict(cfg)
+    what = k.ui_label(cfg) if k is not None else "unknown kind"
     if shipped:
         return f"pretrained/{name} · {what} (shipped)"
     try:
