@@ -668,6 +668,10 @@ def format_calibration_metrics(m) -> str:
                 e = float(m["auc_error"].sel(label=lab, space=sp, comparison=c)) if "auc_error" in m else float("nan")
                 cells.append(f"{a:.3f} ± {e:.3f}".rjust(19))
             lines.append(f"{lab:<6} {sp:<7} " + " ".join(cells))
+    from .metrics.calibration import SPACE_DESCRIPTIONS, unclosed
+
+    lines += [f"  {sp}: {SPACE_DESCRIPTIONS[str(sp)]}" for sp in m.space.values if str(sp) in SPACE_DESCRIPTIONS]
+    lines += [f"  not closed: {lab} {sp} calibrated vs data {a:.3f}, floor {f:.3f}" for lab, sp, a, f in unclosed(m)]
     lines.append(f"signal efficiency at {m.attrs['mistag']:g} mistag rate: " + ", ".join(
         f"{d} {float(m['efficiency'].sel(domain=d)):.4f} ± {float(m['efficiency_error'].sel(domain=d)):.4f}"
         for d in m.domain.values))

@@ -28,6 +28,13 @@ from .roc import roc_auc
 
 COMPARISONS = ("sim vs data", "calibrated vs data", "data vs data")
 SPACES = ("z128", "z128w", "z128p", "score")
+SPACE_DESCRIPTIONS = {
+    "z128": "the tagger latent z128 (per-feature standardised inputs)",
+    "z128w": "z128 in the data's whitened principal coordinates: sees a map's errors across the thin sheet "
+             "the latents fill, which the z128 row misses",
+    "z128p": "the head's next layer z'128",
+    "score": "the tagger score",
+}
 SEED_OFFSET = {"z128": 0, "z128p": 1, "score": 2, "z128w": 3}  # each space's discriminator seed
 DOMAINS = ("sim", "data", "calibrated")
 
@@ -113,6 +120,22 @@ def efficiency_at_mistag(score_signal, score_background, mistag: float = 0.1, n_
     boots = [np.mean(rng.choice(s, len(s)) > threshold_at_mistag(rng.choice(bkg, len(bkg)), mistag))
              for _ in range(n_boot)]
     return eff, float(np.std(boots, ddof=1)), cut
+
+
+def unclosed(metrics, n_sigma: float = 5.0) -> list[tuple[str, str, float, float]]:
+    """(label, space, calibrated-vs-data AUC, floor) wherever the calibrated AUC lies more than
+    ``n_sigma`` combined standard errors above the data-vs-data floor: the gap the map left open."""
+    out = []
+    for lab in metrics.label.values:
+        for sp in metrics.space.values:
+            a = float(metrics["auc"].sel(label=lab, space=sp, comparison="calibrated vs data"))
+            f = float(metrics["auc"].sel(label=lab, space=sp, comparison="data vs data"))
+            err = metrics["auc_error"].sel(label=lab, space=sp) if "auc_error" in metrics else None
+            sig = (float(np.hypot(err.sel(comparison="calibrated vs data"), err.sel(comparison="data vs data")))
+                   if err is not None else 0.01)
+            if a > f + n_sigma * sig:
+                out.append((str(lab), str(sp), a, f))
+    return out
 
 
 def transport_cost(before, after) -> float:

@@ -28,13 +28,14 @@ domains by one common scale s, s² = (tr Σ_P + tr Σ_Q)/(2d): then T(x) = μ_Q 
 still the gradient of a convex function of x, i.e. the Euclidean OT map. ``"feature"`` (the published
 choice) scales each feature of each domain by its own σ: easier on badly scaled latents, but the map
 is then OT for the cost in standardised units, not in the original ones. ``"whiten"`` rotates both
-domains onto the principal axes V of the pooled covariance ½(Σ_P + Σ_Q) = V Λ Vᵀ and scales axis k by
-√λ_k (one transform for both, each domain centred on its own mean): T(x) = μ_Q + V(√Λ ∇ψ(u)),
+domains onto the principal axes V of the pooled covariance ½(Σ_P + Σ_Q) = V Λ Vᵀ and divides axis k
+by √λ_k (one transform for both, each domain centred on its own mean): T(x) = μ_Q + V(√Λ ∇ψ(u)),
 u = Λ^{-1/2} Vᵀ (x − μ_P), is the OT map for the Mahalanobis cost (x − y)ᵀ Σ⁻¹ (x − y). On a latent
 that fills a thin curved sheet (a tagger's pre-activation layer: a few axes carry nearly all the
 variance) the other modes let the map's small errors across the sheet go unpenalised, and a
 discriminator on whitened coordinates then separates calibrated from target almost perfectly;
-whitening gives every axis unit weight.
+whitening gives every axis unit weight. (On the shipped tagger latents it did not fix that: the
+whitened fit was worse in z₁₂₈ and still far from data in the whitened view — data/pretrained/README.md.)
 
 Public API: :func:`fit_ot_map` (``source``, ``target``: (n, d), (m, d) unpaired samples) →
 :class:`OTMap` (``T(x)``, differentiable, any device; ``interpolate(x, t)``; ``save``) and
@@ -77,7 +78,7 @@ class OTMapConfig:
 
     hidden: tuple[int, ...] = (64, 64)
     quadratic_rank: int | None = None  # None: full rank (d); 0: off (the published ψ)
-    standardise: str = "scalar"
+    standardise: str = "scalar"  # scalar | feature | whiten | none (module docstring)
     steps: int = 500  # outer steps (each: g_steps g-updates then f_steps f-updates)
     g_steps: int = 10
     f_steps: int = 4

@@ -100,6 +100,24 @@ def auc_markdown(metrics) -> str:
     return "\n".join(rows)
 
 
+def auc_notes(metrics) -> str:
+    """Under the AUC table: what the whitened row sees, and every cell where calibration left the
+    AUC well above its floor (``metrics.calibration.unclosed``)."""
+    from ..metrics.calibration import unclosed
+
+    text = ""
+    if "z128w" in [str(s) for s in metrics.space.values]:
+        text += ("\n\n*z₁₂₈ whitened*: the same discriminator on the data's whitened principal coordinates. z₁₂₈ "
+                 "fills a thin curved sheet; a map that moves points off it is caught here even when the z₁₂₈ row "
+                 "looks closed.")
+    gaps = unclosed(metrics)
+    if gaps:
+        text += ("\n\n**Not closed** (calibrated vs data more than 5σ above the floor): " + "; ".join(
+            f"{lab} {SPACES.get(sp, sp)} {a:.3f} (floor {f:.3f})" for lab, sp, a, f in gaps)
+            + " — the calibrated latents are not data-like there.")
+    return text
+
+
 def working_point_markdown(metrics) -> str:
     """Signal efficiency at the mistag rate for sim, data and calibrated, ± errors, and the cut."""
     mistag = metrics.attrs.get("mistag", float("nan"))
@@ -174,7 +192,7 @@ class CalibrationView(pn.viewable.Viewer):
         self.param.label.objects = labels
         if self.label not in labels:
             self.label = labels[0]
-        self.auc.object = "#### Discriminator AUC (0.5: indistinguishable)\n" + auc_markdown(m)
+        self.auc.object = "#### Discriminator AUC (0.5: indistinguishable)\n" + auc_markdown(m) + auc_notes(m)
         self.working_point.object = working_point_markdown(m)
         self._redraw()
         self._draw_scores()

@@ -69,3 +69,16 @@ def test_whitened_view_sees_errors_across_a_thin_sheet_that_the_standardised_vie
     plain = discriminator_auc(calibrated, data, seed=0, hidden=(32,), max_iter=100)
     white = discriminator_auc((calibrated - mean) @ w, u, seed=0, hidden=(32,), max_iter=100)
     assert plain < 0.6 and white > 0.9, (plain, white)
+
+
+def test_unclosed_lists_the_cells_far_above_their_floor():
+    import xarray as xr
+
+    from otviz.metrics.calibration import COMPARISONS, unclosed
+
+    auc = np.array([[[0.55, 0.52, 0.50], [0.54, 0.99, 0.50]]])  # (label, space, comparison)
+    m = xr.Dataset({"auc": (("label", "space", "comparison"), auc),
+                    "auc_error": (("label", "space", "comparison"), np.full_like(auc, 0.008))},
+                   coords={"label": ["W"], "space": ["z128", "z128w"], "comparison": list(COMPARISONS)})
+    assert unclosed(m) == [("W", "z128w", 0.99, 0.50)]  # 0.52 is 1.8σ above its floor: closed
+    assert [c[1] for c in unclosed(m, n_sigma=1.0)] == ["z128", "z128w"]

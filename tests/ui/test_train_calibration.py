@@ -103,3 +103,20 @@ def test_the_train_page_forms_build_validated_configs(rundir, tmp_path, monkeypa
     assert {"W", "QCD"} <= legends
     train.show_selected(str(rundir.parent / "tagger"))
     assert train.fit_box.visible and "Tagger training" in train.fit_title.object
+
+
+def test_the_page_and_the_cli_say_where_the_shipped_calibration_is_not_closed():
+    """The shipped maps pass in z128 but fail in the whitened view: both the page's note under the
+    AUC table and the CLI's table name those cells with their floors."""
+    from pathlib import Path
+
+    import xarray as xr
+
+    from otviz.cli import format_calibration_metrics
+    from otviz.ui.calibration_view import auc_notes
+
+    m = xr.load_dataset(Path(__file__).resolve().parents[2] / "data" / "pretrained" / "otcal-wjets" / "metrics.nc")
+    notes, text = auc_notes(m), format_calibration_metrics(m)
+    assert "*z₁₂₈ whitened*" in notes and "W z₁₂₈ whitened 0.991 (floor 0.499)" in notes
+    assert "QCD z₁₂₈ whitened 0.958" in notes and "z₁₂₈ 0.5" not in notes
+    assert "not closed: W z128w calibrated vs data 0.991, floor 0.499" in text and "z128w: z128 in the data's" in text
