@@ -1167,7 +1167,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = t.add_argument_group("otus-zee, otus-ttbar, turbosim-ttbar, turbosim-zee (--epochs, --checkpoint-every: "
                              "also tagger-wjets)")
     o.add_argument("--epochs", type=count,
-                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 250, turbosim-zee 100; "
+                   help="epochs of the schedule (default 90; otus-ttbar 600; turbosim-ttbar 60, turbosim-zee 100; "
                         "tagger-wjets 20; hadml 30, hadml-v2 60)")
     o.add_argument("--paired-fraction", type=float,
                    help="share of the training events also seen as (z, x) pairs by the supervised terms, 0 … 1 "

@@ -155,8 +155,8 @@ def critic_loss(model, x, z, weights: TurboSimWeights | None = None, gp_weight: 
         if w[f"d_{name}"] <= 0:
             continue
         space = CRITIC_SPACE[name]
-        feats = model.z_features if space == "z" else model.x_features
-        real_f, fake_f = feats(z if space == "z" else x), feats(fake)
+        real_f = model.critic_features(space, z if space == "z" else x)
+        fake_f = model.critic_features(space, fake)
         net = model.critics[name]
         wd = net(real_f).mean() - net(fake_f).mean()
         gp = gradient_penalty(lambda a: net(a)[:, 0], real_f, fake_f, generator)

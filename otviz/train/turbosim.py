@@ -137,23 +137,28 @@ def _apply(cfg, overrides):
 ADVERSARIAL_WEIGHT = 3.0  # the presets' weight of the four D terms (the L terms: 1)
 
 
-def turbosim_ttbar_config(epochs: int = 250, **overrides) -> TurboSimConfig:
+def turbosim_ttbar_config(epochs: int = 60, **overrides) -> TurboSimConfig:
     """Turbo-Sim on semileptonic tt̄ (24-d z and x): the published networks (24 → [256, 128, 64]
     → 24, critics [256, 128, 64] → 1), the four L terms at weight 1 and the four adversarial D
     terms at 3, WGAN-GP λ = 10, one critic step per generator step, Adam 1e-3 (β = 0.5, 0.9)
     decaying as 1/(1 + 0.02·epoch), batches of 5,000 (10 steps per epoch on the 50k shipped
     events), fully paired (f = 1, as published); input noise σ = 0.1 and 8 noise inputs make E
     and D stochastic; the input-to-output residual (slot i → slot i) starts both maps near the
-    identity; the decoder's four jets are sorted by pT. The D weight: pilots with all weights 1
-    (60 and 80 epochs) met 3–4 of the slide's 10 KS goals, the supervised MSE (a sum over 18
-    standardised momenta, ≈ 14) pulling each output to its conditional mean and narrowing the
-    marginals (p_y(b) KS 0.081–0.098); D weights 5 (60 epochs) fixed that (p_y(b) 0.017) but lost
-    m_t^had (0.21) — 3 is between. Sorting the jets took p_y(jet1) from 0.067–0.076 to 0.029–0.054
-    (data/pretrained/README.md)."""
+    identity; the decoder's four jets are sorted by pT; the x critics also see the masses of every
+    2- and 3-object combination and of the whole event (``critic_masses=3``, otviz's addition).
+
+    Pilots (60 epochs each unless said; KS goals of the slide met, of 10): all weights 1 met 3–4,
+    the supervised MSE (a sum over 18 standardised momenta, ≈ 14) pulling each output to its
+    conditional mean and narrowing the marginals (p_y(b) KS 0.081–0.098); D weights 5 fixed p_y(b)
+    (0.017) but lost m_t^had (0.21) — 3 is between; sorting the jets took p_y(jet1) from 0.067–0.076
+    to 0.029–0.054. Without the mass features, D weights 3: 3 of 10 (60 epochs), 1 of 10 (250
+    epochs — longer did not help); D_z̃ at 6 and L at 0.3: 4. With them: 4 of 10 at 60 epochs with
+    m_tt 0.046 and m_W^had 0.092 (were 0.075–0.082 and 0.128–0.132); also on the z critics they
+    swamped the encoder (p_z(b) 0.18). data/pretrained/README.md has the tables."""
     check_number("turbosim_ttbar_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
     cfg = TurboSimConfig(epochs=epochs, lr_decay=0.02, weights=_preset_weights(), model_config=TurboSimModelConfig(
         TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1,
-        pt_order=("jet1", "jet2", "jet3", "jet4")))
+        pt_order=("jet1", "jet2", "jet3", "jet4"), critic_masses=3))
     return _apply(cfg, overrides)
 
 

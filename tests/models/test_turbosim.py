@@ -22,3 +22,60 @@ def test_ttbar_decoder_outputs_pt_ordered_jets_on_their_mass_shell_with_gradient
     assert torch.allclose(zt[:, 2, 3] ** 2, (zt[:, 2, :3] ** 2).sum(-1) + b ** 2, rtol=1e-4)  # b quark at 4.7 GeV
     x[:, 2:].sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.decoder.net.parameters() if p.dim() == 2)
+
+
+def test_critic_mass_features_are_the_invariant_masses_of_every_combination():
+    """critic_masses = 3 on tt̄: 15 pairs, 20 triples and the whole event (36 masses) appended to
+    the 24 standardised components; each equals log(1 + m/GeV) of fourvec.invariant_mass of that
+    combination, standardised on the training sample; the critic's gradient reaches the decoder
+    through them; a model saved without the option still loads."""
+    import itertools
+
+    import numpy as np
+
+    from otviz.losses.turbosim import critic_loss, generator_loss
+    from otviz.models.turbosim import log_combination_masses, mass_combinations
+
+    combos = mass_combinations(6, 3)
+    assert combos.shape == (36, 6) and sorted(set(combos.sum(1).tolist())) == [2.0, 3.0, 6.0]
+    assert mass_combinations(2, 0).shape == (0, 2)
+    torch.manual_seed(1)
+    z = fv.minkowski(torch.randn(400, 6, 3) * 40, torch.tensor([0.0, 0.0, 4.7, 4.7, 0.0, 0.0]))
+    x = fv.minkowski(torch.randn(400, 6, 3) * 40, 0.0)
+    lm = log_combination_masses(x.double(), combos)
+    for i, c in enumerate([*itertools.combinations(range(6), 2), *itertools.combinations(range(6), 3), tuple(range(6))]):
+        expect = np.log1p(fv.invariant_mass(x[:, list(c)].double().numpy()))
+        np.testing.assert_allclose(lm[:, i].numpy(), expect, rtol=1e-6, atol=1e-6)
+    cfg = TurboSimModelConfig(TTBAR_Z, TTBAR_X, hidden=(32,), critic_hidden=(8,), critic_masses=3)
+    assert TurboSim(cfg).critic_features("z", z).shape == (400, 24)  # default: the x critics only
+    cfg = TurboSimModelConfig(TTBAR_Z, TTBAR_X, hidden=(32,), critic_hidden=(8,), critic_masses=3,
+                              critic_mass_spaces=("x", "z"))
+    m = TurboSim(cfg)
+    assert m.critic_features("z", z).shape == (400, 24 + 36)
+    m.fit_standardisation(x, z)
+    f = m.critic_features("x", x)
+    assert f.shape == (400, 24 + 36)
+    torch.testing.assert_close(f[:, 24:].mean(0), torch.zeros(36), atol=1e-4, rtol=0)
+    torch.testing.assert_close(f[:, 24:].std(0), torch.ones(36), atol=1e-3, rtol=0)
+    loss, _ = critic_loss(m, x, z)
+    assert torch.isfinite(loss)
+    m.zero_grad()
+    total, _ = generator_loss(m, x, z, weights=None)
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.decoder.net.parameters())
+    plain = TurboSim(TurboSimModelConfig(TTBAR_Z, TTBAR_X, hidden=(32,), critic_hidden=(8,)))
+    state = {k: v for k, v in plain.state_dict().items() if not k.endswith("_combos")}  # as saved before the option
+    again = TurboSim(TurboSimModelConfig(TTBAR_Z, TTBAR_X, hidden=(32,), critic_hidden=(8,)))
+    again.load_state_dict(state)
+    assert again.critic_features("x", x).shape == (400, 24)
+
+
+def test_critic_masses_of_one_particle_is_refused():
+    import pytest
+
+    from otviz.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="critic_masses"):
+        TurboSimModelConfig(TTBAR_Z, TTBAR_X, critic_masses=1)
+    with pytest.raises(ConfigError, match="critic_mass_spaces"):
+        TurboSimModelConfig(TTBAR_Z, TTBAR_X, critic_masses=3, critic_mass_spaces=("y",))

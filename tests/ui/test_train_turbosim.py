@@ -23,7 +23,7 @@ def test_the_form_builds_a_validated_turbosim_config():
     from otviz.ui.train_view import TurboSimSettings
 
     form = TurboSimSettings()
-    assert (form.epochs, form.batch_size, form.n_critic, form.gp_weight, form.paired_fraction) == (250, 5000, 1, 10.0, 1.0)
+    assert (form.epochs, form.batch_size, form.n_critic, form.gp_weight, form.paired_fraction) == (60, 5000, 1, 10.0, 1.0)
     form.param.update(epochs=3, batch_size=1000, lr=2e-4, critic_lr=5e-4, n_critic=3, gp_weight=5.0,
                       paired_fraction=0.5, max_events=5000, device="cpu", seed=7, d_z_hat=0.0, l_x_hat=2.5)
     cfg = form.to_config()
