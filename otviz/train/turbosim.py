@@ -152,9 +152,10 @@ def turbosim_ttbar_config(epochs: int = 60, **overrides) -> TurboSimConfig:
     conditional mean and narrowing the marginals (p_y(b) KS 0.081–0.098); D weights 5 fixed p_y(b)
     (0.017) but lost m_t^had (0.21) — 3 is between; sorting the jets took p_y(jet1) from 0.067–0.076
     to 0.029–0.054. Without the mass features, D weights 3: 3 of 10 (60 epochs), 1 of 10 (250
-    epochs — longer did not help); D_z̃ at 6 and L at 0.3: 4. With them: 4 of 10 at 60 epochs with
-    m_tt 0.046 and m_W^had 0.092 (were 0.075–0.082 and 0.128–0.132); also on the z critics they
-    swamped the encoder (p_z(b) 0.18). data/pretrained/README.md has the tables."""
+    epochs — longer did not help); D_z̃ at 6: 4; D_z̃ at 6 with L_z̃ and L_x̃ at 0.3: 4. With them:
+    4 of 10 in each of three pilots, m_tt 0.030–0.047 and m_W^had 0.079–0.092 (0.068–0.082 and
+    0.123–0.175 without); also on the z critics they swamped the encoder (p_z(b) 0.18).
+    data/pretrained/README.md has the tables."""
     check_number("turbosim_ttbar_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
     cfg = TurboSimConfig(epochs=epochs, lr_decay=0.02, weights=_preset_weights(), model_config=TurboSimModelConfig(
         TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1,
@@ -163,7 +164,9 @@ def turbosim_ttbar_config(epochs: int = 60, **overrides) -> TurboSimConfig:
 
 
 def turbosim_zee_config(epochs: int = 100, **overrides) -> TurboSimConfig:
-    """Turbo-Sim on Z→ee (8-d z and x): :func:`turbosim_ttbar_config`'s settings on the Z→ee samples."""
+    """Turbo-Sim on Z→ee (8-d z and x): :func:`turbosim_ttbar_config`'s weights, rates and residual
+    on the Z→ee samples, with 4 noise inputs, no jet ordering and the published critics (no
+    ``critic_masses``: not tried on Z→ee, where it would add m_ee alone)."""
     check_number("turbosim_zee_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
     cfg = TurboSimConfig(model="turbosim-zee", train_data="data/zee_train.nc", test_data="data/zee_test.nc",
                          epochs=epochs, lr_decay=0.02, weights=_preset_weights(), model_config=TurboSimModelConfig(

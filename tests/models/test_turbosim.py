@@ -38,7 +38,8 @@ def test_critic_mass_features_are_the_invariant_masses_of_every_combination():
 
     combos = mass_combinations(6, 3)
     assert combos.shape == (36, 6) and sorted(set(combos.sum(1).tolist())) == [2.0, 3.0, 6.0]
-    assert mass_combinations(2, 0).shape == (0, 2)
+    assert mass_combinations(2, 0).shape == (0, 2) and mass_combinations(1, 3).shape == (0, 1)
+    assert mass_combinations(2, 3).tolist() == [[1.0, 1.0]]  # Z→ee: m_ee alone
     torch.manual_seed(1)
     z = fv.minkowski(torch.randn(400, 6, 3) * 40, torch.tensor([0.0, 0.0, 4.7, 4.7, 0.0, 0.0]))
     x = fv.minkowski(torch.randn(400, 6, 3) * 40, 0.0)
