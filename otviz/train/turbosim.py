@@ -50,6 +50,8 @@ class TurboSimConfig:
     gp_weight: float = 10.0  # λ_GP of the WGAN-GP penalty
     paired_fraction: float = 1.0  # events known as (z, x) pairs for the supervised terms (0: unsupervised)
     weights: TurboSimWeights = field(default_factory=TurboSimWeights)
+    sw_weight: float = 0.0  # marginal sliced-Wasserstein terms on z̃ and x̃ (otviz's addition; 0: published)
+    sw_projections: int = 64  # random directions of those terms, besides every feature axis
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 5
@@ -61,6 +63,7 @@ class TurboSimConfig:
     BOUNDS: ClassVar[dict[str, tuple]] = {
         "epochs": (1, 5000), "batch_size": (1, 10_000_000), "lr": (1e-8, 1.0), "critic_lr": (1e-8, 1.0),
         "lr_decay": (0.0, 1e3), "n_critic": (1, 100), "gp_weight": (0.0, 1e6), "paired_fraction": (0.0, 1.0),
+        "sw_weight": (0.0, 1e6), "sw_projections": (0, 100_000),
         "seed": (0, 2 ** 32 - 1), "checkpoint_every": (1, 5000), "max_nan_retries": (0, 100),
         "nan_lr_factor": (1e-3, 1.0), "max_events": (1, 100_000_000),
     }
@@ -88,9 +91,10 @@ class TurboSimConfig:
         except ConfigError as exc:
             raise exc.nested("weights")
         active = self.weights.active()
-        if not active:
-            raise ConfigError(f"{own}.weights: every term is switched off (all 0)", "weights", reason="all 0")
-        if self.paired_fraction == 0 and set(active) <= set(SUPERVISED):
+        if not active and self.sw_weight == 0:
+            raise ConfigError(f"{own}.weights: every term is switched off (all eight weights 0, sw_weight 0)", "weights",
+                              reason="all 0")
+        if self.paired_fraction == 0 and self.sw_weight == 0 and set(active) <= set(SUPERVISED):
             raise ConfigError(f"{own}: only supervised terms ({', '.join(active)}) are on and paired_fraction is 0: "
                               "nothing to train on", "paired_fraction", 0, reason="no pairs for the supervised terms")
         if not isinstance(self.model_config, TurboSimModelConfig):
@@ -271,7 +275,8 @@ class TurboSimRun(BackgroundRun):
                     p.requires_grad_(False)
                 try:
                     loss, gterms = self.generator_loss(model, xb, zb, x[ip] if ip is not None else None,
-                                                       z[ip] if ip is not None else None, w, dgen)
+                                                       z[ip] if ip is not None else None, w, dgen,
+                                                       sw_weight=cfg.sw_weight, sw_projections=cfg.sw_projections)
                     if not math.isfinite(float(loss.detach())):
                         nan = True
                         break

@@ -171,8 +171,8 @@ class TurboSimSettings(param.Parameterized):
                "critic_lr": pn.widgets.FloatInput, "n_critic": pn.widgets.IntInput,
                "gp_weight": pn.widgets.FloatInput, "paired_fraction": pn.widgets.FloatInput,
                "max_events": pn.widgets.IntInput, "seed": pn.widgets.IntInput,
-               **{t: pn.widgets.FloatInput for t in TERMS}}
-    CARDS = {"Loss-term weights (0 switches a term off)": TERMS}  # shown in a collapsed card
+               **{t: pn.widgets.FloatInput for t in (*TERMS, "sw_weight")}}
+    CARDS = {"Loss-term weights (0 switches a term off)": (*TERMS, "sw_weight")}  # shown in a collapsed card
 
     epochs = param.Integer(default=_TURBO.epochs, bounds=config_bounds(TurboSimConfig, "epochs", (1, 5000)))
     batch_size = param.Integer(default=_TURBO.batch_size,
@@ -192,6 +192,8 @@ class TurboSimSettings(param.Parameterized):
     seed = param.Integer(default=0, bounds=config_bounds(TurboSimConfig, "seed", (0, 2 ** 32 - 1)))
     l_z_tilde, d_z_tilde, l_x_hat, d_x_hat = (_weight(t) for t in TERMS[:4])
     l_x_tilde, d_x_tilde, l_z_hat, d_z_hat = (_weight(t) for t in TERMS[4:])
+    sw_weight = param.Number(default=_TURBO.sw_weight, bounds=config_bounds(TurboSimConfig, "sw_weight", (0.0, 1e6)),
+                             doc="marginal sliced-W² terms on E(x) and D(z) (otviz's addition; 0: published)")
 
     def to_config(self, state=None):
         """The run's config, validated by ``TurboSimConfig``; on the samples of the session's selected
@@ -206,7 +208,7 @@ class TurboSimSettings(param.Parameterized):
         return kinds.for_preset("turbosim-ttbar").preset("turbosim-ttbar")(
             epochs=self.epochs, **data, batch_size=self.batch_size, lr=self.lr, critic_lr=self.critic_lr,
             n_critic=self.n_critic, gp_weight=self.gp_weight, paired_fraction=self.paired_fraction, weights=weights,
-            max_events=self.max_events or None, device=self.device, seed=self.seed).validate()
+            sw_weight=self.sw_weight, max_events=self.max_events or None, device=self.device, seed=self.seed).validate()
 
     def describe(self) -> str:
         on = sum(getattr(self, t) > 0 for t in TERMS)
@@ -821,7 +823,8 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "steps": "map steps per class", "batch": "batch size", "fit_fraction": "fit fraction (rest evaluates)",
            "data": "cluster file (.nc or Herwig .dat)", "version": "HadML v1 (per cluster) or v2 (per event)",
            "target": "v2: target cluster file ('data')", "init_from": "v2: start from v1 run",
-           "lr_g": "generator learning rate", "lr_d": "discriminator learning rate", **TERM_LABELS}
+           "lr_g": "generator learning rate", "lr_d": "discriminator learning rate", **TERM_LABELS,
+           "sw_weight": "SW_z̃ and SW_x̃: marginal sliced-W² weight (otviz's addition)"}
 for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings,
              HadMLSettings):
     for _name, _text in _LABELS.items():

@@ -25,12 +25,14 @@ def test_the_form_builds_a_validated_turbosim_config():
     form = TurboSimSettings()
     assert (form.epochs, form.batch_size, form.n_critic, form.gp_weight, form.paired_fraction) == (60, 5000, 1, 10.0, 1.0)
     form.param.update(epochs=3, batch_size=1000, lr=2e-4, critic_lr=5e-4, n_critic=3, gp_weight=5.0,
-                      paired_fraction=0.5, max_events=5000, device="cpu", seed=7, d_z_hat=0.0, l_x_hat=2.5)
+                      paired_fraction=0.5, max_events=5000, device="cpu", seed=7, d_z_hat=0.0, l_x_hat=2.5,
+                      sw_weight=12.5)
     cfg = form.to_config()
     assert type(cfg) is TurboSimConfig and cfg.train_data == "data/ttbar_train.nc"
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.critic_lr, cfg.n_critic, cfg.gp_weight, cfg.paired_fraction,
             cfg.max_events, cfg.device, cfg.seed) == (3, 1000, 2e-4, 5e-4, 3, 5.0, 0.5, 5000, "cpu", 7)
     assert cfg.weights.d_z_hat == 0.0 and cfg.weights.l_x_hat == 2.5 and len(cfg.weights.active()) == 7
+    assert cfg.sw_weight == 12.5 and form.param["sw_weight"].bounds == TurboSimConfig.BOUNDS["sw_weight"]
     assert form.describe() == "Turbo-Sim tt̄, 3 epochs, 5000 events, 7 of 8 terms on"
     assert TurboSimSettings(max_events=0).to_config().max_events is None  # 0: all events
     # labels in words; the bounds are the config's
@@ -42,11 +44,11 @@ def test_the_form_builds_a_validated_turbosim_config():
         form.n_critic = 0
     # cross-field rules of TurboSimConfig, each naming its field
     with pytest.raises(ConfigError) as off:
-        TurboSimSettings(**{t: 0.0 for t in TERMS}).to_config()
+        TurboSimSettings(sw_weight=0.0, **{t: 0.0 for t in TERMS}).to_config()
     assert off.value.path == "weights" and "switched off" in str(off.value)
     supervised_only = {t: 0.0 for t in TERMS if t not in ("l_z_tilde", "l_x_tilde")}
     with pytest.raises(ConfigError) as unpaired:
-        TurboSimSettings(paired_fraction=0.0, **supervised_only).to_config()
+        TurboSimSettings(paired_fraction=0.0, sw_weight=0.0, **supervised_only).to_config()
     assert unpaired.value.path == "paired_fraction"
 
 
@@ -64,10 +66,11 @@ def test_the_train_page_offers_the_form_with_the_weights_in_a_collapsed_card(tmp
     assert "critic steps per generator step" in main and TERM_LABELS["l_z_tilde"] not in main
     card = form[2]
     assert isinstance(card, pn.Card) and card.collapsed and card.title.startswith("Loss-term weights")
-    assert [w.name for w in card[0].layout if w.name] == [TERM_LABELS[t] for t in TERMS]
+    assert [w.name for w in card[0].layout if w.name] == [*(TERM_LABELS[t] for t in TERMS),
+                                                          "SW_z̃ and SW_x̃: marginal sliced-W² weight (otviz's addition)"]
     assert all(w.width <= 280 for w in form[1].layout if getattr(w, "width", None))
     # a config the class refuses: said in the page, naming the field, and nothing started
-    train.settings.param.update(**{t: 0.0 for t in TERMS})
+    train.settings.param.update(sw_weight=0.0, **{t: 0.0 for t in TERMS})
     train._start()
     assert train.status.object.startswith("**Could not start:** ConfigError") and "weights" in train.status.object
     assert train.rundir is None
