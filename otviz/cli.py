@@ -656,6 +656,24 @@ def _cmd_train_otcal(args) -> int:
     return 0 if status == "done" else EXIT_FAILED
 
 
+def calibration_report(rundir) -> tuple[str, dict]:
+    """(text, JSON summary) of a finished calibration run's stored ``metrics.nc`` (``otviz evaluate``;
+    read, never rewritten)."""
+    from pathlib import Path
+
+    import xarray as xr
+
+    from .train.calibration import METRICS_FILE, summary
+
+    path = Path(rundir) / METRICS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; the calibration has not finished (otviz train otcal-wjets "
+                                f"--out {rundir} resumes it)")
+    with xr.open_dataset(path, engine="h5netcdf") as m:
+        m = m.load()
+    return format_calibration_metrics(m), summary(m)
+
+
 def format_calibration_metrics(m) -> str:
     """The AUC table and the working point of a calibration's metrics.nc, as text."""
     lines = ["discriminator ROC AUC ± its standard error (0.5: indistinguishable; data vs data: the floor)",
@@ -897,7 +915,7 @@ def _cmd_evaluate(args) -> int:
         _require_run(d, "evaluate")
     if args.table:  # every run must be tt̄ before any is evaluated
         for d in args.rundir:
-            test = args.test or read_config(d).test_data
+            test = args.test or getattr(read_config(d), "test_data", None)
             if not test or not sample_has_ttbar_layout(test):
                 raise CommandError("evaluate", f"{d}: not a tt̄ run (its test sample {test or '(none)'} is not "
                                                f"z = e⁻ ν̄ b b̄ u d̄, x = e⁻ MET jet1…jet4); --table needs tt̄ runs")
@@ -914,9 +932,15 @@ def _cmd_evaluate(args) -> int:
         need = [METRICS_FILE, SUMMARY_FILE] + ([KS_TABLE_FILE] if args.table else [])
         return shipped and args.test is None and all((p / f).exists() for f in need)
 
-    summaries, tables, wrote = {}, {}, []
+    from . import kinds
+    from .train.run import run_kind
+
+    summaries, tables, wrote, texts = {}, {}, [], {}
     for d, name in zip(args.rundir, _run_names(args.rundir)):
-        if stored_shipped(d):
+        report = kinds.get(run_kind(d)).report
+        if report:  # evaluated when its training ended: print what it stored
+            texts[d], summaries[d] = kinds.resolve(report)(d)
+        elif stored_shipped(d):
             summaries[d] = json.loads((Path(d) / SUMMARY_FILE).read_text())
             print(f"{d}: a shipped run; its stored results (not recomputed, not rewritten)",
                   file=sys.stderr if args.json else sys.stdout)
@@ -939,7 +963,7 @@ def _cmd_evaluate(args) -> int:
         for d, summary in summaries.items():
             if len(summaries) > 1:
                 print(f"== {d}")
-            print(format_summary(summary))
+            print(texts[d] if d in texts else format_summary(summary))
     for d in wrote:  # (after --json on stderr, so that stdout stays JSON)
         extra = f", {KS_TABLE_FILE}" if (Path(d) / KS_TABLE_FILE).exists() else ""
         print(f"wrote {Path(d) / METRICS_FILE}, {SUMMARY_FILE}{extra}", file=sys.stderr if args.json else sys.stdout)
@@ -1200,9 +1224,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--scheduler", help="address of an existing Dask scheduler")
     t.set_defaults(func=_cmd_train)
 
-    ev = sub.add_parser("evaluate", help="fidelity metrics of a trained OTUS run on its test sample",
+    ev = sub.add_parser("evaluate", help="fidelity metrics of a trained OTUS or Turbo-Sim run on its test sample "
+                                         "(an OT calibration run: its stored AUC table)",
                         parents=[common])
-    ev.add_argument("rundir", nargs="+", help="run directory of an OTUS run (several: each is evaluated)")
+    ev.add_argument("rundir", nargs="+", help="run directory (several: each is evaluated)")
     ev.add_argument("--table", action="store_true",
                     help="tt̄ runs: print the Turbo-Sim slide's KS table (a column per run, floors, published rows)")
     ev.add_argument("--test", help="test sample (default: the run's test_data)")

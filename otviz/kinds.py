@@ -56,6 +56,7 @@ class Kind:
     label: str = ""  # short name in the app ("OTUS": its picker is "OTUS run"); default ``name``
     train_label: str = ""  # its choice on the Train page ("OTUS Z→ee"); default ``label``
     variant_field: str = ""  # a config.json field naming the run's variant in run menus ("HadML v2")
+    report: str | None = None  # ``otviz evaluate`` of a kind evaluated when training ends: f(rundir) -> (text, dict)
 
     def ui_label(self, config: dict | None = None) -> str:
         """The kind's short name; with a run's ``config`` dict also its variant (``variant_field``)."""
@@ -210,7 +211,7 @@ register(Kind(
     config="otviz.train.calibration:CalibrationConfig", run="otviz.train.calibration:CalibrationRun",
     model="otviz.train.calibration:CalibrationMaps", presets={"otcal-wjets": "otviz.train.calibration:otcal_wjets_config"},
     train_command="otviz.cli:_cmd_train_otcal", cli_options=("tagger", "steps", "lr", "checkpoint_every"),
-    picker="calibration_path",
+    commands=("evaluate",), report="otviz.cli:calibration_report", picker="calibration_path",
     pages=(Page("Calibration", "calibration", "otviz.ui.calibration_view:CalibrationView"),),
     train_settings="otviz.ui.train_view:CalibrationSettings",
     label="OT calibration", train_label="OT calibration of tagger latents",

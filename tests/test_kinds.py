@@ -127,7 +127,8 @@ def test_a_registered_kind_trains_from_the_cli_and_loads(toy_kind, tmp_path, cap
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "a toy run; otviz evaluate takes an OTUS run, a tt̄ OTUS run or a Turbo-Sim run (use otviz dimension)" in err
+    assert ("a toy run; otviz evaluate takes an OTUS run, a tt̄ OTUS run, a Turbo-Sim run or an OT calibration run "
+            "(use otviz dimension)") in err
     # a foreign kind's flag is refused, naming it
     assert main(["train", "toy-preset", "--out", str(tmp_path / "r2"), "--betas", "3"]) == 2
     assert "--betas: not an option of otviz train toy-preset" in capsys.readouterr().err

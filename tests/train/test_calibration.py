@@ -119,6 +119,17 @@ def test_otviz_train_otcal(setup, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "one ICNN OT map per class" in text and "calibrated vs data" in text and "signal efficiency" in text
     assert (out / "metrics.nc").exists() and (out / "points.nc").exists()
+    # otviz evaluate prints the stored table (the same text as at the end of training), never rewriting it
+    stamp = (out / "metrics.nc").stat().st_mtime_ns
+    assert main(["evaluate", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.strip() and table.strip() in text
+    assert main(["evaluate", str(out), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert 0.0 <= got["W score calibrated vs data"] <= 1.0 and len(got) == 2 * 4 * 3  # class × space × comparison
+    assert (out / "metrics.nc").stat().st_mtime_ns == stamp
+    assert main(["evaluate", str(out), "--table"]) == 2
+    assert "--table needs tt̄ runs" in capsys.readouterr().err
     # otviz latents: the tagger's z128 of jet files, domain from the file name's suffix
     files = [str(setup / f"{n}.nc") for n in ("sig_sim", "bkg_data")]
     assert main(["latents", str(setup / "tagger"), *files, "--labels", "1", "0", "--max-events", "100",
