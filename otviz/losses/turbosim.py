@@ -115,23 +115,23 @@ SW_TERMS = {"sw_z_tilde": "z", "sw_x_tilde": "x"}  # marginal SW² of z̃ = E(x)
 
 
 def generator_loss(model, x, z, x_pair=None, z_pair=None, weights: TurboSimWeights | None = None,
-                   generator=None, sw_weight: float = 0.0, sw_projections: int = 64):
+                   generator=None, sw_weight: float = 0.0, sw_projections: int = 64, sw_spaces=("z", "x")):
     """(weighted sum of the active terms, {term: float}) for the generator step.
 
     ``x``, ``z``: independent (unpaired) batches (B, P, 4) GeV for the reconstruction and
     adversarial terms; ``x_pair``, ``z_pair``: the paired batch (zᵢ, xᵢ of the same events) for
     L_z̃ and L_x̃ (None or empty: no pairs, the supervised terms are 0 and skipped);
-    ``sw_weight`` > 0 adds the marginal terms ``sw_z_tilde`` and ``sw_x_tilde`` (module docstring)."""
+    ``sw_weight`` > 0 adds the marginal terms ``sw_z_tilde`` (z in ``sw_spaces``) and ``sw_x_tilde``
+    (x in ``sw_spaces``) (module docstring)."""
     w = (weights or TurboSimWeights()).as_dict()
     on = {t for t, v in w.items() if v > 0}
     terms: dict[str, torch.Tensor] = {}
     xf, zf = model.x_momenta, model.z_momenta
-    sw_on = sw_weight > 0
-    if sw_on:
-        w.update(dict.fromkeys(SW_TERMS, float(sw_weight)))
-    if sw_on or on & {"d_z_tilde", "l_x_hat", "d_x_hat"}:  # direct pass x → z̃ → x̂
+    w.update(dict.fromkeys(SW_TERMS, float(sw_weight)))
+    sw_z, sw_x = (sw_weight > 0 and space in sw_spaces for space in ("z", "x"))
+    if sw_z or on & {"d_z_tilde", "l_x_hat", "d_x_hat"}:  # direct pass x → z̃ → x̂
         z_t = model.encode(x, generator)
-        if sw_on:
+        if sw_z:
             terms["sw_z_tilde"] = marginal_sw(model, "z", z_t, z, sw_projections, generator)
         if "d_z_tilde" in on:
             terms["d_z_tilde"] = -model.critic("z_tilde", z_t).mean()
@@ -141,9 +141,9 @@ def generator_loss(model, x, z, x_pair=None, z_pair=None, weights: TurboSimWeigh
                 terms["l_x_hat"] = _mse(xf(x), xf(x_h))
             if "d_x_hat" in on:
                 terms["d_x_hat"] = -model.critic("x_hat", x_h).mean()
-    if sw_on or on & {"d_x_tilde", "l_z_hat", "d_z_hat"}:  # reverse pass z → x̃ → ẑ
+    if sw_x or on & {"d_x_tilde", "l_z_hat", "d_z_hat"}:  # reverse pass z → x̃ → ẑ
         x_t = model.decode(z, generator)
-        if sw_on:
+        if sw_x:
             terms["sw_x_tilde"] = marginal_sw(model, "x", x_t, x, sw_projections, generator)
         if "d_x_tilde" in on:
             terms["d_x_tilde"] = -model.critic("x_tilde", x_t).mean()

@@ -52,6 +52,7 @@ class TurboSimConfig:
     weights: TurboSimWeights = field(default_factory=TurboSimWeights)
     sw_weight: float = 0.0  # marginal sliced-Wasserstein terms on z̃ and x̃ (otviz's addition; 0: published)
     sw_projections: int = 64  # random directions of those terms, besides every feature axis
+    sw_spaces: tuple[str, ...] = ("z", "x")  # which of them: z (SW_z̃ of E(x)) and/or x (SW_x̃ of D(z))
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 5
@@ -84,6 +85,10 @@ class TurboSimConfig:
         _check_str(own, "test_data", self.test_data, optional=True)
         check_bounds(self)
         check_device(own, self.device)
+        if isinstance(self.sw_spaces, list):
+            self.sw_spaces = tuple(self.sw_spaces)
+        if not isinstance(self.sw_spaces, tuple) or not self.sw_spaces or not set(self.sw_spaces) <= {"z", "x"}:
+            raise ConfigError(f"{own}.sw_spaces = {self.sw_spaces!r}: z and/or x", "sw_spaces", self.sw_spaces, "z, x")
         if not isinstance(self.weights, TurboSimWeights):
             raise ConfigError(f"{own}.weights: must be the eight term weights", "weights")
         try:
@@ -276,7 +281,8 @@ class TurboSimRun(BackgroundRun):
                 try:
                     loss, gterms = self.generator_loss(model, xb, zb, x[ip] if ip is not None else None,
                                                        z[ip] if ip is not None else None, w, dgen,
-                                                       sw_weight=cfg.sw_weight, sw_projections=cfg.sw_projections)
+                                                       sw_weight=cfg.sw_weight, sw_projections=cfg.sw_projections,
+                                                       sw_spaces=cfg.sw_spaces)
                     if not math.isfinite(float(loss.detach())):
                         nan = True
                         break

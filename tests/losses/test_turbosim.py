@@ -206,6 +206,9 @@ def test_marginal_sw_terms_are_off_by_default_and_each_reaches_its_own_map_only(
     loss, terms = generator_loss(model, x, z, None, None, off, sw_weight=2.0)
     assert set(terms) == {"sw_z_tilde", "sw_x_tilde", "loss"}
     assert float(loss) == pytest.approx(2 * (terms["sw_z_tilde"] + terms["sw_x_tilde"]), rel=1e-5)
+    for spaces, want in ((("x",), {"sw_x_tilde"}), (("z",), {"sw_z_tilde"})):
+        _, terms = generator_loss(model, x, z, None, None, off, sw_weight=2.0, sw_spaces=spaces)
+        assert set(terms) == want | {"loss"}
     for space, part, other in (("z", "encoder", "decoder"), ("x", "decoder", "encoder")):
         model.zero_grad()
         fake = model.encode(x) if space == "z" else model.decode(z)

@@ -134,10 +134,14 @@ def test_config_round_trip_and_errors_name_the_field(tmp_path):
         turbosim_ttbar_config(paired_fraction=1.5)
     with pytest.raises(ConfigError, match="l_x_hat"):
         TurboSimWeights(l_x_hat=-1.0)
-    with pytest.raises(ConfigError, match="all 0"):
-        turbosim_ttbar_config(weights=TurboSimWeights(**{t: 0.0 for t in TERMS}))
+    with pytest.raises(ConfigError, match="switched off"):
+        turbosim_ttbar_config(sw_weight=0.0, weights=TurboSimWeights(**{t: 0.0 for t in TERMS}))
+    assert turbosim_ttbar_config(sw_weight=1.0, weights=TurboSimWeights(**{t: 0.0 for t in TERMS})).sw_weight == 1.0
+    with pytest.raises(ConfigError, match="sw_spaces"):
+        turbosim_ttbar_config(sw_spaces=("y",))
+    assert TurboSimConfig.from_json(turbosim_ttbar_config(sw_spaces=["x"]).to_json()).sw_spaces == ("x",)
     with pytest.raises(ConfigError, match="paired_fraction"):
-        turbosim_ttbar_config(paired_fraction=0.0, weights=TurboSimWeights(**{t: float(t.startswith("l_") and t in (
+        turbosim_ttbar_config(paired_fraction=0.0, sw_weight=0.0, weights=TurboSimWeights(**{t: float(t.startswith("l_") and t in (
             "l_z_tilde", "l_x_tilde")) for t in TERMS}))
     d = json.loads(cfg.to_json())
     d["weights"]["d_x_hat"] = "big"
