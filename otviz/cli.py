@@ -911,8 +911,15 @@ def _cmd_evaluate(args) -> int:
     from .train.run import read_config
 
     _positive(args, "n_projections", "--n-projections", 1, 10_000)
+    from . import kinds
+    from .train.run import run_kind
+
     for d in args.rundir:
         _require_run(d, "evaluate")
+        given = [f for f, v in (("--test", args.test), ("--n-projections", args.n_projections)) if v is not None]
+        if kinds.get(run_kind(d)).report and given:
+            raise CommandError("evaluate", f"{d}: {kinds.get(run_kind(d)).description}, evaluated when its training "
+                                           f"ended; {' and '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to it")
     if args.table:  # every run must be tt̄ before any is evaluated
         for d in args.rundir:
             test = args.test or getattr(read_config(d), "test_data", None)
@@ -932,9 +939,6 @@ def _cmd_evaluate(args) -> int:
         need = [METRICS_FILE, SUMMARY_FILE] + ([KS_TABLE_FILE] if args.table else [])
         return shipped and args.test is None and all((p / f).exists() for f in need)
 
-    from . import kinds
-    from .train.run import run_kind
-
     summaries, tables, wrote, texts = {}, {}, [], {}
     for d, name in zip(args.rundir, _run_names(args.rundir)):
         report = kinds.get(run_kind(d)).report
@@ -945,7 +949,7 @@ def _cmd_evaluate(args) -> int:
             print(f"{d}: a shipped run; its stored results (not recomputed, not rewritten)",
                   file=sys.stderr if args.json else sys.stdout)
         else:
-            ds, summaries[d] = evaluate_run(d, test_path=args.test, n_projections=args.n_projections,
+            ds, summaries[d] = evaluate_run(d, test_path=args.test, n_projections=args.n_projections or 1000,
                                             progress=not args.quiet)
             wrote.append(d)
         if args.table:
@@ -1231,7 +1235,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--table", action="store_true",
                     help="tt̄ runs: print the Turbo-Sim slide's KS table (a column per run, floors, published rows)")
     ev.add_argument("--test", help="test sample (default: the run's test_data)")
-    ev.add_argument("--n-projections", type=count, default=1000, help="random directions of the sliced Wasserstein distance")
+    ev.add_argument("--n-projections", type=count, default=None,
+                    help="random directions of the sliced Wasserstein distance (default 1000)")
     ev.add_argument("--json", action="store_true", help="print all numbers as JSON")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)

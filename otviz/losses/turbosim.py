@@ -1,5 +1,5 @@
 """The Turbo-Sim objective: eight terms, direct and reverse, supervised and adversarial (seed 003,
-"Turbo-Sim: losses"):
+"Turbo-Sim: losses"), and otviz's optional marginal sliced-Wasserstein terms:
 
     L_direct  = L_z̃(z, z̃) + D_z̃(z̃) + α·L_x̂(x, x̂) + α·D_x̂(x̂)          z̃ = E(x),  x̂ = D(z̃)
     L_reverse = L_x̃(x, x̃) + D_x̃(x̃) + β·L_ẑ(z, ẑ) + β·D_ẑ(ẑ)          x̃ = D(z),  ẑ = E(x̃)
@@ -24,6 +24,8 @@ Marginal sliced-Wasserstein terms (otviz's addition, off at ``sw_weight`` = 0, t
 objective): with ``sw_weight`` > 0 the generator also minimises
 
     sw_weight · [SW²(z̃, z) + SW²(x̃, x)]          (unpaired batches; OTUS Eq. 15)
+
+(each bracketed term only when its space is in ``sw_spaces``: the turbosim-ttbar preset has x only)
 
 in each critic's feature space (``TurboSim.critic_features``: standardised four-vectors and, with
 ``critic_masses``, the log combination masses), on the directions of every feature axis — the
@@ -159,8 +161,8 @@ def generator_loss(model, x, z, x_pair=None, z_pair=None, weights: TurboSimWeigh
         if "l_x_tilde" in on:
             terms["l_x_tilde"] = _mse(xf(x_pair), xf(model.decode(z_pair, generator)))
     if not terms:
-        raise ValueError("turbosim generator_loss: no active term (all weights 0, or only supervised terms and "
-                         "no pairs)")
+        raise ValueError("turbosim generator_loss: no active term (all weights 0 and sw_weight 0, or only "
+                         "supervised terms and no pairs)")
     total = sum(w[t] * v for t, v in terms.items())
     out = {t: float(v.detach()) for t, v in terms.items()}
     out["loss"] = float(total.detach())

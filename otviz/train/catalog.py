@@ -102,7 +102,7 @@ def key_metrics(path) -> str:
 
 def _evaluate_hint(path: Path, kind) -> str:
     """What to type to get an OTUS run's metrics when it has none yet."""
-    if kind is None or "evaluate" not in kind.commands:
+    if kind is None or "evaluate" not in kind.commands or kind.report:  # report: evaluated when training ended
         return ""
     try:
         shown = str(path.resolve().relative_to(Path.cwd().resolve()))

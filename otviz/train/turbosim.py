@@ -87,8 +87,11 @@ class TurboSimConfig:
         check_device(own, self.device)
         if isinstance(self.sw_spaces, list):
             self.sw_spaces = tuple(self.sw_spaces)
-        if not isinstance(self.sw_spaces, tuple) or not self.sw_spaces or not set(self.sw_spaces) <= {"z", "x"}:
-            raise ConfigError(f"{own}.sw_spaces = {self.sw_spaces!r}: z and/or x", "sw_spaces", self.sw_spaces, "z, x")
+        if (not isinstance(self.sw_spaces, tuple) or not self.sw_spaces
+                or not all(isinstance(s, str) and s in ("z", "x") for s in self.sw_spaces)
+                or len(set(self.sw_spaces)) != len(self.sw_spaces)):
+            raise ConfigError(f"{own}.sw_spaces = {self.sw_spaces!r}: z and/or x, each once", "sw_spaces",
+                              self.sw_spaces, "z, x")
         if not isinstance(self.weights, TurboSimWeights):
             raise ConfigError(f"{own}.weights: must be the eight term weights", "weights")
         try:
@@ -116,8 +119,10 @@ class TurboSimConfig:
 
     def schedule_text(self) -> str:
         on = [t for t in self.weights.active() if self.paired_fraction > 0 or t not in SUPERVISED]
+        sw = (f" + marginal SW on {' and '.join({'z': 'E(x)', 'x': 'D(z)'}[s] for s in self.sw_spaces)} "
+              f"(weight {self.sw_weight:g})" if self.sw_weight > 0 else "")
         return (f"schedule: {self.epochs} epoch{'s' * (self.epochs != 1)}, {self.n_critic} critic step(s) per "
-                f"generator step, {len(on)} of 8 loss terms on, paired fraction {self.paired_fraction:g}")
+                f"generator step, {len(on)} of 8 loss terms on{sw}, paired fraction {self.paired_fraction:g}")
 
     def disk_plan(self) -> tuple[int, int]:
         return 0, self.epochs
@@ -173,8 +178,9 @@ def turbosim_ttbar_config(epochs: int = 60, **overrides) -> TurboSimConfig:
     3000: 4; on both at 1000 with L_z̃ 0.3 or D_z̃ 6: 4; on x at 1000 with D_z̃ 6: 5.
     data/pretrained/README.md has the tables."""
     check_number("turbosim_ttbar_config", "epochs", epochs, *TurboSimConfig.BOUNDS["epochs"], integer=True)
-    cfg = TurboSimConfig(epochs=epochs, lr_decay=0.02, weights=_preset_weights(), sw_weight=1000.0, sw_spaces=("x",),
-                         model_config=TurboSimModelConfig(TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1,
+    cfg = TurboSimConfig(
+        epochs=epochs, lr_decay=0.02, weights=_preset_weights(), sw_weight=1000.0, sw_spaces=("x",),
+        model_config=TurboSimModelConfig(TTBAR_Z, TTBAR_X, noise_dim=8, input_noise=0.1, input_residual=True, out_init_scale=0.1,
         pt_order=("jet1", "jet2", "jet3", "jet4"), critic_masses=3))
     return _apply(cfg, overrides)
 

@@ -161,8 +161,9 @@ def _weight(term: str):
 
 
 class TurboSimSettings(param.Parameterized):
-    """Hyper-parameters of a new Turbo-Sim tt̄ run (the ``turbosim-ttbar`` preset's defaults: all
-    eight terms at weight 1, WGAN-GP λ = 10, one critic step per generator step, fully paired).
+    """Hyper-parameters of a new Turbo-Sim tt̄ run (the ``turbosim-ttbar`` preset's defaults: the L
+    terms at weight 1, the D terms at 3, SW_x̃ at 1000, WGAN-GP λ = 10, one critic step per
+    generator step, fully paired).
     Bounds come from ``TurboSimConfig.BOUNDS`` / ``TurboSimWeights.BOUNDS``; ``to_config`` validates
     through the config classes (a ``ConfigError`` names the field)."""
 
@@ -193,7 +194,8 @@ class TurboSimSettings(param.Parameterized):
     l_z_tilde, d_z_tilde, l_x_hat, d_x_hat = (_weight(t) for t in TERMS[:4])
     l_x_tilde, d_x_tilde, l_z_hat, d_z_hat = (_weight(t) for t in TERMS[4:])
     sw_weight = param.Number(default=_TURBO.sw_weight, bounds=config_bounds(TurboSimConfig, "sw_weight", (0.0, 1e6)),
-                             doc="marginal sliced-W² terms on E(x) and D(z) (otviz's addition; 0: published)")
+                             doc="marginal sliced-W² term(s) of the preset's sw_spaces (turbosim-ttbar: SW_x̃ of D(z) "
+                                 "vs x; otviz's addition; 0: the published objective)")
 
     def to_config(self, state=None):
         """The run's config, validated by ``TurboSimConfig``; on the samples of the session's selected
@@ -212,7 +214,8 @@ class TurboSimSettings(param.Parameterized):
 
     def describe(self) -> str:
         on = sum(getattr(self, t) > 0 for t in TERMS)
-        return f"Turbo-Sim tt̄, {self.epochs} epochs, {self.max_events or 'all'} events, {on} of 8 terms on"
+        sw = " + SW_x̃" if self.sw_weight > 0 else ""
+        return f"Turbo-Sim tt̄, {self.epochs} epochs, {self.max_events or 'all'} events, {on} of 8 terms on{sw}"
 
 
 class AnnealSettings(param.Parameterized):
@@ -824,7 +827,7 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "data": "cluster file (.nc or Herwig .dat)", "version": "HadML v1 (per cluster) or v2 (per event)",
            "target": "v2: target cluster file ('data')", "init_from": "v2: start from v1 run",
            "lr_g": "generator learning rate", "lr_d": "discriminator learning rate", **TERM_LABELS,
-           "sw_weight": "SW_z̃ and SW_x̃: marginal sliced-W² weight (otviz's addition)"}
+           "sw_weight": "SW_x̃: marginal sliced-W² weight of D(z) (otviz's addition)"}
 for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings,
              HadMLSettings):
     for _name, _text in _LABELS.items():

@@ -18,10 +18,10 @@ REACHES = {
 }
 
 
-def _model(noise=0.0, noise_dim=0, particles=("e-", "e+")):
+def _model(noise=0.0, noise_dim=0, particles=("e-", "e+"), critic_masses=0):
     torch.manual_seed(0)
     m = TurboSim(TurboSimModelConfig(particles, particles, hidden=(32, 16), critic_hidden=(16,),
-                                     noise_dim=noise_dim, input_noise=noise))
+                                     noise_dim=noise_dim, input_noise=noise, critic_masses=critic_masses))
     z = torch.as_tensor(gaussian_smearing(400, seed=1).z.values).repeat(1, len(particles), 1)
     x = torch.as_tensor(gaussian_smearing(400, seed=2).x.values).repeat(1, len(particles), 1)
     m.fit_standardisation(x, z)
@@ -177,14 +177,17 @@ def test_input_noise_makes_the_maps_stochastic_and_zero_noise_deterministic():
     assert torch.equal(quiet.decode(z), quiet.decode(z))
 
 
-def test_marginal_sw_on_the_feature_axes_is_the_mean_exact_1d_w2_of_pot():
+@pytest.mark.parametrize("critic_masses", [0, 2])
+def test_marginal_sw_on_the_feature_axes_is_the_mean_exact_1d_w2_of_pot(critic_masses):
     """With no random directions, the marginal term is the mean over the critic's features of the
-    exact 1-D Wasserstein-2² of each marginal (POT's ``wasserstein_1d``, p = 2)."""
+    exact 1-D Wasserstein-2² of each marginal (POT's ``wasserstein_1d``, p = 2) — with
+    ``critic_masses`` the standardised log m_ee is one of those features."""
     import ot
 
     from otviz.losses.turbosim import marginal_sw
 
-    model, x, z = _model()
+    model, x, z = _model(critic_masses=critic_masses)
+    assert model.critic_features("x", x).shape[1] == 8 + (critic_masses > 0)
     fake = model.decode(z)
     got = float(marginal_sw(model, "x", fake, x, n_projections=0).detach())
     a, b = model.critic_features("x", fake).detach().double().numpy(), model.critic_features("x", x).double().numpy()
@@ -195,10 +198,8 @@ def test_marginal_sw_on_the_feature_axes_is_the_mean_exact_1d_w2_of_pot():
 
 def test_marginal_sw_terms_are_off_by_default_and_each_reaches_its_own_map_only():
     """sw_weight = 0 is the published objective (no SW term computed); with sw_weight = 2 the loss
-    is 2·(SW_z̃ + SW_x̃); SW_z̃ = SW²(E(x), z) trains the encoder only, SW_x̃ the decoder only,
-    and neither touches a critic."""
-    from otviz.losses.turbosim import marginal_sw
-
+    is 2·(SW_z̃ + SW_x̃); through ``sw_spaces`` SW_z̃ = SW²(E(x), z) alone trains the encoder
+    only, SW_x̃ alone the decoder only, and neither touches a critic."""
     model, x, z = _model()
     _, terms = generator_loss(model, x, z, None, None, TurboSimWeights())
     assert not {"sw_z_tilde", "sw_x_tilde"} & set(terms)
@@ -206,12 +207,10 @@ def test_marginal_sw_terms_are_off_by_default_and_each_reaches_its_own_map_only(
     loss, terms = generator_loss(model, x, z, None, None, off, sw_weight=2.0)
     assert set(terms) == {"sw_z_tilde", "sw_x_tilde", "loss"}
     assert float(loss) == pytest.approx(2 * (terms["sw_z_tilde"] + terms["sw_x_tilde"]), rel=1e-5)
-    for spaces, want in ((("x",), {"sw_x_tilde"}), (("z",), {"sw_z_tilde"})):
-        _, terms = generator_loss(model, x, z, None, None, off, sw_weight=2.0, sw_spaces=spaces)
-        assert set(terms) == want | {"loss"}
     for space, part, other in (("z", "encoder", "decoder"), ("x", "decoder", "encoder")):
         model.zero_grad()
-        fake = model.encode(x) if space == "z" else model.decode(z)
-        marginal_sw(model, space, fake, z if space == "z" else x).backward()
+        loss, terms = generator_loss(model, x, z, None, None, off, sw_weight=2.0, sw_spaces=(space,))
+        assert set(terms) == {f"sw_{space}_tilde", "loss"}
+        loss.backward()
         g = _grads(model)
         assert g[part] > 0 and g[other] == 0 and g["critics"] == 0, (space, g)

@@ -130,6 +130,8 @@ def test_otviz_train_otcal(setup, tmp_path, capsys):
     assert (out / "metrics.nc").stat().st_mtime_ns == stamp
     assert main(["evaluate", str(out), "--table"]) == 2
     assert "--table needs tt̄ runs" in capsys.readouterr().err
+    assert main(["evaluate", str(out), "--test", "x.nc"]) == 2
+    assert "evaluated when its training ended; --test does not apply to it" in capsys.readouterr().err
     # otviz latents: the tagger's z128 of jet files, domain from the file name's suffix
     files = [str(setup / f"{n}.nc") for n in ("sig_sim", "bkg_data")]
     assert main(["latents", str(setup / "tagger"), *files, "--labels", "1", "0", "--max-events", "100",

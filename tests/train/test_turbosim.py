@@ -140,6 +140,13 @@ def test_config_round_trip_and_errors_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="sw_spaces"):
         turbosim_ttbar_config(sw_spaces=("y",))
     assert TurboSimConfig.from_json(turbosim_ttbar_config(sw_spaces=["x"]).to_json()).sw_spaces == ("x",)
+    for bad in (("x", "x"), (["x"],), ()):
+        with pytest.raises(ConfigError, match="sw_spaces"):
+            turbosim_ttbar_config(sw_spaces=bad)
+    old = json.loads(cfg.to_json())  # a run saved before the SW terms existed: the published objective
+    for k in ("sw_weight", "sw_projections", "sw_spaces"):
+        del old[k]
+    assert TurboSimConfig.from_json(json.dumps(old)).sw_weight == 0.0
     with pytest.raises(ConfigError, match="paired_fraction"):
         turbosim_ttbar_config(paired_fraction=0.0, sw_weight=0.0, weights=TurboSimWeights(**{t: float(t.startswith("l_") and t in (
             "l_z_tilde", "l_x_tilde")) for t in TERMS}))
