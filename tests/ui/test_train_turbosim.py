@@ -133,7 +133,7 @@ def test_train_page_streams_the_gan_health_of_a_turbosim_run(app):
     critics = ["z̃ critic (E(x) vs z)", "x̂ critic (D(E(x)) vs x)", "x̃ critic (D(z) vs x)", "ẑ critic (E(D(z)) vs z)"]
     assert sorted(_legend(train.gan_panes[0].object)) == sorted(critics)
     assert sorted(_legend(train.gan_panes[1].object)) == sorted(critics)
-    assert _legend(train.gan_panes[2].object) == [generator_term_label(t) for t in TERMS]
+    assert _legend(train.gan_panes[2].object) == [generator_term_label(t) for t in (*TERMS, "sw_x_tilde")]  # + the preset's SW_x̃
     assert app.state.run_path == str(train.rundir)
     # attaching to the finished run again replays its epochs into the curves
     train.attach(train.rundir)
