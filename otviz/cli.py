@@ -1236,7 +1236,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tt̄ runs: print the Turbo-Sim slide's KS table (a column per run, floors, published rows)")
     ev.add_argument("--test", help="test sample (default: the run's test_data)")
     ev.add_argument("--n-projections", type=count, default=None,
-                    help="random directions of the sliced Wasserstein distance (default 1000)")
+                    help="random directions of the sliced Wasserstein distance (default: 1000)")
     ev.add_argument("--json", action="store_true", help="print all numbers as JSON")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
