@@ -186,3 +186,31 @@ def delta_r(eta1, phi1, eta2, phi2):
     deta = _asarray(eta1) - eta2
     xp = _ns(deta)
     return xp.sqrt(deta ** 2 + wrap_phi(_asarray(phi1) - phi2) ** 2)
+
+
+def reference_frame(ref):
+    """The azimuth φ_ref and the sign s = ±1 of p_z of reference four-vectors ref (..., 4): the
+    frame in which ref lies in the x–z half-plane px ≥ 0, py = 0, pz ≥ 0 (see :func:`to_frame`)."""
+    ref = _asarray(ref)
+    xp = _ns(ref)
+    phi_ref = xp.arctan2(ref[..., 1], ref[..., 0]) if xp is np else xp.atan2(ref[..., 1], ref[..., 0])
+    sign = xp.where(ref[..., 2] < 0, -1.0, 1.0)
+    if xp is not np:
+        sign = sign.to(ref.dtype)
+    return phi_ref, sign
+
+
+def to_frame(p4, phi_ref, sign, inverse: bool = False):
+    """Rotate four-vectors p4 (..., P, 4) about the beam by −φ_ref and reflect p_z by ``sign``
+    (φ_ref, sign of shape (...)), or undo it (``inverse``):
+    px' = cos φ px + sin φ py, py' = −sin φ px + cos φ py, pz' = s pz, E' = E.
+    Both are symmetries of a pp collision and of a detector symmetric in φ and η: masses, pT and |η|
+    are unchanged. A new array; the input is never modified."""
+    p4 = _asarray(p4)
+    xp = _ns(p4)
+    c, s = xp.cos(phi_ref)[..., None], xp.sin(phi_ref)[..., None]
+    if inverse:
+        s = -s
+    sign = sign[..., None]
+    px, py, pz, e = p4[..., 0], p4[..., 1], p4[..., 2], p4[..., 3]
+    return _stack(xp, [c * px + s * py, -s * px + c * py, sign * pz, e])

@@ -80,3 +80,39 @@ def test_critic_masses_of_one_particle_is_refused():
         TurboSimModelConfig(TTBAR_Z, TTBAR_X, critic_masses=1)
     with pytest.raises(ConfigError, match="critic_mass_spaces"):
         TurboSimModelConfig(TTBAR_Z, TTBAR_X, critic_masses=3, critic_mass_spaces=("y",))
+
+
+def test_canonical_frame_makes_both_maps_equivariant_under_beam_rotations_and_reflections():
+    """canonical_frame: for the same noise, E(R x) = R E(x) and D(R z) = R D(z) for R a rotation about
+    the beam and p_z → −p_z (up to float32 rounding of GeV-scale momenta), which the default map is
+    not; outputs stay on their mass shells; the config option is a strict bool and defaults off."""
+    import pytest
+
+    from otviz.errors import ConfigError
+
+    torch.manual_seed(0)
+    jets = ("jet1", "jet2", "jet3", "jet4")
+    z = fv.minkowski(torch.randn(400, 6, 3) * 50, 0.0)
+    x = fv.minkowski(torch.randn(400, 6, 3) * 50, 0.0)
+    phi, sign = torch.rand(400) * 6.0 - 3.0, torch.where(torch.rand(400) < 0.5, -1.0, 1.0)
+
+    def gap(m, method, a):
+        with torch.no_grad():
+            moved = getattr(m, method)(fv.to_frame(a, phi, sign, inverse=True), torch.Generator().manual_seed(1))
+            then = fv.to_frame(getattr(m, method)(a, torch.Generator().manual_seed(1)), phi, sign, inverse=True)
+        return (moved - then).abs().max().item()
+
+    for frame in (True, False):
+        torch.manual_seed(1)
+        m = TurboSim(TurboSimModelConfig(TTBAR_Z, TTBAR_X, hidden=(32,), critic_hidden=(8,), noise_dim=2,
+                                         input_noise=0.1, input_residual=True, pt_order=jets, canonical_frame=frame))
+        m.fit_standardisation(x, z)
+        if frame:
+            assert gap(m, "encode", x) < 1e-3 and gap(m, "decode", z) < 1e-3
+            zt = m.encode(x)
+            assert torch.allclose(zt[:, 2, 3] ** 2, (zt[:, 2, :3] ** 2).sum(-1) + m.cfg.masses["b"] ** 2, rtol=1e-4)
+        else:
+            assert gap(m, "encode", x) > 1.0 and gap(m, "decode", z) > 1.0
+    assert TurboSimModelConfig(TTBAR_Z, TTBAR_X).canonical_frame is False
+    with pytest.raises(ConfigError, match="canonical_frame"):
+        TurboSimModelConfig(TTBAR_Z, TTBAR_X, canonical_frame="yes")

@@ -127,3 +127,24 @@ def test_torch_formulas_agree_with_vector_both_ways():
     assert np.isnan(fv.eta(z)[0]) and fv.eta(z)[1] == np.inf
     assert fv.mass(z)[2] == 0.0  # space-like: clipped to 0 (vector gives −3)
     assert np.isnan(fv.eta(torch.tensor(z))[0]) and float(fv.mass(torch.tensor(z))[2]) == 0.0
+
+
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_reference_frame_puts_the_reference_in_the_xz_half_plane_and_inverts(lib):
+    """to_frame(p, φ_ref, s): the reference particle lands at py = 0, px = pT ≥ 0, pz = |pz|; pT, |η|,
+    masses of every particle and of the event are unchanged; inverse=True undoes it exactly."""
+    p4 = np.stack([random_p4(500, seed)[0] for seed in range(3)], 1)  # (500, 3, 4)
+    a = torch.tensor(p4) if lib == "torch" else p4
+    phi_ref, sign = fv.reference_frame(a[:, 0])
+    f = fv.to_frame(a, phi_ref, sign)
+    f_np = np.asarray(f)
+    assert np.allclose(f_np[:, 0, 1], 0.0, atol=1e-9)
+    assert np.allclose(f_np[:, 0, 0], np.asarray(fv.pt(a[:, 0])))
+    assert (f_np[:, 0, 2] >= 0).all()
+    assert np.allclose(np.asarray(fv.pt(f)), np.asarray(fv.pt(a)))
+    assert np.allclose(np.abs(np.asarray(fv.eta(f))), np.abs(np.asarray(fv.eta(a))))
+    assert np.allclose(np.asarray(fv.invariant_mass(f)), np.asarray(fv.invariant_mass(a)))
+    assert np.allclose(np.asarray(fv.to_frame(f, phi_ref, sign, inverse=True)), p4)
+    # the azimuths of the others relative to the reference are kept, up to the reflection's sign
+    dphi = np.asarray(fv.wrap_phi(fv.phi(a[:, 1]) - fv.phi(a[:, 0])))
+    assert np.allclose(np.asarray(fv.phi(f[:, 1])), dphi, atol=1e-9)

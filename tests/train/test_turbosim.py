@@ -22,19 +22,22 @@ def toy(tmp_path_factory):
     return d / "train.nc"
 
 
-def toy_config(path, epochs, weights, noise_dim=0, **kw):
+def toy_config(path, epochs, weights, noise_dim=0, canonical_frame=False, **kw):
     return TurboSimConfig(model="toy", train_data=str(path), test_data=None, epochs=epochs, batch_size=1000,
                           weights=weights, device="cpu", seed=2, checkpoint_every=1, **kw,
                           model_config=TurboSimModelConfig(("e-",), ("e-",), hidden=(64, 64), critic_hidden=(64, 64),
-                                                           noise_dim=noise_dim))
+                                                           noise_dim=noise_dim, canonical_frame=canonical_frame))
 
 
-def test_supervised_terms_learn_the_linear_gaussian_regressions(toy, tmp_path):
+@pytest.mark.parametrize("canonical_frame", [False, True])
+def test_supervised_terms_learn_the_linear_gaussian_regressions(toy, tmp_path, canonical_frame):
     """z ~ N(0, w²), x = z + N(0, r²) per momentum component: trained on pairs with the two
     supervised MSE terms, E(x) → E[z | x] = x·w²/(w² + r²) (slope 0.5) and D(z) → E[x | z] = z
-    (slope 1). Permuted "pairs" would give slope 0."""
+    (slope 1). Permuted "pairs" would give slope 0. Both regressions are equivariant under beam
+    rotations and p_z reflections, so the maps learn them in the electron's frame too."""
     only = {t: float(t in ("l_z_tilde", "l_x_tilde")) for t in TERMS}
-    run = TurboSimRun(tmp_path / "sup", toy_config(toy, 20, TurboSimWeights(**only), paired_fraction=1.0))
+    run = TurboSimRun(tmp_path / "sup", toy_config(toy, 20, TurboSimWeights(**only), paired_fraction=1.0,
+                                                   canonical_frame=canonical_frame))
     assert run.run_blocking() == "done", run.message
     model = otviz.load_run(tmp_path / "sup").model
     test = gaussian_smearing(20_000, WIDTH, RESOLUTION, seed=7)
