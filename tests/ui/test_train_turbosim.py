@@ -33,8 +33,8 @@ def test_the_form_builds_a_validated_turbosim_config():
             cfg.max_events, cfg.device, cfg.seed) == (3, 1000, 2e-4, 5e-4, 3, 5.0, 0.5, 5000, "cpu", 7)
     assert cfg.weights.d_z_hat == 0.0 and cfg.weights.l_x_hat == 2.5 and len(cfg.weights.active()) == 7
     assert cfg.sw_weight == 12.5 and form.param["sw_weight"].bounds == TurboSimConfig.BOUNDS["sw_weight"]
-    assert form.describe() == "Turbo-Sim tt̄, 3 epochs, 5000 events, 7 of 8 terms on + SW_x̃"
-    assert "+ marginal SW on D(z) (weight 12.5)" in cfg.schedule_text()
+    assert form.describe() == "Turbo-Sim tt̄, 3 epochs, 5000 events, 7 of 8 terms on + SW_z̃, SW_x̃"
+    assert "+ marginal SW on E(x) and D(z) (weight 12.5)" in cfg.schedule_text()
     assert TurboSimSettings(max_events=0).to_config().max_events is None  # 0: all events
     # labels in words; the bounds are the config's
     assert form.param["n_critic"].label == "critic steps per generator step"
@@ -68,7 +68,7 @@ def test_the_train_page_offers_the_form_with_the_weights_in_a_collapsed_card(tmp
     card = form[2]
     assert isinstance(card, pn.Card) and card.collapsed and card.title.startswith("Loss-term weights")
     assert [w.name for w in card[0].layout if w.name] == [*(TERM_LABELS[t] for t in TERMS),
-                                                          "SW_x̃: marginal sliced-W² weight of D(z) (otviz's addition)"]
+                                                          "SW_z̃, SW_x̃: marginal sliced-W² weight of E(x), D(z) (otviz's addition)"]
     assert all(w.width <= 280 for w in form[1].layout if getattr(w, "width", None))
     # a config the class refuses: said in the page, naming the field, and nothing started
     train.settings.param.update(sw_weight=0.0, **{t: 0.0 for t in TERMS})
@@ -133,7 +133,7 @@ def test_train_page_streams_the_gan_health_of_a_turbosim_run(app):
     critics = ["z̃ critic (E(x) vs z)", "x̂ critic (D(E(x)) vs x)", "x̃ critic (D(z) vs x)", "ẑ critic (E(D(z)) vs z)"]
     assert sorted(_legend(train.gan_panes[0].object)) == sorted(critics)
     assert sorted(_legend(train.gan_panes[1].object)) == sorted(critics)
-    assert _legend(train.gan_panes[2].object) == [generator_term_label(t) for t in (*TERMS, "sw_x_tilde")]  # + the preset's SW_x̃
+    assert _legend(train.gan_panes[2].object) == [generator_term_label(t) for t in (*TERMS, "sw_z_tilde", "sw_x_tilde")]  # + the preset's SW terms
     assert app.state.run_path == str(train.rundir)
     # attaching to the finished run again replays its epochs into the curves
     train.attach(train.rundir)
