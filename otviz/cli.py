@@ -27,7 +27,7 @@ EXIT_ERROR, EXIT_FAILED, EXIT_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 14
 FIELD_FLAGS = {
     "epochs": "--epochs", "finetune_epochs": "--finetune-epochs", "batch_size": "--batch-size",
     "n_projections": "--n-projections", "max_events": "--max-events", "checkpoint_every": "--checkpoint-every",
-    "paired_fraction": "--paired-fraction",
+    "paired_fraction": "--paired-fraction", "sw_weight": "--sw-weight",
     "seed": "--seed", "device": "--device", "train_data": "--data", "test_data": "--test", "n_betas": "--betas",
     "n_steps": "--betas", "beta": "--beta-min/--beta-max", "beta_min": "--beta-min", "beta_max": "--beta-max",
     "max_epochs": "--max-epochs", "steps_per_epoch": "--steps-per-epoch", "lr": "--lr", "latent": "--latent",
@@ -508,6 +508,7 @@ def _cmd_train_otus(args) -> int:
         "seed": args.seed, "batch_size": args.batch_size, "n_projections": args.n_projections,
         "max_events": args.max_events, "checkpoint_every": args.checkpoint_every,
         "mass_feature": False if args.no_mass_feature else None, "paired_fraction": args.paired_fraction,
+        "sw_weight": args.sw_weight,
     }.items() if v is not None}
     if args.test:
         from .paths import resolve
@@ -1202,6 +1203,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: OTUS 0, unsupervised; Turbo-Sim 1)")
     o.add_argument("--test", help="test sample for evaluation (default data/zee_test.nc; tt̄ presets data/ttbar_test.nc)")
     o.add_argument("--checkpoint-every", type=count, help="epochs between checkpoints (default 5)")
+    ts = t.add_argument_group("turbosim-ttbar, turbosim-zee only")
+    ts.add_argument("--sw-weight", type=float,
+                    help="weight of the marginal sliced-W² terms of the preset's sw_spaces, otviz's addition; 0: the "
+                         "published objective (default: turbosim-ttbar 3000 on E(x) and D(z); turbosim-zee 0)")
     u = t.add_argument_group("otus-zee, otus-ttbar only")
     u.add_argument("--finetune-epochs", type=count,
                    help="decoder-only SW(x, D(z)) epochs at the end (default 20; otus-ttbar 10: the shipped runs'; 0: none)")

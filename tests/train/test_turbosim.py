@@ -166,13 +166,18 @@ def test_otviz_train_turbosim_from_the_command_line(tmp_path, capsys):
 
     out = tmp_path / "ts"
     assert main(["train", "turbosim-ttbar", "--epochs", "1", "--max-events", "2000", "--batch-size", "1000",
-                 "--paired-fraction", "0.1", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+                 "--paired-fraction", "0.1", "--sw-weight", "50", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     assert "paired fraction 0.1" in capsys.readouterr().out
     run = otviz.load_run(out)
     assert run.kind == "turbosim" and run.config.paired_fraction == 0.1 and len(run.history) == 1
+    assert run.config.sw_weight == 50 and run.config.sw_spaces == ("z", "x")
     z = torch.as_tensor(np.asarray(otviz.data.load(run.config.test_data)["z"].values[:100]))
     assert run.model.decode(z).shape == (100, 6, 4) and run.model.encode(run.model.decode(z)).shape == (100, 6, 4)
     assert main(["train", "turbosim-ttbar", "--paired-fraction", "1.5", "--out", str(tmp_path / "bad")]) == 2
     assert "--paired-fraction 1.5: allowed [0, 1]" in capsys.readouterr().err
+    assert main(["train", "turbosim-ttbar", "--sw-weight", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--sw-weight -1: allowed" in capsys.readouterr().err
+    assert main(["train", "otus-ttbar", "--sw-weight", "5", "--out", str(tmp_path / "bad")]) == 2
+    assert "--sw-weight: not an option of otviz train otus-ttbar" in capsys.readouterr().err
     assert main(["train", "turbosim-ttbar", "--n-projections", "5", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
