@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..losses.turbosim import TERM_LABELS, TERMS, TurboSimWeights
 from ..train.config import Stage, TrainConfig, TtbarConfig
 from ..train.turbosim import TurboSimConfig
-from ..viz.curves import gan_health_curves, has_critics, loss_curves
+from ..viz.curves import gan_health_curves, generator_term_label, has_critics, loss_curves
 from ..viz.corner import calibration_curves, is_calibration_history, is_tagger_history, tagger_curves
 from ..viz.hadronisation import hadml_curves, is_hadml_history
 from . import state as ui_state
@@ -826,8 +826,10 @@ _LABELS = {"epochs": "epochs", "finetune_epochs": "fine-tune epochs (decoder onl
            "steps": "map steps per class", "batch": "batch size", "fit_fraction": "fit fraction (rest evaluates)",
            "data": "cluster file (.nc or Herwig .dat)", "version": "HadML v1 (per cluster) or v2 (per event)",
            "target": "v2: target cluster file ('data')", "init_from": "v2: start from v1 run",
-           "lr_g": "generator learning rate", "lr_d": "discriminator learning rate", **TERM_LABELS,
-           "sw_weight": "SW_z̃, SW_x̃: marginal sliced-W² weight of E(x), D(z) (otviz's addition)"}
+           "lr_g": "generator learning rate", "lr_d": "discriminator learning rate",
+           # the weights' labels short, so that they fit the sidebar; the full text is their tooltip
+           **{t: generator_term_label(t) for t in TERMS},
+           "sw_weight": "SW_z̃ and SW_x̃ (marginal sliced W²)"}
 for _cls in (TrainSettings, TtbarSettings, AnnealSettings, TurboSimSettings, TaggerSettings, CalibrationSettings,
              HadMLSettings):
     for _name, _text in _LABELS.items():

@@ -109,6 +109,9 @@ def _series_plot(history, keys, label_of, title, ylabel, x, height, width):
                                 xticks=AdaptiveTicker(min_interval=1, mantissas=[1, 2, 5]), **size)
 
 
+LEGEND_ROW, LEGEND_PAD = 28, 50  # px per legend entry, and around the legend
+
+
 def gan_health_curves(history: list[dict], x: str = "epoch", width: int | None = None, height: int = 260):
     """The GAN-health plots of an adversarially trained run's per-epoch records (epochs counted
     from 1), on linear axes (estimates and adversarial terms can be negative): the critics'
@@ -122,6 +125,7 @@ def gan_health_curves(history: list[dict], x: str = "epoch", width: int | None =
         _series_plot(history, [f"gp_{c}" for c in keys["penalties"]], lambda k: critic_label(k[3:]),
                      "critics' gradient penalties E[(‖∇C‖ − 1)²] on interpolates", "gradient penalty", x, height,
                      width),
+        # taller with many terms (8 + the SW terms), so that the legend fits beside its own plot
         _series_plot(history, keys["terms"], generator_term_label, "generator loss terms", "loss term (unweighted)",
-                     x, height, width),
+                     x, max(height, LEGEND_PAD + LEGEND_ROW * len(keys["terms"])), width),
     )

@@ -132,8 +132,11 @@ def test_turbosim_trains_with_gan_health_and_compares_with_the_shipped_ttbar_run
     _type_into(page, "batch size", 1000)
     _type_into(page, "training events (0: all)", 5000)
     page.get_by_text("Loss-term weights (0 switches a term off)").click()  # the collapsed card opens
-    page.get_by_text("D_ẑ: critic on E(D(z)) vs z (reverse, adversarial)").wait_for()
+    page.get_by_text("D_ẑ: critic on E(D(z)) vs z", exact=True).wait_for()
     page.wait_for_timeout(500)  # the typed values reach the server
+    # the open card's labels fit the sidebar: no sideways scrolling
+    assert page.evaluate("() => { const s = document.querySelector('#sidebar');"
+                         " return s.scrollWidth <= s.clientWidth + 1; }")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Done.").wait_for(timeout=150_000)
     (rundir,) = (RUNS_DIR[0] / "ui").iterdir()  # the one dashboard run of this server

@@ -64,11 +64,14 @@ def test_the_train_page_offers_the_form_with_the_weights_in_a_collapsed_card(tmp
     form = train._form(300)
     assert form[0].object == "### New Turbo-Sim tt̄ run"
     main = [w.name for w in form[1].layout]
-    assert "critic steps per generator step" in main and TERM_LABELS["l_z_tilde"] not in main
+    assert "critic steps per generator step" in main and generator_term_label("l_z_tilde") not in main
     card = form[2]
     assert isinstance(card, pn.Card) and card.collapsed and card.title.startswith("Loss-term weights")
-    assert [w.name for w in card[0].layout if w.name] == [*(TERM_LABELS[t] for t in TERMS),
-                                                          "SW_z̃, SW_x̃: marginal sliced-W² weight of E(x), D(z) (otviz's addition)"]
+    # short labels that fit the sidebar (the full text is the tooltip)
+    assert [w.name for w in card[0].layout if w.name] == [*(generator_term_label(t) for t in TERMS),
+                                                          "SW_z̃ and SW_x̃ (marginal sliced W²)"]
+    assert all(len(w.name) <= 36 for w in card[0].layout if w.name)
+    assert [train.settings.param[t].doc for t in TERMS] == [TERM_LABELS[t] for t in TERMS]
     assert all(w.width <= 280 for w in form[1].layout if getattr(w, "width", None))
     # a config the class refuses: said in the page, naming the field, and nothing started
     train.settings.param.update(sw_weight=0.0, **{t: 0.0 for t in TERMS})
@@ -101,6 +104,10 @@ def test_gan_health_curves_follow_the_keys_of_the_records():
     assert list(curve.dimension_values(0)) == [1, 2, 3]  # epochs counted from 1
     assert list(curve.dimension_values(1)) == pytest.approx([0.5, 0.4, 0.3])
     assert all(_legend(p) == [] for p in gan_health_curves([]))  # nothing yet: empty axes
+    # eight terms and two SW terms: the terms' plot grows so that its legend fits beside it
+    many = [{**h, **{t: 0.1 for t in (*TERMS, "sw_z_tilde", "sw_x_tilde")}} for h in HISTORY]
+    w, _, terms = gan_health_curves(many, height=260)
+    assert len(_legend(terms)) == 10 and hv.render(w).height == 260 and hv.render(terms).height >= 10 * 28 + 40
 
 
 @pytest.fixture
