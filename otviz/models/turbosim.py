@@ -142,7 +142,8 @@ class Mapper(nn.Module):
     detector are symmetric under both, so the true p(x|z) and p(z|x) are equivariant; this makes
     the learned maps exactly equivariant (for the same noise), and their output marginals then
     inherit the input's symmetry in φ and under p_z → −p_z instead of learning it from 50k events.
-    The standardisation stays that of the raw frame (a per-feature scale, which both frames share)."""
+    The standardisation is the one fitted in the raw frame: inside the frame it only sets each
+    feature's scale, and the standardised inputs stay of order one (the electron's p_y is then 0)."""
 
     def __init__(self, n_in: int, n_out: int, cfg: TurboSimModelConfig, out_masses):
         super().__init__()
