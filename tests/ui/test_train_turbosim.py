@@ -39,7 +39,7 @@ def test_the_form_builds_a_validated_turbosim_config():
     # labels in words; the bounds are the config's
     assert form.param["n_critic"].label == "critic steps per generator step"
     assert form.param["lr"].label == "generator learning rate" and form.param["critic_lr"].label == "critic learning rate"
-    assert form.param["d_x_tilde"].label == TERM_LABELS["d_x_tilde"]
+    assert form.param["d_x_tilde"].label == "D_x̃: critic on D(z) vs x" and form.param["d_x_tilde"].doc == TERM_LABELS["d_x_tilde"]
     assert form.param["paired_fraction"].bounds == TurboSimConfig.BOUNDS["paired_fraction"]
     with pytest.raises(ValueError):
         form.n_critic = 0
