@@ -677,18 +677,21 @@ def calibration_report(rundir) -> tuple[str, dict]:
 
 def format_calibration_metrics(m) -> str:
     """The AUC table and the working point of a calibration's metrics.nc, as text."""
+    from .metrics.calibration import COMPARISON_DESCRIPTIONS, SPACE_DESCRIPTIONS, displayed_comparisons, unclosed
+
+    comps = displayed_comparisons(m)
+    widths = [max(15, len(c)) for c in comps]
     lines = ["discriminator ROC AUC ± its standard error (0.5: indistinguishable; data vs data: the floor)",
-             f"{'class':<6} {'space':<7} " + " ".join(f"{c:>19}" for c in m.comparison.values)]
+             f"{'class':<6} {'space':<7} " + " ".join(c.rjust(w) for c, w in zip(comps, widths))]
     for lab in m.label.values:
         for sp in m.space.values:
             cells = []
-            for c in m.comparison.values:
+            for c, w in zip(comps, widths):
                 a = float(m["auc"].sel(label=lab, space=sp, comparison=c))
                 e = float(m["auc_error"].sel(label=lab, space=sp, comparison=c)) if "auc_error" in m else float("nan")
-                cells.append(f"{a:.3f} ± {e:.3f}".rjust(19))
+                cells.append(f"{a:.3f} ± {e:.3f}".rjust(w))
             lines.append(f"{lab:<6} {sp:<7} " + " ".join(cells))
-    from .metrics.calibration import SPACE_DESCRIPTIONS, unclosed
-
+    lines += [f"  {c}: {COMPARISON_DESCRIPTIONS[c]}" for c in comps if c in COMPARISON_DESCRIPTIONS]
     lines += [f"  {sp}: {SPACE_DESCRIPTIONS[str(sp)]}" for sp in m.space.values if str(sp) in SPACE_DESCRIPTIONS]
     lines += [f"  not closed: {lab} {sp} calibrated vs data {a:.3f}, floor {f:.3f}" for lab, sp, a, f in unclosed(m)]
     lines.append(f"signal efficiency at {m.attrs['mistag']:g} mistag rate: " + ", ".join(

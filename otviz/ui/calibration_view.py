@@ -87,7 +87,9 @@ def corner_sets(classes: dict, label: str, comparison: str, t: float, components
 
 def auc_markdown(metrics) -> str:
     """The AUC table: class × space rows; sim vs data, calibrated vs data and the data-vs-data floor."""
-    comps = [str(c) for c in metrics.comparison.values]
+    from ..metrics.calibration import displayed_comparisons
+
+    comps = displayed_comparisons(metrics)
     head = "| class | space | " + " | ".join(("floor: " if c == "data vs data" else "") + c for c in comps) + " |"
     rows = [head, "|---|---|" + "---|" * len(comps)]
     for lab in metrics.label.values:
@@ -105,7 +107,14 @@ def auc_notes(metrics) -> str:
     AUC well above its floor (``metrics.calibration.unclosed``)."""
     from ..metrics.calibration import unclosed
 
+    from ..metrics.calibration import FROZEN
+
     text = ""
+    if FROZEN in [str(c) for c in metrics.comparison.values]:
+        text += ("\n\n*sim-vs-data D*: the sim-vs-data discriminator, frozen, scoring the calibrated held-out "
+                 "simulation against the same held-out data (the paper's Fig. 4a): how much of the gap it saw is "
+                 "gone. *calibrated vs data*: a new discriminator trained on calibrated vs data — what any "
+                 "classifier can still find.")
     if "z128w" in [str(s) for s in metrics.space.values]:
         text += ("\n\n*z₁₂₈ whitened*: the same discriminator on the data's whitened principal coordinates. z₁₂₈ "
                  "fills a thin curved sheet; a map that moves points off it is caught here even when the z₁₂₈ row "

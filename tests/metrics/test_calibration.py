@@ -76,9 +76,32 @@ def test_unclosed_lists_the_cells_far_above_their_floor():
 
     from otviz.metrics.calibration import COMPARISONS, unclosed
 
-    auc = np.array([[[0.55, 0.52, 0.50], [0.54, 0.99, 0.50]]])  # (label, space, comparison)
+    auc = np.array([[[0.55, 0.52, 0.50, 0.51], [0.54, 0.99, 0.50, 0.52]]])  # (label, space, comparison)
     m = xr.Dataset({"auc": (("label", "space", "comparison"), auc),
                     "auc_error": (("label", "space", "comparison"), np.full_like(auc, 0.008))},
                    coords={"label": ["W"], "space": ["z128", "z128w"], "comparison": list(COMPARISONS)})
     assert unclosed(m) == [("W", "z128w", 0.99, 0.50)]  # 0.52 is 1.8σ above its floor: closed
     assert [c[1] for c in unclosed(m, n_sigma=1.0)] == ["z128", "z128w"]
+
+
+def test_frozen_discriminator_sees_the_gap_close_under_the_exact_map_and_not_under_none():
+    """The paper's Fig. 4a protocol: sim = N(Δ·e₁, I), data = N(0, I) in 6-d, Δ = 0.6. The sim-vs-data
+    discriminator reaches the Bayes AUC Φ(Δ/√2); frozen, it scores the exactly calibrated held-out
+    simulation (x − Δ·e₁) at 0.5, and an uncalibrated "calibrated" sample exactly as simulation."""
+    from otviz.metrics.calibration import FROZEN, calibration_metrics, displayed_comparisons
+
+    rng = np.random.default_rng(5)
+    delta = 0.6
+    sim = {lab: rng.standard_normal((3000, 6)) + delta * np.eye(6)[0] for lab in (1, 0)}
+    data = {lab: rng.standard_normal((6000, 6)) for lab in (1, 0)}
+    exact = {1: sim[1] - delta * np.eye(6)[0], 0: sim[0]}  # class 1 calibrated exactly, class 0 not at all
+    lat = {"sim": sim, "data": data, "calibrated": exact}
+    outs = {dom: {lab: {"z128p": z, "score": z[:, 0]} for lab, z in lat[dom].items()} for dom in lat}
+    m = calibration_metrics(lat, outs, {1: "W", 0: "QCD"}, hidden=(16,), max_iter=100, seed=1)
+    a = m["auc"].sel(space="z128")
+    err = float(m["auc_error"].sel(label="W", space="z128", comparison=FROZEN))
+    bayes = norm.cdf(delta / np.sqrt(2))
+    assert float(a.sel(label="W", comparison="sim vs data")) == pytest.approx(bayes, abs=0.025)
+    assert abs(float(a.sel(label="W", comparison=FROZEN)) - 0.5) < 3 * err + 0.005
+    assert float(a.sel(label="QCD", comparison=FROZEN)) == float(a.sel(label="QCD", comparison="sim vs data"))
+    assert displayed_comparisons(m) == ["sim vs data", FROZEN, "calibrated vs data", "data vs data"]

@@ -65,7 +65,9 @@ def test_calibration_recovers_the_known_map_and_closes_the_gap(setup, tmp_path):
         before = float(auc.sel(label=lab, space="z128", comparison="sim vs data"))
         after = float(auc.sel(label=lab, space="z128", comparison="calibrated vs data"))
         floor = float(auc.sel(label=lab, space="z128", comparison="data vs data"))
+        frozen = float(auc.sel(label=lab, space="z128", comparison="calibrated vs data (sim-vs-data D)"))
         assert before > 0.9 and after < max(floor, 0.5) + 0.1, (lab, before, after, floor)
+        assert frozen < max(floor, 0.5) + 0.1, (lab, frozen, floor)
         assert float(auc.sel(label=lab, space="score", comparison="calibrated vs data")) < 0.6
     eff, err = m["efficiency"], m["efficiency_error"]
     gap = abs(float(eff.sel(domain="calibrated") - eff.sel(domain="data")))
@@ -126,7 +128,7 @@ def test_otviz_train_otcal(setup, tmp_path, capsys):
     assert table.strip() and table.strip() in text
     assert main(["evaluate", str(out), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert 0.0 <= got["W score calibrated vs data"] <= 1.0 and len(got) == 2 * 4 * 3  # class × space × comparison
+    assert 0.0 <= got["W score calibrated vs data"] <= 1.0 and len(got) == 2 * 4 * 4  # class × space × comparison
     assert (out / "metrics.nc").stat().st_mtime_ns == stamp
     assert main(["evaluate", str(out), "--table"]) == 2
     assert "--table needs tt̄ runs" in capsys.readouterr().err
