@@ -37,6 +37,13 @@ discriminator on whitened coordinates then separates calibrated from target almo
 whitening gives every axis unit weight. (On the shipped tagger latents it did not fix that: the
 whitened fit was worse in z₁₂₈ and still far from data in the whitened view — data/pretrained/README.md.)
 
+**Initialisation.** The published fit pre-trains ∇g and ∇f to the identity (``init="identity"``).
+``init="gaussian"`` (otviz's addition) starts both at the closed-form Gaussian OT map between the
+standardised samples, ∇g(u) = A u with A = Σ_P^{-1/2}(Σ_P^{1/2} Σ_Q Σ_P^{1/2})^{1/2} Σ_P^{-1/2}
+(:mod:`otviz.ot.gaussian`) and ∇f(v) = A⁻¹ v: the quadratic terms are set to it (a·1 + LᵀL = A) and the
+pre-training regresses ∇ψ on it, so the dual steps only have to learn what is not Gaussian. On a
+16-d Gaussian pair one dual step then leaves 0.3 % L2-UVP, against 11 % from the identity.
+
 Public API: :func:`fit_ot_map` (``source``, ``target``: (n, d), (m, d) unpaired samples) →
 :class:`OTMap` (``T(x)``, differentiable, any device; ``interpolate(x, t)``; ``save``) and
 :func:`load_ot_map`. Fits are seeded, checkpoint atomically, resume, roll back NaN losses with a halved
@@ -62,6 +69,8 @@ from ..errors import ConfigError, check_bounds, check_choice
 
 FORMAT = "otviz-ot-map"
 STANDARDISE = ("scalar", "feature", "whiten", "none")
+INIT = ("identity", "gaussian")
+GAUSSIAN_RIDGE = 1e-6  # added to both covariances of the Gaussian start, × their mean variance
 
 
 def _inv_softplus(v: float) -> float:
@@ -86,7 +95,8 @@ class OTMapConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     grad_clip: float = 10.0
-    pretrain_steps: int = 100  # fit ∇g and ∇f to the identity first
+    pretrain_steps: int = 100  # fit ∇g and ∇f to the starting map first
+    init: str = "identity"  # identity | gaussian: the starting map (module docstring, "Initialisation")
     n_maps: int = 1  # a composition T_n ∘ … ∘ T_1, each fitted on the previous one's output
     validation_fraction: float = 0.1
     log_every: int = 10
@@ -109,6 +119,7 @@ class OTMapConfig:
     def validate(self) -> "OTMapConfig":
         check_bounds(self)
         check_choice(type(self).__name__, "standardise", self.standardise, STANDARDISE)
+        check_choice(type(self).__name__, "init", self.init, INIT)
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 100_000
                                   for h in self.hidden):
             raise ConfigError(f"OTMapConfig.hidden = {self.hidden!r}: must be one or more layer widths in 1 … 100000",
@@ -354,6 +365,7 @@ class _StageFit:
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + stage_index + 7)
         self.step = 0  # outer steps done
         self.pretrained = 0
+        self.start_g = self.start_f = None  # the starting maps' matrices (None: the identity)
         self.lr_scale = 1.0
         self.retries = 0
 
@@ -385,12 +397,46 @@ class _StageFit:
             nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
         opt.step()
 
+    def start_gaussian(self, src, tgt, set_weights: bool) -> None:
+        """The Gaussian start (``init="gaussian"``): A = the closed-form OT matrix from N(0, Σ_src) to
+        N(0, Σ_tgt) of the standardised samples (:func:`otviz.ot.gaussian.gaussian_ot_map`, a ridge of
+        ``GAUSSIAN_RIDGE`` × the mean variance on both), B = A⁻¹ (target → source). ∇g is pre-trained
+        to x ↦ Ax and ∇f to y ↦ By; with ``set_weights`` the potentials' quadratic parts start there
+        (a = ½ λ_min, LᵀL = M − a·1, L from the leading eigen-directions when ``quadratic_rank`` < d)."""
+        from .gaussian import gaussian_ot_map
+
+        def cov(t):
+            c = np.cov(t.double().numpy(), rowvar=False)
+            return c + GAUSSIAN_RIDGE * float(np.trace(c)) / len(c) * np.eye(len(c))
+
+        cs, ct = cov(src), cov(tgt)
+        a_mat = gaussian_ot_map(np.zeros(len(cs)), cs, np.zeros(len(ct)), ct)[0]
+        b_mat = np.linalg.inv(a_mat)
+        b_mat = 0.5 * (b_mat + b_mat.T)
+        self.start_g = torch.as_tensor(a_mat, dtype=torch.float32, device=self.device)
+        self.start_f = torch.as_tensor(b_mat, dtype=torch.float32, device=self.device)
+        if not set_weights:
+            return
+        for net, m in ((self.g, a_mat), (self.f, b_mat)):
+            lam, vec = np.linalg.eigh(m)
+            a = float(np.clip(0.5 * lam.min(), 1e-4, 1.0))
+            rest = np.clip(lam - a, 0.0, None)
+            with torch.no_grad():
+                net.a_raw.fill_(_inv_softplus(a))
+                if net.quad is not None:
+                    r = net.quad.shape[0]
+                    order = np.argsort(rest)[::-1][:r]
+                    quad = (vec[:, order] * np.sqrt(rest[order])).T  # (r, d): LᵀL = Σ_top (λ − a) v vᵀ
+                    net.quad.copy_(torch.as_tensor(quad, dtype=net.quad.dtype))
+
     def pretrain_step(self, src, tgt) -> float:
-        """Fit ∇g to the identity on source batches and ∇f on target batches (‖∇ψ(x) − x‖²)."""
+        """Fit ∇g to the starting map on source batches and ∇f to its inverse on target batches
+        (‖∇ψ(x) − Mx‖²; M = 1 for ``init="identity"``)."""
         total = 0.0
-        for net, opt, data in ((self.g, self.opt_g, src), (self.f, self.opt_f, tgt)):
+        for net, opt, data, m in ((self.g, self.opt_g, src, self.start_g), (self.f, self.opt_f, tgt, self.start_f)):
             x = self.batch(data)
-            loss = (net.gradient(x, create_graph=True) - x).pow(2).sum(-1).mean()
+            want = x if m is None else x @ m.T
+            loss = (net.gradient(x, create_graph=True) - want).pow(2).sum(-1).mean()
             if not torch.isfinite(loss):
                 return float("nan")
             self._update(opt, net, loss)
@@ -537,6 +583,8 @@ def fit_ot_map(source, target, *, progress: Callable[[dict], None] | None = None
             tgt_n = stage.standardise_target(tgt_train.to(device)).cpu()
             src_vn = stage.standardise_source(s_val.to(device)).cpu() if len(s_val) else src_n[:2048]
             tgt_vn = stage.standardise_target(tgt_val.to(device)).cpu() if len(tgt_val) else tgt_n[:2048]
+        if cfg.init == "gaussian":
+            fit.start_gaussian(src_n, tgt_n, set_weights=fit.pretrained == 0 and fit.step == 0)
         good = copy.deepcopy(fit.state())
         while fit.pretrained < cfg.pretrain_steps:
             if cancel is not None and cancel():
