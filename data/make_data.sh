@@ -19,6 +19,11 @@ if [ "${1:-}" = "calibration" ]; then
   # independent simulation the tagger never saw: the source of the OT calibration
   $O generate wjets --events 10000 --seed 145 --workers 2 --centre --domain sim --out data/calibration/wjets_simcal.nc --force --quiet --json
   $O generate qcd --events 10000 --seed 146 --workers 2 --centre --domain sim --out data/calibration/qcd_simcal.nc --force --quiet --json
+  # more of the same for the calibration's closure tests (its discriminators train on 7,500-10,000 jets per side)
+  $O generate wjets --events 30000 --seed 147 --workers 2 --centre --domain sim --out data/calibration/wjets_simcal_extra.nc --force --quiet --json
+  $O generate wjets --events 40000 --seed 148 --workers 2 --centre --domain data --out data/calibration/wjets_data_extra.nc --force --quiet --json
+  $O generate qcd --events 20000 --seed 149 --workers 2 --centre --domain sim --out data/calibration/qcd_simcal_extra.nc --force --quiet --json
+  $O generate qcd --events 20000 --seed 150 --workers 2 --centre --domain data --out data/calibration/qcd_data_extra.nc --force --quiet --json
   exit 0
 fi
 if [ "${1:-}" = "clusters" ]; then
