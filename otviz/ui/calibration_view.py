@@ -11,12 +11,16 @@ import panel as pn
 import param
 
 from .. import kinds
+from ..metrics.calibration import FROZEN
 from ..viz.corner import COLORS, LABELS, MASSES, SHORT, corner_plot, displace, plot_ranges, score_histograms, whiten
 from . import cache
 from .notify import describe
 from .state import ExplorerState
 
 COMPARISONS = ("sim vs data", "calibrated vs data", "all three")
+# the AUC table's column heads (otviz.metrics.calibration.COMPARISONS)
+COLUMN_HEADS = {"sim vs data": "sim vs data", "calibrated vs data": "calibrated vs data, new D",
+                "data vs data": "floor: data vs data", FROZEN: "calibrated vs data, frozen D"}
 COMPONENTS = tuple(f"PC{k}" for k in range(1, 6))
 SPACES = {"z128": "z₁₂₈", "z128w": "z₁₂₈ whitened", "z128p": "z′₁₂₈", "score": "score"}
 
@@ -90,7 +94,7 @@ def auc_markdown(metrics) -> str:
     from ..metrics.calibration import displayed_comparisons
 
     comps = displayed_comparisons(metrics)
-    head = "| class | space | " + " | ".join(("floor: " if c == "data vs data" else "") + c for c in comps) + " |"
+    head = "| class | space | " + " | ".join(COLUMN_HEADS.get(c, c) for c in comps) + " |"
     rows = [head, "|---|---|" + "---|" * len(comps)]
     for lab in metrics.label.values:
         for sp in metrics.space.values:
@@ -107,21 +111,19 @@ def auc_notes(metrics) -> str:
     AUC well above its floor (``metrics.calibration.unclosed``)."""
     from ..metrics.calibration import unclosed
 
-    from ..metrics.calibration import FROZEN
-
     text = ""
     if FROZEN in [str(c) for c in metrics.comparison.values]:
-        text += ("\n\n*sim-vs-data D*: the sim-vs-data discriminator, frozen, scoring the calibrated held-out "
+        text += ("\n\n*frozen D*: the sim-vs-data discriminator, unchanged, scoring the calibrated held-out "
                  "simulation against the same held-out data (the paper's Fig. 4a): how much of the gap it saw is "
-                 "gone. *calibrated vs data*: a new discriminator trained on calibrated vs data — what any "
-                 "classifier can still find.")
+                 "gone. *new D*: a discriminator trained on calibrated vs data — what any classifier can still "
+                 "find, the map's own errors included.")
     if "z128w" in [str(s) for s in metrics.space.values]:
         text += ("\n\n*z₁₂₈ whitened*: the same discriminator on the data's whitened principal coordinates. z₁₂₈ "
                  "fills a thin curved sheet; a map that moves points off it is caught here even when the z₁₂₈ row "
                  "looks closed.")
     gaps = unclosed(metrics)
     if gaps:
-        text += ("\n\n**Not closed** (calibrated vs data more than 5σ above the floor): " + "; ".join(
+        text += ("\n\n**Not closed** (calibrated vs data, new D, more than 5σ above the floor): " + "; ".join(
             f"{lab} {SPACES.get(sp, sp)} {a:.3f} (floor {f:.3f})" for lab, sp, a, f in gaps)
             + " — the calibrated latents are not data-like there.")
     return text
@@ -261,8 +263,8 @@ class CalibrationView(pn.viewable.Viewer):
 
     def content(self):
         return pn.Column(self.message, self.title, self.t_text, self.corner,
-                         pn.Row(pn.Column(self.auc, min_width=360), pn.Column(self.working_point, min_width=300),
-                                sizing_mode="stretch_width"),
+                         pn.Row(pn.Column(self.auc, min_width=640, sizing_mode="stretch_width"),
+                                pn.Column(self.working_point, width=380), sizing_mode="stretch_width"),
                          self.scores, sizing_mode="stretch_width")
 
     def __panel__(self):

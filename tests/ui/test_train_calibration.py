@@ -105,18 +105,32 @@ def test_the_train_page_forms_build_validated_configs(rundir, tmp_path, monkeypa
     assert train.fit_box.visible and "Tagger training" in train.fit_title.object
 
 
-def test_the_page_and_the_cli_say_where_the_shipped_calibration_is_not_closed():
-    """The shipped maps pass in z128 but fail in the whitened view: both the page's note under the
-    AUC table and the CLI's table name those cells with their floors."""
+def test_the_shipped_calibration_closes_the_gap_its_discriminator_saw_and_the_page_says_what_is_not_closed():
+    """The shipped maps close what the sim-vs-data discriminator saw (the paper's Fig. 4a: frozen, it scores
+    calibrated vs data at the floor) but a new discriminator still separates calibrated from data in
+    z₁₂₈ (as in the paper): the page's note under the AUC table and the CLI's table name every such
+    cell with its floor."""
     from pathlib import Path
 
+    import numpy as np
     import xarray as xr
 
     from otviz.cli import format_calibration_metrics
-    from otviz.ui.calibration_view import auc_notes
+    from otviz.metrics.calibration import FROZEN, unclosed
+    from otviz.ui.calibration_view import SPACES, auc_markdown, auc_notes
 
     m = xr.load_dataset(Path(__file__).resolve().parents[2] / "data" / "pretrained" / "otcal-wjets" / "metrics.nc")
+    for lab in ("W", "QCD"):
+        a, e = m["auc"].sel(label=lab, space="z128"), m["auc_error"].sel(label=lab, space="z128")
+        sim, frozen, floor = (float(a.sel(comparison=c)) for c in ("sim vs data", FROZEN, "data vs data"))
+        assert sim - frozen > 5 * float(np.hypot(e.sel(comparison="sim vs data"), e.sel(comparison=FROZEN))), lab
+        assert abs(frozen - floor) < 3 * float(np.hypot(e.sel(comparison=FROZEN), e.sel(comparison="data vs data"))), lab
     notes, text = auc_notes(m), format_calibration_metrics(m)
-    assert "*z₁₂₈ whitened*" in notes and "W z₁₂₈ whitened 0.991 (floor 0.499)" in notes
-    assert "QCD z₁₂₈ whitened 0.958" in notes and "z₁₂₈ 0.5" not in notes
-    assert "not closed: W z128w calibrated vs data 0.991, floor 0.499" in text and "z128w: z128 in the data's" in text
+    gaps = unclosed(m)
+    assert ("W", "z128", float(m["auc"].sel(label="W", space="z128", comparison="calibrated vs data")),
+            float(m["auc"].sel(label="W", space="z128", comparison="data vs data"))) in gaps
+    for lab, sp, a, f in gaps:
+        assert f"{lab} {SPACES[sp]} {a:.3f} (floor {f:.3f})" in notes
+        assert f"not closed: {lab} {sp} calibrated vs data {a:.3f}, floor {f:.3f}" in text
+    assert "*frozen D*" in notes and "calibrated vs data, frozen D" in auc_markdown(m) and "*z₁₂₈ whitened*" in notes and "z128w: z128 in the data's" in text
+    assert f"{FROZEN}: the sim-vs-data discriminator, frozen" in text
