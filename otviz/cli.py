@@ -677,12 +677,14 @@ def calibration_report(rundir) -> tuple[str, dict]:
 
 def format_calibration_metrics(m) -> str:
     """The AUC table and the working point of a calibration's metrics.nc, as text."""
-    from .metrics.calibration import COMPARISON_DESCRIPTIONS, SPACE_DESCRIPTIONS, displayed_comparisons, unclosed
+    from .metrics.calibration import (COMPARISON_DESCRIPTIONS, COMPARISON_HEADS, SPACE_DESCRIPTIONS,
+                                      displayed_comparisons, unclosed)
 
     comps = displayed_comparisons(m)
-    widths = [max(15, len(c)) for c in comps]
+    heads = [COMPARISON_HEADS.get(c, c) for c in comps]
+    widths = [max(15, len(h)) for h in heads]
     lines = ["discriminator ROC AUC ± its standard error (0.5: indistinguishable; data vs data: the floor)",
-             f"{'class':<6} {'space':<7} " + " ".join(c.rjust(w) for c, w in zip(comps, widths))]
+             f"{'class':<6} {'space':<7} | " + " | ".join(h.rjust(w) for h, w in zip(heads, widths))]
     for lab in m.label.values:
         for sp in m.space.values:
             cells = []
@@ -690,15 +692,26 @@ def format_calibration_metrics(m) -> str:
                 a = float(m["auc"].sel(label=lab, space=sp, comparison=c))
                 e = float(m["auc_error"].sel(label=lab, space=sp, comparison=c)) if "auc_error" in m else float("nan")
                 cells.append(f"{a:.3f} ± {e:.3f}".rjust(w))
-            lines.append(f"{lab:<6} {sp:<7} " + " ".join(cells))
-    lines += [f"  {c}: {COMPARISON_DESCRIPTIONS[c]}" for c in comps if c in COMPARISON_DESCRIPTIONS]
+            lines.append(f"{lab:<6} {sp:<7} | " + " | ".join(cells))
+    lines += [f"  {COMPARISON_HEADS.get(c, c)}: {COMPARISON_DESCRIPTIONS[c]}" for c in comps if c in COMPARISON_DESCRIPTIONS]
     lines += [f"  {sp}: {SPACE_DESCRIPTIONS[str(sp)]}" for sp in m.space.values if str(sp) in SPACE_DESCRIPTIONS]
-    lines += [f"  not closed: {lab} {sp} calibrated vs data {a:.3f}, floor {f:.3f}" for lab, sp, a, f in unclosed(m)]
-    lines.append(f"signal efficiency at {m.attrs['mistag']:g} mistag rate: " + ", ".join(
+    gaps = unclosed(m)
+    if gaps:
+        lines.append("  not closed = calibrated vs data, new D, more than 5 standard errors above the floor:")
+    lines += [f"  not closed: {lab} {sp} calibrated vs data {a:.3f}, floor {f:.3f}" for lab, sp, a, f in gaps]
+    lines.append(f"signal efficiency at {m.attrs['mistag']:g} mistag rate (each domain's own cut): " + ", ".join(
         f"{d} {float(m['efficiency'].sel(domain=d)):.4f} ± {float(m['efficiency_error'].sel(domain=d)):.4f}"
         for d in m.domain.values))
-    lines.append("transport cost E|T(z) - z|^2: " + ", ".join(
-        f"{lab} {float(m['transport_cost'].sel(label=lab)):.4g}" for lab in m.label.values))
+    if "efficiency_at_data_cut" in m:
+        cut = float(m["cut"].sel(domain="data"))
+        lines.append(f"at the data's cut ({cut:.3g}): signal efficiency " + ", ".join(
+            f"{d} {float(m['efficiency_at_data_cut'].sel(domain=d)):.4f} ± "
+            f"{float(m['efficiency_at_data_cut_error'].sel(domain=d)):.4f}" for d in m.domain.values)
+            + "; mistag rate " + ", ".join(
+            f"{d} {float(m['mistag_at_data_cut'].sel(domain=d)):.4f} ± "
+            f"{float(m['mistag_at_data_cut_error'].sel(domain=d)):.4f}" for d in m.domain.values))
+    lines.append("transport cost E|T(z) - z|^2 (z128 units^2): " + ", ".join(
+        f"{lab} {float(m['transport_cost'].sel(label=lab)):.3g}" for lab in m.label.values))
     return "\n".join(lines)
 
 

@@ -20,7 +20,9 @@ Pure functions on arrays; :func:`calibration_metrics` gathers them into one xarr
   classifier does not care about an invertible linear transform, a trained MLP does.
 * **Working point**: :func:`efficiency_at_mistag` — the tagger's signal efficiency ε_S at the score
   cut where the background efficiency (mistag rate) is ``mistag`` in the same domain, with a
-  bootstrap error that includes the cut's own fluctuation.
+  bootstrap error that includes the cut's own fluctuation; and :func:`rates_at_cut` — ε_S and the
+  mistag rate of each domain above the *data's* cut (the working point an analysis fixes on data;
+  their ratios to data's are the tagging scale factors a calibration should bring to 1).
 * **Transport cost**: E‖T(z) − z‖².
 """
 from __future__ import annotations
@@ -35,11 +37,13 @@ COMPARISONS = ("sim vs data", "calibrated vs data", "data vs data", FROZEN)
 COMPARISON_DESCRIPTIONS = {
     "sim vs data": "a discriminator trained and tested on simulation vs data: the gap",
     "calibrated vs data": "a new discriminator trained and tested on calibrated simulation vs data: what any "
-                          "classifier can still find",
+                          "classifier can still find, the map's own errors included",
     "data vs data": "the same on two halves of the data: the floor",
-    FROZEN: "the sim-vs-data discriminator, frozen, scoring the calibrated held-out simulation against the same "
-            "held-out data (the paper's Fig. 4a protocol): how much of the gap it saw is gone",
+    FROZEN: "the sim-vs-data discriminator, unchanged, scoring the calibrated held-out simulation against "
+            "the same held-out data (the paper's Fig. 4a protocol): how much of the gap it saw is gone",
 }
+COMPARISON_HEADS = {"sim vs data": "sim vs data", FROZEN: "calibrated vs data, frozen D",
+                    "calibrated vs data": "calibrated vs data, new D", "data vs data": "floor: data vs data"}
 DISPLAY_ORDER = ("sim vs data", FROZEN, "calibrated vs data", "data vs data")  # tables' column order
 SPACES = ("z128", "z128w", "z128p", "score")
 SPACE_DESCRIPTIONS = {
@@ -159,6 +163,17 @@ def efficiency_at_mistag(score_signal, score_background, mistag: float = 0.1, n_
     return eff, float(np.std(boots, ddof=1)), cut
 
 
+def rates_at_cut(score_signal, score_background, cut: float) -> tuple[float, float, float, float]:
+    """(ε_S, σ(ε_S), ε_B, σ(ε_B)): the fractions of signal and background scores above a fixed ``cut``,
+    with binomial errors √(ε(1 − ε)/n) — a working point set elsewhere (e.g. on data) applied here."""
+    out = []
+    for sc in (score_signal, score_background):
+        sc = np.asarray(sc, dtype=np.float64)
+        e = float(np.mean(sc > cut))
+        out += [e, float(np.sqrt(max(e * (1 - e), 0.0) / max(len(sc), 1)))]
+    return tuple(out)
+
+
 def unclosed(metrics, n_sigma: float = 5.0) -> list[tuple[str, str, float, float]]:
     """(label, space, calibrated-vs-data AUC, floor) wherever the calibrated AUC lies more than
     ``n_sigma`` combined standard errors above the data-vs-data floor: the gap the map left open."""
@@ -197,6 +212,10 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
         transport_cost(label)             E‖T(z) − z‖² of the calibration
         efficiency(domain), efficiency_error(domain), cut(domain)
                                           signal efficiency at ``mistag`` background efficiency, per domain
+                                          (each domain's own cut)
+        efficiency_at_data_cut(domain), mistag_at_data_cut(domain) (+ _error)
+                                          signal and background efficiency of each domain above the
+                                          data's cut: the working point an analysis fixes on data
         n(label, domain)                  jets per set
 
     For each label the data are split in two halves (D₁, D₂); every comparison uses |D₁| points per
@@ -251,11 +270,17 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
     for j, dom in enumerate(DOMAINS):
         eff[j], err[j], cut[j] = efficiency_at_mistag(outputs[dom][sig]["score"], outputs[dom][bkg]["score"],
                                                       mistag, seed=seed)
+    # the data's working point applied to every domain: the "scale factor" view
+    data_cut = cut[DOMAINS.index("data")]
+    at_cut = np.array([rates_at_cut(outputs[dom][sig]["score"], outputs[dom][bkg]["score"], data_cut)
+                       for dom in DOMAINS])
     label_names = [class_names[lab] for lab in labels]
     ds = xr.Dataset(
         {"auc": (("label", "space", "comparison"), auc), "auc_error": (("label", "space", "comparison"), auc_err),
          "transport_cost": ("label", cost),
          "efficiency": ("domain", eff), "efficiency_error": ("domain", err), "cut": ("domain", cut),
+         "efficiency_at_data_cut": ("domain", at_cut[:, 0]), "efficiency_at_data_cut_error": ("domain", at_cut[:, 1]),
+         "mistag_at_data_cut": ("domain", at_cut[:, 2]), "mistag_at_data_cut_error": ("domain", at_cut[:, 3]),
          "n": (("label", "domain"), n)},
         coords={"label": label_names, "space": list(spaces), "comparison": list(COMPARISONS), "domain": list(DOMAINS)},
         attrs={"mistag": float(mistag), "signal": class_names[sig], "background": class_names[bkg], "seed": int(seed),
@@ -265,4 +290,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
     ds["auc_error"].attrs["long_name"] = "standard error of the AUC on the test half (Hanley & McNeil)"
     ds["transport_cost"].attrs["long_name"] = "transport cost E|T(z) - z|^2"
     ds["efficiency"].attrs["long_name"] = f"signal efficiency at {mistag:g} mistag rate"
+    ds["efficiency_at_data_cut"].attrs["long_name"] = (f"signal efficiency above the data's cut (the score at "
+                                                       f"{mistag:g} mistag rate in data); binomial errors")
+    ds["mistag_at_data_cut"].attrs["long_name"] = "background efficiency (mistag rate) above the data's cut"
     return ds

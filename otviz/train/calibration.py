@@ -68,10 +68,13 @@ class CalibrationMaps(nn.Module):
         self.maps = nn.ModuleDict({str(lab): OTMap(cfg.dim, cfg.map_config) for lab in cfg.labels})
 
     def map_for(self, label) -> OTMap:
+        """The map of class ``label``: its id (1 = W, 0 = QCD; ``CLASS_NAMES``) or its name ("W", "QCD")."""
+        ids = {name: lab for lab, name in CLASS_NAMES.items()}
         try:
-            return self.maps[str(int(label))]
-        except KeyError:
-            raise ValueError(f"CalibrationMaps: no map for class {label!r} (have {list(self.maps)})") from None
+            return self.maps[str(ids[label] if isinstance(label, str) and label in ids else int(label))]
+        except (KeyError, ValueError, TypeError):
+            have = ", ".join(f"{lab} ({CLASS_NAMES.get(int(lab), '?')})" for lab in self.maps)
+            raise ValueError(f"CalibrationMaps: no map for class {label!r} (have {have})") from None
 
     def forward(self, z, label):
         return self.map_for(label)(z)
@@ -80,6 +83,8 @@ class CalibrationMaps(nn.Module):
         return self.map_for(label).interpolate(z, t)
 
     def transport(self, z, label, t: float = 1.0) -> np.ndarray:
+        """T_label(z) of raw tagger latents z (n, 128) → (n, 128) float32, or the displacement
+        interpolation (1 − t) z + t T(z); ``label``: 1 / "W" or 0 / "QCD"."""
         return self.map_for(label).transport(z, t=t)
 
 

@@ -11,16 +11,13 @@ import panel as pn
 import param
 
 from .. import kinds
-from ..metrics.calibration import FROZEN
+from ..metrics.calibration import COMPARISON_HEADS, FROZEN
 from ..viz.corner import COLORS, LABELS, MASSES, SHORT, corner_plot, displace, plot_ranges, score_histograms, whiten
 from . import cache
 from .notify import describe
 from .state import ExplorerState
 
 COMPARISONS = ("sim vs data", "calibrated vs data", "all three")
-# the AUC table's column heads (otviz.metrics.calibration.COMPARISONS)
-COLUMN_HEADS = {"sim vs data": "sim vs data", "calibrated vs data": "calibrated vs data, new D",
-                "data vs data": "floor: data vs data", FROZEN: "calibrated vs data, frozen D"}
 COMPONENTS = tuple(f"PC{k}" for k in range(1, 6))
 SPACES = {"z128": "z₁₂₈", "z128w": "z₁₂₈ whitened", "z128p": "z′₁₂₈", "score": "score"}
 
@@ -94,7 +91,7 @@ def auc_markdown(metrics) -> str:
     from ..metrics.calibration import displayed_comparisons
 
     comps = displayed_comparisons(metrics)
-    head = "| class | space | " + " | ".join(COLUMN_HEADS.get(c, c) for c in comps) + " |"
+    head = "| class | space | " + " | ".join(COMPARISON_HEADS.get(c, c) for c in comps) + " |"
     rows = [head, "|---|---|" + "---|" * len(comps)]
     for lab in metrics.label.values:
         for sp in metrics.space.values:
@@ -130,15 +127,29 @@ def auc_notes(metrics) -> str:
 
 
 def working_point_markdown(metrics) -> str:
-    """Signal efficiency at the mistag rate for sim, data and calibrated, ± errors, and the cut."""
+    """Signal efficiency at the mistag rate for sim, data and calibrated, ± errors, and the cut; and,
+    when stored, each domain's signal efficiency and mistag rate above the data's cut."""
     mistag = metrics.attrs.get("mistag", float("nan"))
     sig = metrics.attrs.get("signal", "W")
+    fixed = "efficiency_at_data_cut" in metrics
     rows = [f"**Working point:** {sig} efficiency at a mistag rate of {float(mistag):.0%}",
-            "", "| domain | efficiency | score cut |", "|---|---|---|"]
+            "", "| domain | efficiency (own cut) | score cut |" + (" efficiency at data's cut | mistag at data's cut |"
+                                                              if fixed else ""),
+            "|---|---|---|" + ("---|---|" if fixed else "")]
     for dom in metrics.domain.values:
         e, s = float(metrics["efficiency"].sel(domain=dom)), float(metrics["efficiency_error"].sel(domain=dom))
         cut = float(metrics["cut"].sel(domain=dom)) if "cut" in metrics else float("nan")
-        rows.append(f"| {LABELS.get(str(dom), dom)} | {e:.3f} ± {s:.3f} | {cut:.3g} |")
+        row = f"| {LABELS.get(str(dom), dom)} | {e:.3f} ± {s:.3f} | {cut:.3g} |"
+        if fixed:
+            v = {k: float(metrics[k].sel(domain=dom)) for k in ("efficiency_at_data_cut", "efficiency_at_data_cut_error",
+                                                                 "mistag_at_data_cut", "mistag_at_data_cut_error")}
+            row += (f" {v['efficiency_at_data_cut']:.3f} ± {v['efficiency_at_data_cut_error']:.3f} |"
+                    f" {v['mistag_at_data_cut']:.3f} ± {v['mistag_at_data_cut_error']:.3f} |")
+        rows.append(row)
+    if fixed:
+        rows += ["", "*Own cut*: each domain cut at its own 10 % mistag quantile. *Data's cut*: the working point "
+                     "fixed on data, applied to every domain — the ratios to data are the tagging scale factors."
+                 .replace("10 %", f"{float(mistag):.0%}")]
     if "transport_cost" in metrics:
         costs = ", ".join(f"{lab} {float(metrics['transport_cost'].sel(label=lab)):.3g}" for lab in metrics.label.values)
         rows += ["", f"Transport cost E‖T(x) − x‖² (z₁₂₈ units²): {costs}"]
@@ -263,8 +274,7 @@ class CalibrationView(pn.viewable.Viewer):
 
     def content(self):
         return pn.Column(self.message, self.title, self.t_text, self.corner,
-                         pn.Row(pn.Column(self.auc, min_width=640, sizing_mode="stretch_width"),
-                                pn.Column(self.working_point, width=380), sizing_mode="stretch_width"),
+                         pn.Column(self.auc, self.working_point, max_width=1000, sizing_mode="stretch_width"),
                          self.scores, sizing_mode="stretch_width")
 
     def __panel__(self):

@@ -37,6 +37,17 @@ def test_efficiency_at_fixed_mistag_of_gaussian_scores():
     assert 0.001 < err < 0.01
 
 
+def test_rates_at_a_fixed_cut_of_gaussian_scores():
+    """Signal N(1, 1), background N(0, 1) above the cut 1.2816 (= Φ⁻¹(0.9)): ε_B = 0.1 and
+    ε_S = 1 − Φ(0.2816), with binomial errors √(ε(1 − ε)/n)."""
+    from otviz.metrics.calibration import rates_at_cut
+
+    rng = np.random.default_rng(4)
+    es, ss, eb, sb = rates_at_cut(rng.normal(1, 1, 40_000), rng.normal(0, 1, 40_000), norm.ppf(0.9))
+    assert eb == pytest.approx(0.1, abs=3 * sb) and sb == pytest.approx(np.sqrt(0.09 / 40_000), rel=0.05)
+    assert es == pytest.approx(1 - norm.cdf(norm.ppf(0.9) - 1), abs=3 * ss)
+
+
 def test_pca_is_whitened_on_the_target_and_cost_is_the_mean_squared_move():
     rng = np.random.default_rng(3)
     t = rng.standard_normal((5000, 6)) @ rng.standard_normal((6, 6)) + 3.0

@@ -72,6 +72,11 @@ def test_calibration_recovers_the_known_map_and_closes_the_gap(setup, tmp_path):
     eff, err = m["efficiency"], m["efficiency_error"]
     gap = abs(float(eff.sel(domain="calibrated") - eff.sel(domain="data")))
     assert gap < 3 * float(np.hypot(err.sel(domain="calibrated"), err.sel(domain="data")))
+    for rate in ("efficiency_at_data_cut", "mistag_at_data_cut"):  # the data's working point in every domain
+        r, e = m[rate], m[rate + "_error"]
+        assert abs(float(r.sel(domain="calibrated") - r.sel(domain="data"))) < 3 * float(
+            np.hypot(e.sel(domain="calibrated"), e.sel(domain="data"))) + 0.01, rate
+    assert float(m["mistag_at_data_cut"].sel(domain="data")) == pytest.approx(0.1, abs=0.01)
     assert float(m["transport_cost"].sel(label="W")) > 0
     pts = read_points(tmp_path / "cal")
     assert pts["z128"].dims == ("label", "domain", "point", "latent") and list(pts.domain.values) == ["sim", "data", "calibrated"]
@@ -95,6 +100,9 @@ def test_cancel_then_resume_finishes_with_the_same_maps(setup, tmp_path):
     a, b = otviz.load_run(tmp_path / "a").model, otviz.load_run(tmp_path / "b").model
     for lab in (1, 0):
         np.testing.assert_allclose(a.transport(x, lab), b.transport(x, lab), atol=1e-5)
+    np.testing.assert_array_equal(a.transport(x, "W"), a.transport(x, 1))  # classes by name too
+    with pytest.raises(ValueError, match=r"no map for class 'Z' \(have 1 \(W\), 0 \(QCD\)\)"):
+        a.transport(x, "Z")
 
 
 def test_config_validation_and_missing_inputs(setup, tmp_path):

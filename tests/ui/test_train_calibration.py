@@ -117,7 +117,7 @@ def test_the_shipped_calibration_closes_the_gap_its_discriminator_saw_and_the_pa
 
     from otviz.cli import format_calibration_metrics
     from otviz.metrics.calibration import FROZEN, unclosed
-    from otviz.ui.calibration_view import SPACES, auc_markdown, auc_notes
+    from otviz.ui.calibration_view import SPACES, auc_markdown, auc_notes, working_point_markdown
 
     m = xr.load_dataset(Path(__file__).resolve().parents[2] / "data" / "pretrained" / "otcal-wjets" / "metrics.nc")
     for lab in ("W", "QCD"):
@@ -125,6 +125,12 @@ def test_the_shipped_calibration_closes_the_gap_its_discriminator_saw_and_the_pa
         sim, frozen, floor = (float(a.sel(comparison=c)) for c in ("sim vs data", FROZEN, "data vs data"))
         assert sim - frozen > 5 * float(np.hypot(e.sel(comparison="sim vs data"), e.sel(comparison=FROZEN))), lab
         assert abs(frozen - floor) < 3 * float(np.hypot(e.sel(comparison=FROZEN), e.sel(comparison="data vs data"))), lab
+    # the data's working point: simulation's efficiency there is far off data's, calibrated simulation's is not
+    at, at_err = m["efficiency_at_data_cut"], m["efficiency_at_data_cut_error"]
+    def pull(dom):
+        return abs(float(at.sel(domain=dom) - at.sel(domain="data"))) / float(
+            np.hypot(at_err.sel(domain=dom), at_err.sel(domain="data")))
+    assert pull("sim") > 5 and pull("calibrated") < 2, (pull("sim"), pull("calibrated"))
     notes, text = auc_notes(m), format_calibration_metrics(m)
     gaps = unclosed(m)
     assert ("W", "z128", float(m["auc"].sel(label="W", space="z128", comparison="calibrated vs data")),
@@ -133,4 +139,6 @@ def test_the_shipped_calibration_closes_the_gap_its_discriminator_saw_and_the_pa
         assert f"{lab} {SPACES[sp]} {a:.3f} (floor {f:.3f})" in notes
         assert f"not closed: {lab} {sp} calibrated vs data {a:.3f}, floor {f:.3f}" in text
     assert "*frozen D*" in notes and "calibrated vs data, frozen D" in auc_markdown(m) and "*z₁₂₈ whitened*" in notes and "z128w: z128 in the data's" in text
-    assert f"{FROZEN}: the sim-vs-data discriminator, frozen" in text
+    assert "calibrated vs data, frozen D: the sim-vs-data discriminator, unchanged" in text
+    assert "| calibrated vs data, frozen D | calibrated vs data, new D |" in text
+    assert "at the data's cut" in text and "efficiency at data's cut" in working_point_markdown(m)
