@@ -193,7 +193,7 @@ def reference_frame(ref):
     frame in which ref lies in the x–z half-plane px ≥ 0, py = 0, pz ≥ 0 (see :func:`to_frame`)."""
     ref = _asarray(ref)
     xp = _ns(ref)
-    phi_ref = xp.arctan2(ref[..., 1], ref[..., 0]) if xp is np else xp.atan2(ref[..., 1], ref[..., 0])
+    phi_ref = xp.arctan2(ref[..., 1], ref[..., 0])
     sign = xp.where(ref[..., 2] < 0, -1.0, 1.0)
     if xp is not np:
         sign = sign.to(ref.dtype)
