@@ -44,6 +44,7 @@ COMPARISON_DESCRIPTIONS = {
 }
 COMPARISON_HEADS = {"sim vs data": "sim vs data", FROZEN: "calibrated vs data, frozen D",
                     "calibrated vs data": "calibrated vs data, new D", "data vs data": "floor: data vs data"}
+TRAINED = COMPARISONS[:3]  # each trains its own discriminator; FROZEN reuses the sim-vs-data one
 DISPLAY_ORDER = ("sim vs data", FROZEN, "calibrated vs data", "data vs data")  # tables' column order
 SPACES = ("z128", "z128w", "z128p", "score")
 SPACE_DESCRIPTIONS = {
@@ -253,7 +254,7 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
             pairs = {"sim vs data": (space_of("sim", pick, space), space_of("data", d1, space)),
                      "calibrated vs data": (space_of("calibrated", pick, space), space_of("data", d1, space)),
                      "data vs data": (space_of("data", d2, space), space_of("data", d1, space))}
-            for c, comp in enumerate(COMPARISONS[:3]):
+            for c, comp in enumerate(TRAINED):
                 a, b = pairs[comp]
                 score, ta, tb = train_discriminator(a, b, seed=seed + 17 * c + SEED_OFFSET[space], hidden=hidden,
                                                     max_iter=max_iter)
@@ -261,8 +262,9 @@ def calibration_metrics(latents: dict, outputs: dict, class_names: dict, mistag:
                 auc_err[i, k, c] = auc_standard_error(auc[i, k, c], len(ta), len(tb))
                 if comp == "sim vs data":  # the same discriminator on T(the same held-out sim) vs the same data
                     cal = pairs["calibrated vs data"][0]
-                    auc[i, k, 3] = held_out_auc(score, cal[ta], b[tb])
-                    auc_err[i, k, 3] = auc_standard_error(auc[i, k, 3], len(ta), len(tb))
+                    fz = COMPARISONS.index(FROZEN)
+                    auc[i, k, fz] = held_out_auc(score, cal[ta], b[tb])
+                    auc_err[i, k, fz] = auc_standard_error(auc[i, k, fz], len(ta), len(tb))
     sig, bkg = labels[0], labels[1]
     eff = np.zeros(len(DOMAINS))
     err = np.zeros(len(DOMAINS))

@@ -11,7 +11,7 @@ import panel as pn
 import param
 
 from .. import kinds
-from ..metrics.calibration import COMPARISON_HEADS, FROZEN
+from ..metrics.calibration import COMPARISON_DESCRIPTIONS, COMPARISON_HEADS, FROZEN, displayed_comparisons, unclosed
 from ..viz.corner import COLORS, LABELS, MASSES, SHORT, corner_plot, displace, plot_ranges, score_histograms, whiten
 from . import cache
 from .notify import describe
@@ -87,9 +87,7 @@ def corner_sets(classes: dict, label: str, comparison: str, t: float, components
 
 
 def auc_markdown(metrics) -> str:
-    """The AUC table: class × space rows; sim vs data, calibrated vs data and the data-vs-data floor."""
-    from ..metrics.calibration import displayed_comparisons
-
+    """The AUC table: class × space rows, one column per stored comparison (``COMPARISON_HEADS``)."""
     comps = displayed_comparisons(metrics)
     head = "| class | space | " + " | ".join(COMPARISON_HEADS.get(c, c) for c in comps) + " |"
     rows = [head, "|---|---|" + "---|" * len(comps)]
@@ -106,14 +104,10 @@ def auc_markdown(metrics) -> str:
 def auc_notes(metrics) -> str:
     """Under the AUC table: what the whitened row sees, and every cell where calibration left the
     AUC well above its floor (``metrics.calibration.unclosed``)."""
-    from ..metrics.calibration import unclosed
-
     text = ""
     if FROZEN in [str(c) for c in metrics.comparison.values]:
-        text += ("\n\n*frozen D*: the sim-vs-data discriminator, unchanged, scoring the calibrated held-out "
-                 "simulation against the same held-out data (the paper's Fig. 4a): how much of the gap it saw is "
-                 "gone. *new D*: a discriminator trained on calibrated vs data — what any classifier can still "
-                 "find, the map's own errors included.")
+        text += (f"\n\n*frozen D*: {COMPARISON_DESCRIPTIONS[FROZEN]}. "
+                 f"*new D*: {COMPARISON_DESCRIPTIONS['calibrated vs data']}.")
     if "z128w" in [str(s) for s in metrics.space.values]:
         text += ("\n\n*z₁₂₈ whitened*: the same discriminator on the data's whitened principal coordinates. z₁₂₈ "
                  "fills a thin curved sheet; a map that moves points off it is caught here even when the z₁₂₈ row "
@@ -147,9 +141,9 @@ def working_point_markdown(metrics) -> str:
                     f" {v['mistag_at_data_cut']:.3f} ± {v['mistag_at_data_cut_error']:.3f} |")
         rows.append(row)
     if fixed:
-        rows += ["", "*Own cut*: each domain cut at its own 10 % mistag quantile. *Data's cut*: the working point "
-                     "fixed on data, applied to every domain — the ratios to data are the tagging scale factors."
-                 .replace("10 %", f"{float(mistag):.0%}")]
+        rows += ["", f"*Own cut*: each domain cut at its own {float(mistag):.0%} mistag quantile. *Data's cut*: the "
+                     "working point fixed on data, applied to every domain — the ratios to data are the tagging "
+                     "scale factors."]
     if "transport_cost" in metrics:
         costs = ", ".join(f"{lab} {float(metrics['transport_cost'].sel(label=lab)):.3g}" for lab in metrics.label.values)
         rows += ["", f"Transport cost E‖T(x) − x‖² (z₁₂₈ units²): {costs}"]
